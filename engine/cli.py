@@ -1,0 +1,55 @@
+"""``kernelscope-cli``: the headless command line. Sub-commands live in ``engine.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from types import ModuleType
+
+from engine import __version__
+
+# Explicit list (no folder scan: scans break inside frozen installers).
+def _command_modules() -> list[ModuleType]:
+    from engine.commands import degrade, metrics
+
+    return [degrade, metrics]
+
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the command ran and something failed (bad input, some files skipped)
+EXIT_USAGE = 2  # wrong arguments
+EXIT_CANCELLED = 130  # Ctrl-C
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kernelscope-cli",
+        description="Kernelscope: blind super-resolution that shows the blur it found.",
+    )
+    parser.add_argument("--version", action="version", version=f"kernelscope {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _command_modules():
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
