@@ -25,6 +25,8 @@ import math
 import cv2
 import numpy as np
 
+from engine.degradation import blur_subsample, blur_subsample_variant, quantize_u8
+
 __all__ = [
     "rgb_to_y_bt601",
     "psnr",
@@ -195,8 +197,6 @@ def lr_psnr(
         kernels_lr: ``(h, w, 21, 21)`` one kernel per LR pixel, or a single ``(21, 21)`` kernel used
             everywhere.
     """
-    from engine.degradation import blur_subsample, blur_subsample_variant, quantize_u8
-
     hr = np.asarray(hr_rgb_f32, dtype=np.float32)
     lr = np.asarray(lr_rgb_f32, dtype=np.float32)
     k = np.asarray(kernels_lr, dtype=np.float32)

@@ -175,3 +175,35 @@ def test_kernel_error_values() -> None:
 def test_kernel_error_shape_mismatch() -> None:
     with pytest.raises(ValueError):
         kernel_error(np.zeros((21, 21)), np.zeros((2, 21, 21)))
+
+
+# --- LR-PSNR ------------------------------------------------------------------------------------
+def test_lr_psnr_true_kernels_high_wrong_kernels_lower() -> None:
+    from engine.degradation import anisotropic_gaussian_kernel, degrade_manet, manet_mode_field
+    from engine.metrics import lr_psnr
+
+    rng = np.random.default_rng(6)
+    scale = 4
+    hr = _smooth_image(rng, 160, 120)
+    hr = np.clip(hr + 0.03 * rng.standard_normal(hr.shape), 0, 1).astype(np.float32)  # some texture
+    field = manet_mode_field(5, (40, 30), scale, rng=np.random.default_rng(7))
+    lr = degrade_manet(hr, field, scale, None)
+    # the true field reproduces the 8-bit LR image exactly
+    assert lr_psnr(hr, lr, field, scale, crop_border=scale) == math.inf
+    wrong = anisotropic_gaussian_kernel(0.7, 0.7, 0.0, scale)  # far too sharp everywhere
+    # a nearly true estimate (2 % of a wrong kernel mixed in) still scores very high, but finite
+    true_score = lr_psnr(hr, lr, 0.98 * field + 0.02 * wrong, scale, crop_border=scale)
+    assert 45.0 <= true_score < math.inf
+    wrong_score = lr_psnr(hr, lr, wrong, scale, crop_border=scale)
+    assert wrong_score < true_score - 5.0
+    other_field = manet_mode_field(5, (40, 30), scale, rng=np.random.default_rng(8))
+    assert lr_psnr(hr, lr, other_field, scale, crop_border=scale) < true_score - 5.0
+
+
+def test_lr_psnr_rejects_mismatched_sizes() -> None:
+    from engine.metrics import lr_psnr
+
+    with pytest.raises(ValueError, match="LR image"):
+        lr_psnr(np.zeros((40, 40, 3)), np.zeros((9, 10, 3)), np.zeros((21, 21)), 4, crop_border=4)
+    with pytest.raises(ValueError, match="kernels"):
+        lr_psnr(np.zeros((40, 40, 3)), np.zeros((10, 10, 3)), np.zeros((9, 10, 21, 21)), 4, crop_border=4)
