@@ -1,0 +1,309 @@
+"""IKC (Gu et al., CVPR 2019): SFTMD super-resolver, kernel-code Predictor and Corrector.
+
+Three networks share this file because they only make sense together (the IKC loop)::
+
+    h0 = predictor(lr_rgb); sr0 = sftmd(lr_rgb, h0)
+    for i in 1..t:  h_i = h_{i-1} + corrector(sr_{i-1}, h_{i-1});  sr_i = sftmd(lr_rgb, h_i)
+
+Graph contracts (NCHW float32, RGB in [0, 1]; codes are isotropic-kernel PCA codes, L = 10):
+
+- ``sftmd``: ``lr_rgb`` (N, 3, h, w), ``kernel_code`` (N, L) → ``sr_rgb`` (N, 3, s·h, s·w) in [0, 1].
+  The code is stretched to an (N, L, h, w) map inside the network.
+- ``ikc_predictor``: ``lr_rgb`` (N, 3, H, W) → ``kernel_code`` (N, L) (global average pooling).
+- ``ikc_corrector``: ``sr_rgb`` (N, 3, H, W), ``kernel_code`` (N, L) → ``code_delta`` (N, L).
+
+Predictor and corrector pool over the whole image: run them once on the full (or downscaled) image
+and tile only SFTMD with the code fixed.
+
+Choices where published versions differ: the SFT scale branch goes through a sigmoid (as in
+RRDB-SFT, :class:`engine.archs.rrdb_sft.SFTLayer` is reused); activations after the input convs and
+in the upsampler are LeakyReLU 0.2; the predictor keeps the LeakyReLU after its last conv (so the
+pooled code is a mean of LeakyReLU outputs, which can still be negative).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.archs.rrdb_sft import SFTLayer
+
+SFTMD_INPUT_NAMES: tuple[str, ...] = ("lr_rgb", "kernel_code")
+SFTMD_OUTPUT_NAMES: tuple[str, ...] = ("sr_rgb",)
+PREDICTOR_INPUT_NAMES: tuple[str, ...] = ("lr_rgb",)
+PREDICTOR_OUTPUT_NAMES: tuple[str, ...] = ("kernel_code",)
+CORRECTOR_INPUT_NAMES: tuple[str, ...] = ("sr_rgb", "kernel_code")
+CORRECTOR_OUTPUT_NAMES: tuple[str, ...] = ("code_delta",)
+
+CODE_LEN = 10
+
+
+def _stretch(code: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(N, L) code → (N, L, h, w) map with the spatial size of ``like`` (N, C, h, w)."""
+    return code[:, :, None, None].expand(-1, -1, like.shape[2], like.shape[3])
+
+
+def _check_scale(scale: int) -> None:
+    if scale not in (2, 3, 4):
+        raise ValueError(f"scale must be 2, 3 or 4, got {scale}")
+
+
+# --- SFTMD ----------------------------------------------------------------------------------------
+
+
+class SFTResidualBlock(nn.Module):
+    """``x + conv(ReLU(SFT(conv(ReLU(SFT(x, H))), H)))`` (SFT → ReLU → conv3x3, twice).
+
+    Args:
+        nf: feature width.
+        code_len: condition-map channels.
+        sft_hidden: SFT branch hidden width.
+    """
+
+    def __init__(self, nf: int, code_len: int, sft_hidden: int) -> None:
+        super().__init__()
+        self.sft1 = SFTLayer(nf, code_len, sft_hidden)
+        self.conv1 = nn.Conv2d(nf, nf, 3, padding=1)
+        self.sft2 = SFTLayer(nf, code_len, sft_hidden)
+        self.conv2 = nn.Conv2d(nf, nf, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, code_map: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(F.relu(self.sft1(x, code_map)))
+        y = self.conv2(F.relu(self.sft2(y, code_map)))
+        return x + y
+
+
+def _upsample_steps(scale: int) -> list[int]:
+    return [2, 2] if scale == 4 else [scale]
+
+
+def _upsampler(nf: int, scale: int) -> nn.Sequential:
+    """×4: two [conv3x3 nf → 4·nf, PixelShuffle(2), LeakyReLU]; ×2 / ×3: one with PixelShuffle(s)."""
+    layers: list[nn.Module] = []
+    for s in _upsample_steps(scale):
+        layers += [nn.Conv2d(nf, nf * s * s, 3, padding=1), nn.PixelShuffle(s), nn.LeakyReLU(0.2, inplace=True)]
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class SFTMDConfig:
+    """Sizes of an SFTMD.
+
+    Attributes:
+        nf: feature width (paper 64).
+        num_blocks: SFT residual blocks (paper 16).
+        code_len: kernel code length (paper 10; must match the PCA basis).
+        sft_hidden: SFT branch hidden width (paper 32).
+        tail_kernel: side of the output convolution on the SR grid (paper 9; the small presets use
+            3 because a 9×9 conv with 3 outputs dominates CPU run time at ×4: ~2 s of ORT time on a
+            256² LR image against ~0.2 s for 3×3).
+    """
+
+    nf: int
+    num_blocks: int
+    code_len: int = CODE_LEN
+    sft_hidden: int = 32
+    tail_kernel: int = 9
+
+
+SFTMD_PRESETS: dict[str, SFTMDConfig] = {
+    "paper": SFTMDConfig(nf=64, num_blocks=16),  # 4,234,691 parameters at ×4
+    "small": SFTMDConfig(nf=32, num_blocks=6, sft_hidden=16, tail_kernel=3),
+    "tiny": SFTMDConfig(nf=8, num_blocks=1, sft_hidden=8, tail_kernel=3),
+}
+
+
+class SFTMD(nn.Module):
+    """Non-blind SR conditioned on one kernel code per image.
+
+    ``conv3x3 (3→nf) → LReLU → conv3x3 → LReLU → conv3x3`` gives ``f``; ``num_blocks`` SFT residual
+    blocks → SFT → conv3x3, plus ``f`` (global skip); upsampler; conv9x9 (nf → 3, or
+    ``tail_kernel``) on the SR grid; clamp to [0, 1].
+
+    Args:
+        scale: upscaling factor (2, 3 or 4).
+        nf: feature width.
+        num_blocks: SFT residual blocks.
+        code_len: length of ``kernel_code``.
+        sft_hidden: SFT branch hidden width.
+        tail_kernel: odd side of the output convolution (9 in the paper).
+        clamp_output: clamp ``sr_rgb`` to [0, 1] (exported graphs do; the state dict is the same
+            either way, so training may switch it off).
+    """
+
+    def __init__(
+        self,
+        scale: int = 4,
+        nf: int = 64,
+        num_blocks: int = 16,
+        code_len: int = CODE_LEN,
+        sft_hidden: int = 32,
+        tail_kernel: int = 9,
+        clamp_output: bool = True,
+    ) -> None:
+        super().__init__()
+        if tail_kernel % 2 != 1:
+            raise ValueError("tail_kernel must be odd")
+        self.scale = scale
+        self.code_len = code_len
+        self.clamp_output = clamp_output
+        self.head = nn.Sequential(
+            nn.Conv2d(3, nf, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(nf, nf, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(nf, nf, 3, padding=1),
+        )
+        self.blocks = nn.ModuleList([SFTResidualBlock(nf, code_len, sft_hidden) for _ in range(num_blocks)])
+        self.sft = SFTLayer(nf, code_len, sft_hidden)
+        self.trunk = nn.Conv2d(nf, nf, 3, padding=1)
+        self.upsample = _upsampler(nf, scale)
+        self.tail = nn.Conv2d(nf, 3, tail_kernel, padding=tail_kernel // 2)
+
+    def forward(self, lr_rgb: torch.Tensor, kernel_code: torch.Tensor) -> torch.Tensor:
+        f = self.head(lr_rgb)
+        code_map = _stretch(kernel_code, f)
+        x = f
+        for block in self.blocks:
+            x = block(x, code_map)
+        x = self.trunk(self.sft(x, code_map)) + f
+        sr = self.tail(self.upsample(x))
+        return sr.clamp(0.0, 1.0) if self.clamp_output else sr
+
+
+def build_sftmd(preset: str, scale: int, clamp_output: bool = True) -> SFTMD:
+    """An SFTMD of the named preset (``paper``, ``small``, ``tiny``) at ``scale`` (2, 3, 4)."""
+    _check_scale(scale)
+    cfg = SFTMD_PRESETS[preset]
+    return SFTMD(scale, cfg.nf, cfg.num_blocks, cfg.code_len, cfg.sft_hidden, cfg.tail_kernel, clamp_output)
+
+
+def sftmd_receptive_radius_lr_px(preset: str, scale: int) -> int:
+    """Largest LR distance (rounded up) from which an input pixel can influence an output pixel.
+
+    Head 3 + 6 per block + SFT 2 + trunk 1, then each upsampler conv adds one pixel of its own grid
+    and the tail ``tail_kernel // 2`` SR pixels.
+    """
+    cfg = SFTMD_PRESETS[preset]
+    radius = Fraction(3 + 6 * cfg.num_blocks + 3)
+    grid = 1
+    for step in _upsample_steps(scale):
+        radius += Fraction(1, grid)
+        grid *= step
+    radius += Fraction(cfg.tail_kernel // 2, scale)
+    return math.ceil(radius)
+
+
+# --- Predictor ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeNetConfig:
+    """Width of a predictor or corrector.
+
+    Attributes:
+        nf: convolution width (paper 64); the corrector's code branch has the same width.
+        code_len: kernel code length (paper 10).
+    """
+
+    nf: int
+    code_len: int = CODE_LEN
+
+
+PREDICTOR_PRESETS: dict[str, CodeNetConfig] = {
+    "paper": CodeNetConfig(nf=64),  # 430,730 parameters
+    "small": CodeNetConfig(nf=32),
+    "tiny": CodeNetConfig(nf=8),
+}
+CORRECTOR_PRESETS: dict[str, CodeNetConfig] = {
+    "paper": CodeNetConfig(nf=64),  # 649,930 parameters
+    "small": CodeNetConfig(nf=32),
+    "tiny": CodeNetConfig(nf=8),
+}
+
+
+class Predictor(nn.Module):
+    """Initial kernel code from the LR image.
+
+    Six conv5×5 (3 → nf, nf → nf ×4 with stride 2 at the fourth, nf → code_len), LeakyReLU 0.2 after
+    each, global average pooling → (N, code_len).
+
+    Args:
+        nf: convolution width.
+        code_len: output code length.
+    """
+
+    def __init__(self, nf: int = 64, code_len: int = CODE_LEN) -> None:
+        super().__init__()
+        chans = [3, nf, nf, nf, nf, nf, code_len]
+        strides = [1, 1, 1, 2, 1, 1]
+        layers: list[nn.Module] = []
+        for i, stride in enumerate(strides):
+            layers += [nn.Conv2d(chans[i], chans[i + 1], 5, stride=stride, padding=2), nn.LeakyReLU(0.2, inplace=True)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, lr_rgb: torch.Tensor) -> torch.Tensor:
+        return self.body(lr_rgb).mean(dim=(2, 3))
+
+
+def build_predictor(preset: str, scale: int) -> Predictor:
+    """A predictor of the named preset; ``scale`` is validated only (the architecture ignores it)."""
+    _check_scale(scale)
+    cfg = PREDICTOR_PRESETS[preset]
+    return Predictor(cfg.nf, cfg.code_len)
+
+
+# --- Corrector ------------------------------------------------------------------------------------
+
+
+class Corrector(nn.Module):
+    """Code correction Δh from the current SR image and code.
+
+    SR branch: seven conv5×5 (3 → nf, then nf → nf; stride 2 at layers 2 and 4), LeakyReLU 0.2 after
+    each. Code branch: FC code_len → nf → LReLU → FC nf → nf → LReLU, stretched to the SR feature
+    map. Concatenation (2·nf) → conv1×1 2·nf → 2·nf → LReLU → 1×1 → nf → LReLU → 1×1 → code_len;
+    global average pooling → (N, code_len).
+
+    Args:
+        nf: width of both branches.
+        code_len: code length (input and output).
+    """
+
+    def __init__(self, nf: int = 64, code_len: int = CODE_LEN) -> None:
+        super().__init__()
+        chans = [3] + [nf] * 7
+        strides = [1, 2, 1, 2, 1, 1, 1]
+        layers: list[nn.Module] = []
+        for i, stride in enumerate(strides):
+            layers += [nn.Conv2d(chans[i], chans[i + 1], 5, stride=stride, padding=2), nn.LeakyReLU(0.2, inplace=True)]
+        self.image_branch = nn.Sequential(*layers)
+        self.code_branch = nn.Sequential(
+            nn.Linear(code_len, nf),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(nf, nf),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.fuse = nn.Sequential(
+            nn.Conv2d(2 * nf, 2 * nf, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * nf, nf, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(nf, code_len, 1),
+        )
+
+    def forward(self, sr_rgb: torch.Tensor, kernel_code: torch.Tensor) -> torch.Tensor:
+        features = self.image_branch(sr_rgb)
+        code_map = _stretch(self.code_branch(kernel_code), features)
+        return self.fuse(torch.cat([features, code_map], dim=1)).mean(dim=(2, 3))
+
+
+def build_corrector(preset: str, scale: int) -> Corrector:
+    """A corrector of the named preset; ``scale`` is validated only (the architecture ignores it)."""
+    _check_scale(scale)
+    cfg = CORRECTOR_PRESETS[preset]
+    return Corrector(cfg.nf, cfg.code_len)

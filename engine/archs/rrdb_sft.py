@@ -1,0 +1,201 @@
+"""RRDB-SFT: non-blind super-resolution conditioned on a per-pixel kernel PCA code map (MANet paper).
+
+Graph contract: ``lr_rgb`` (N, 3, h, w) float32 RGB in [0, 1] and ``kernel_code`` (N, L, h, w) — the
+kernel of every LR pixel projected on the PCA basis (L = 15 in the paper) — → ``sr_rgb``
+(N, 3, s·h, s·w) RGB, clamped to [0, 1] unless built with ``clamp_output=False``.
+
+Layout (``nf`` features, ``gc`` growth; paper 64 / 32, 10 groups of 3 RDBs)::
+
+    f0 = conv3x3(lr_rgb)                                   3 → nf
+    x  = f0
+    repeat groups:  x = x + 0.2 · RDB(RDB(RDB(SFT(x, code))))
+    x  = conv3x3(x) + f0                                   trunk conv + global residual
+    sr = PixelShuffle(s)(conv3x3(x))                       nf → 3·s²
+
+The 0.2 residual of a group is taken around the whole group, SFT layer included: the group's input
+``x`` (before the SFT layer) is the identity path, so a group whose branch outputs zero is an exact
+identity. Each RDB carries its own ``out·0.2 + x`` inside. Neither has parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INPUT_NAMES: tuple[str, ...] = ("lr_rgb", "kernel_code")
+OUTPUT_NAMES: tuple[str, ...] = ("sr_rgb",)
+RESIDUAL_SCALE = 0.2
+
+
+class SFTLayer(nn.Module):
+    """Spatial feature transform ``F·γ + β`` conditioned on a code map ``H``.
+
+    ``γ = sigmoid(conv3x3(lrelu(conv3x3([F, H]))))`` and ``β = conv3x3(lrelu(conv3x3([F, H])))``,
+    two separate branches with ``hidden`` channels, LeakyReLU slope 0.2.
+
+    Args:
+        channels: feature width of ``F`` (input and output).
+        code_len: channels of the condition map ``H``.
+        hidden: width of each branch's hidden layer.
+    """
+
+    def __init__(self, channels: int, code_len: int, hidden: int) -> None:
+        super().__init__()
+        self.scale = nn.Sequential(
+            nn.Conv2d(channels + code_len, hidden, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(hidden, channels, 3, padding=1),
+        )
+        self.shift = nn.Sequential(
+            nn.Conv2d(channels + code_len, hidden, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(hidden, channels, 3, padding=1),
+        )
+
+    def forward(self, features: torch.Tensor, code_map: torch.Tensor) -> torch.Tensor:
+        cond = torch.cat([features, code_map], dim=1)
+        return features * torch.sigmoid(self.scale(cond)) + self.shift(cond)
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3×3 convolutions, ``out·0.2 + x``.
+
+    Conv ``k`` (k = 0..3) maps ``nf + k·gc → gc`` and is followed by LeakyReLU 0.2; the fifth maps
+    ``nf + 4·gc → nf`` with no activation. Each conv sees the concatenation of the block input and
+    all earlier outputs.
+
+    Args:
+        nf: feature width (input and output).
+        gc: growth channels of the four inner convs.
+    """
+
+    def __init__(self, nf: int, gc: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            [nn.Conv2d(nf + k * gc, gc, 3, padding=1) for k in range(4)]
+            + [nn.Conv2d(nf + 4 * gc, nf, 3, padding=1)]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for conv in self.convs[:-1]:
+            features.append(F.leaky_relu(conv(torch.cat(features, dim=1)), 0.2))
+        out = self.convs[-1](torch.cat(features, dim=1))
+        return out * RESIDUAL_SCALE + x
+
+
+class SFTRRDBGroup(nn.Module):
+    """One group: ``x + 0.2 · RDB_n(… RDB_1(SFT(x, code)))``.
+
+    Args:
+        nf: feature width.
+        gc: RDB growth channels.
+        code_len: condition-map channels.
+        sft_hidden: SFT branch hidden width.
+        num_rdb: residual dense blocks in the group (3 in the paper).
+    """
+
+    def __init__(self, nf: int, gc: int, code_len: int, sft_hidden: int, num_rdb: int) -> None:
+        super().__init__()
+        self.sft = SFTLayer(nf, code_len, sft_hidden)
+        self.rdbs = nn.Sequential(*[ResidualDenseBlock(nf, gc) for _ in range(num_rdb)])
+
+    def forward(self, x: torch.Tensor, code_map: torch.Tensor) -> torch.Tensor:
+        return x + RESIDUAL_SCALE * self.rdbs(self.sft(x, code_map))
+
+
+@dataclass(frozen=True)
+class RRDBSFTConfig:
+    """Sizes of an RRDB-SFT.
+
+    Attributes:
+        nf: feature width (paper 64).
+        gc: RDB growth channels (paper 32).
+        num_groups: SFT + RDB groups (paper 10).
+        num_rdb: RDBs per group (paper 3).
+        code_len: kernel PCA code length (paper 15; must match the PCA basis).
+        sft_hidden: SFT branch hidden width (paper 32).
+    """
+
+    nf: int
+    gc: int
+    num_groups: int
+    num_rdb: int = 3
+    code_len: int = 15
+    sft_hidden: int = 32
+
+
+PRESETS: dict[str, RRDBSFTConfig] = {
+    "paper": RRDBSFTConfig(nf=64, gc=32, num_groups=10),  # 8,086,256 parameters at ×4
+    "small": RRDBSFTConfig(nf=32, gc=16, num_groups=4, sft_hidden=16),
+    "tiny": RRDBSFTConfig(nf=8, gc=4, num_groups=1, num_rdb=1, sft_hidden=8),
+}
+
+
+class RRDBSFT(nn.Module):
+    """Non-blind SR: LR RGB + per-pixel kernel code map → SR RGB at ``scale``.
+
+    Args:
+        scale: upscaling factor (2, 3 or 4), done by one conv3x3 (nf → 3·s²) + PixelShuffle(s).
+        nf: feature width.
+        gc: RDB growth channels.
+        num_groups: number of SFT + RDB groups.
+        num_rdb: RDBs per group.
+        code_len: channels of ``kernel_code``.
+        sft_hidden: SFT branch hidden width.
+        clamp_output: clamp ``sr_rgb`` to [0, 1] (exported graphs do; training may switch it off
+            for full gradients, the state dict is the same).
+    """
+
+    def __init__(
+        self,
+        scale: int = 4,
+        nf: int = 64,
+        gc: int = 32,
+        num_groups: int = 10,
+        num_rdb: int = 3,
+        code_len: int = 15,
+        sft_hidden: int = 32,
+        clamp_output: bool = True,
+    ) -> None:
+        super().__init__()
+        self.scale = scale
+        self.code_len = code_len
+        self.clamp_output = clamp_output
+        self.head = nn.Conv2d(3, nf, 3, padding=1)
+        self.groups = nn.ModuleList(
+            [SFTRRDBGroup(nf, gc, code_len, sft_hidden, num_rdb) for _ in range(num_groups)]
+        )
+        self.trunk = nn.Conv2d(nf, nf, 3, padding=1)
+        self.upsample = nn.Sequential(nn.Conv2d(nf, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+
+    def forward(self, lr_rgb: torch.Tensor, kernel_code: torch.Tensor) -> torch.Tensor:
+        f0 = self.head(lr_rgb)
+        x = f0
+        for group in self.groups:
+            x = group(x, kernel_code)
+        sr = self.upsample(self.trunk(x) + f0)
+        return sr.clamp(0.0, 1.0) if self.clamp_output else sr
+
+
+def build(preset: str, scale: int, clamp_output: bool = True) -> RRDBSFT:
+    """An RRDB-SFT of the named preset (``paper``, ``small``, ``tiny``) at ``scale`` (2, 3, 4)."""
+    if scale not in (2, 3, 4):
+        raise ValueError(f"scale must be 2, 3 or 4, got {scale}")
+    cfg = PRESETS[preset]
+    return RRDBSFT(
+        scale, cfg.nf, cfg.gc, cfg.num_groups, cfg.num_rdb, cfg.code_len, cfg.sft_hidden, clamp_output
+    )
+
+
+def receptive_radius_lr_px(preset: str, scale: int) -> int:
+    """Largest LR distance (in pixels) from which an input pixel can influence an output pixel.
+
+    head 1 + per group (SFT 2 + 5 per RDB) + trunk 1 + upsampling conv 1 (on the LR grid, so the
+    radius does not depend on ``scale``; the argument keeps the signature of the other networks).
+    """
+    cfg = PRESETS[preset]
+    return 1 + cfg.num_groups * (2 + 5 * cfg.num_rdb) + 1 + 1
