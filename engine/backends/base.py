@@ -1,0 +1,162 @@
+"""The backend interface: a :class:`Backend` loads a model card into a :class:`Runner`.
+
+A runner maps named float32 NCHW arrays to named float32 arrays::
+
+    runner = backend.load(card)
+    out = runner.run({"lr_rgb": lr_nchw_f32})   # {"kernels": (N, 441, H, W) float32}
+    runner.provider                              # "CPUExecutionProvider", "torch-cuda", ...
+
+Inputs are checked against the card before they reach the runtime (:func:`validate_inputs`), and
+out-of-memory errors leave ``run`` as :class:`~engine.errors.DeviceOutOfMemory`.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from engine.errors import ModelError
+from engine.modelcards import ModelCard
+
+__all__ = ["Backend", "Runner", "validate_inputs", "physical_cores", "DEVICES"]
+
+DEVICES = ("auto", "cuda", "cpu")
+"""Device requests understood by every backend: ``auto`` (GPU when usable), ``cuda``, ``cpu``."""
+
+
+class Runner(abc.ABC):
+    """A loaded model, ready to run. Subclasses implement :meth:`_run`."""
+
+    def __init__(self, card: ModelCard, provider: str) -> None:
+        self.card = card
+        self.provider = provider
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.card.input_names
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.card.output_names
+
+    @property
+    def on_gpu(self) -> bool:
+        """True when the runner executes on a GPU (CUDA, TensorRT or torch-cuda)."""
+        return self.provider not in ("CPUExecutionProvider", "torch-cpu")
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the model on float32 arrays shaped as the card says; returns float32 arrays by name.
+
+        Raises :class:`ModelError` for inputs that do not fit the card and
+        :class:`~engine.errors.DeviceOutOfMemory` when the device runs out of memory.
+        """
+        feed = validate_inputs(self.card, inputs)
+        return self._run(feed)
+
+    @abc.abstractmethod
+    def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on validated, C-contiguous float32 inputs."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.card.id!r}, provider={self.provider!r})"
+
+
+class Backend(abc.ABC):
+    """Something that turns a model card into a :class:`Runner` (ONNX Runtime or PyTorch)."""
+
+    name: str = "?"
+
+    @abc.abstractmethod
+    def load(self, card: ModelCard) -> Runner:
+        """Load the card's model; raises :class:`ModelError` when its files are missing or bad."""
+
+
+def validate_inputs(card: ModelCard, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Check ``inputs`` against the card and return them as C-contiguous arrays.
+
+    Checks: exactly the card's input names; dtype float32 (no silent casts); rank; every fixed
+    size in the card's shape (the channel count); the same size for the same symbolic dimension
+    across inputs (e.g. ``N``, or ``h``/``w`` shared by ``lr_rgb`` and ``kernel_code``); non-empty
+    dimensions; and, for cards tiled with a ``multiple_of``, image height and width multiples of it.
+    Raises :class:`ModelError` naming the model and the input.
+    """
+    model = card.id
+    expected = card.input_names
+    missing = [n for n in expected if n not in inputs]
+    unknown = [n for n in inputs if n not in expected]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing input(s) {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown input(s) {', '.join(unknown)}")
+        raise ModelError(f"model {model}: {'; '.join(parts)} (expects {', '.join(expected)})")
+
+    multiple = card.tiling.get("multiple_of") if isinstance(card.tiling, dict) else None
+    symbols: dict[str, tuple[int, str]] = {}
+    feed: dict[str, np.ndarray] = {}
+    for spec in card.inputs:
+        arr = inputs[spec.name]
+        if not isinstance(arr, np.ndarray):
+            raise ModelError(f"model {model}: input {spec.name} must be a numpy array, not {type(arr).__name__}")
+        want_shape = "(" + ", ".join(str(d) for d in spec.shape) + ")"
+        if arr.ndim != spec.rank:
+            raise ModelError(
+                f"model {model}: input {spec.name} must have rank {spec.rank} {want_shape}, "
+                f"got shape {arr.shape}"
+                + (" (add a batch axis: NCHW)" if spec.rank == 4 and arr.ndim == 3 else "")
+            )
+        if arr.dtype != np.dtype(spec.dtype):
+            raise ModelError(f"model {model}: input {spec.name} must be {spec.dtype}, got {arr.dtype}")
+        for axis, (want, got) in enumerate(zip(spec.shape, arr.shape)):
+            if got == 0:
+                raise ModelError(f"model {model}: input {spec.name} has an empty axis {axis}: shape {arr.shape}")
+            if isinstance(want, int):
+                if got != want:
+                    what = f"{want} channels" if axis == 1 else f"size {want} on axis {axis}"
+                    raise ModelError(
+                        f"model {model}: input {spec.name} must have {what} (shape {want_shape}), "
+                        f"got shape {arr.shape}"
+                    )
+            else:
+                seen = symbols.get(want)
+                if seen is not None and seen[0] != got:
+                    raise ModelError(
+                        f"model {model}: input {spec.name} has {want}={got} but {seen[1]} has {want}={seen[0]}"
+                    )
+                symbols.setdefault(want, (got, spec.name))
+        if multiple and spec.rank == 4 and spec.shape[1] == 3:
+            h, w = arr.shape[2:]
+            if h % int(multiple) or w % int(multiple):
+                raise ModelError(
+                    f"model {model}: input {spec.name} height and width must be multiples of {multiple} "
+                    f"(pad outside the model), got {h}x{w}"
+                )
+        feed[spec.name] = np.ascontiguousarray(arr)
+    return feed
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may use (hyper-threads counted once); at least 1.
+
+    Reads the Linux CPU topology for the CPUs in this process's affinity mask; elsewhere falls back
+    to ``os.cpu_count()``.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+    cores: set[tuple[str, str]] = set()
+    for cpu in cpus:
+        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            package = (topo / "physical_package_id").read_text().strip()
+            core = (topo / "core_id").read_text().strip()
+        except OSError:
+            return max(1, len(cpus))
+        cores.add((package, core))
+    return max(1, len(cores) or len(cpus))

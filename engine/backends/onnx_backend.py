@@ -1,0 +1,257 @@
+"""ONNX Runtime backend: the default way the application runs its networks.
+
+Providers are chosen from what ``onnxruntime.get_available_providers()`` lists:
+
+- ``auto``: TensorRT (only with ``tensorrt=True``) → CUDA → CPU;
+- ``cuda``: CUDA → CPU fallback;
+- ``cpu``: CPU only.
+
+The runner reports the provider the session *actually* uses (``session.get_providers()[0]``):
+``onnxruntime-gpu`` lists CUDA on machines without a usable GPU and silently runs on the CPU. When
+CUDA was asked for and not obtained, one warning is logged per process, and onnxruntime's own C++
+log lines for that are silenced. Sessions are cached per (graph path, sha256, providers, threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.backends.base import DEVICES, Backend, Runner, physical_cores
+from engine.errors import ModelError, classify_device_error
+from engine.modelcards import ModelCard, regenerate_hint, verify
+
+__all__ = [
+    "OnnxBackend",
+    "OnnxRunner",
+    "choose_providers",
+    "clear_session_cache",
+    "onnxruntime_available",
+    "ORT_LOG_SEVERITY",
+]
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+GPU_PROVIDERS = (TENSORRT, CUDA)
+
+ORT_LOG_SEVERITY = 4
+"""onnxruntime log level used for our sessions and the default logger (4 = fatal only).
+
+Level 3 (errors) is not quiet enough: ``onnxruntime-gpu`` without CUDA libraries logs a
+multi-line ``[E:onnxruntime:...] Failed to load library libonnxruntime_providers_cuda.so`` on every
+session. Real failures still reach us as Python exceptions, and we log our own one-line warning.
+"""
+
+_SESSIONS: dict[tuple[Any, ...], Any] = {}
+_SESSIONS_LOCK = threading.Lock()
+_CUDA_WARNED = False
+_CUDA_WARN_LOCK = threading.Lock()
+
+
+def onnxruntime_available() -> bool:
+    """True when ``onnxruntime`` (CPU or GPU build) imports."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ort():
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ModelError(
+            "onnxruntime is not installed; install kernelscope[cpu] or kernelscope[gpu], "
+            "or use the torch backend"
+        ) from exc
+    return ort
+
+
+def choose_providers(
+    device: str, available: list[str], *, tensorrt: bool = False, device_id: int = 0
+) -> list[str | tuple[str, dict[str, Any]]]:
+    """The providers to request for ``device`` (``auto`` | ``cuda`` | ``cpu``), in order.
+
+    Only providers in ``available`` are requested; the CPU provider always ends the list so every
+    session can fall back to it.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    chosen: list[str | tuple[str, dict[str, Any]]] = []
+    if device in ("auto", "cuda"):
+        if tensorrt and TENSORRT in available:
+            chosen.append((TENSORRT, {"device_id": device_id}))
+        if CUDA in available:
+            chosen.append((CUDA, {"device_id": device_id}))
+    chosen.append(CPU)
+    return chosen
+
+
+def _provider_name(p: str | tuple[str, dict[str, Any]]) -> str:
+    return p[0] if isinstance(p, tuple) else p
+
+
+def _cuda_unavailable_reason(available: list[str]) -> str:
+    """Best guess at why CUDA was not obtained, in one line."""
+    if CUDA not in available:
+        return "this onnxruntime build has no CUDA support; install onnxruntime-gpu instead of onnxruntime"
+    import ctypes
+
+    ort = _ort()
+    capi = Path(ort.__file__).parent / "capi"
+    for name in ("libonnxruntime_providers_cuda.so", "onnxruntime_providers_cuda.dll"):
+        lib = capi / name
+        if lib.exists():
+            try:
+                ctypes.CDLL(str(lib))
+            except OSError as exc:
+                return f"cannot load the CUDA provider: {exc}"
+            break
+    return "onnxruntime could not start CUDA (no NVIDIA GPU or driver found?)"
+
+
+def _warn_cuda_fallback(reason: str) -> None:
+    """Log the CUDA fallback warning once per process."""
+    global _CUDA_WARNED
+    with _CUDA_WARN_LOCK:
+        if _CUDA_WARNED:
+            log.debug("CUDA requested but not available (%s); running on CPU", reason)
+            return
+        _CUDA_WARNED = True
+    log.warning("CUDA requested but not available (%s); running on CPU", reason)
+
+
+def clear_session_cache() -> None:
+    """Forget all cached sessions (they are freed once no runner holds them)."""
+    with _SESSIONS_LOCK:
+        _SESSIONS.clear()
+
+
+def _model_error(card: ModelCard, exc: BaseException) -> ModelError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ModelError(
+        f"model graph {card.graph_path} of model {card.id} cannot be loaded by onnxruntime "
+        f"({type(exc).__name__}: {first}); the file is corrupt or incomplete — regenerate it with "
+        f"{regenerate_hint(card.id)}"
+    )
+
+
+class OnnxRunner(Runner):
+    """A card's graph in an onnxruntime ``InferenceSession``."""
+
+    def __init__(self, card: ModelCard, session: Any, provider: str) -> None:
+        super().__init__(card, provider)
+        self.session = session
+
+    def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            results = self.session.run(self.output_names, feed)
+        except Exception as exc:
+            err = classify_device_error(exc, self.provider)
+            if err is exc:
+                raise
+            raise err from exc
+        return {name: np.asarray(value, dtype=np.float32) for name, value in zip(self.output_names, results)}
+
+
+class OnnxBackend(Backend):
+    """Runs model cards' ONNX graphs with onnxruntime.
+
+    Args:
+        device: ``auto`` (GPU when one works), ``cuda`` (GPU, falling back to the CPU) or ``cpu``.
+        threads: intra-op threads; default: the physical cores this process may use.
+        tensorrt: put TensorRT ahead of CUDA when it is available (off by default: first runs
+            build engines for minutes).
+        device_id: the CUDA device index.
+    """
+
+    name = "onnx"
+
+    def __init__(
+        self, device: str = "auto", threads: int | None = None, *, tensorrt: bool = False, device_id: int = 0
+    ) -> None:
+        if device not in DEVICES:
+            raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+        self.device = device
+        self.threads = int(threads) if threads else physical_cores()
+        self.tensorrt = tensorrt
+        self.device_id = device_id
+
+    def load(self, card: ModelCard) -> OnnxRunner:
+        """Verify the card's graph (exists, sha256) and return a runner on a cached session."""
+        ort = _ort()
+        verify(card)
+        available = list(ort.get_available_providers())
+        providers = choose_providers(self.device, available, tensorrt=self.tensorrt, device_id=self.device_id)
+        names = tuple(_provider_name(p) for p in providers)
+        key = (str(card.graph_path.resolve()), card.graph_sha256, names, self.device_id, self.threads)
+        with _SESSIONS_LOCK:
+            session = _SESSIONS.get(key)
+            if session is None:
+                session = self._create_session(ort, card, providers)
+                _SESSIONS[key] = session
+        provider = session.get_providers()[0]
+        if self.device == "cuda" and CUDA not in names:
+            _warn_cuda_fallback(_cuda_unavailable_reason(available))
+        elif CUDA in names and provider not in GPU_PROVIDERS:
+            _warn_cuda_fallback(_cuda_unavailable_reason(available))
+        log.debug("model %s on %s (%d threads)", card.id, provider, self.threads)
+        return OnnxRunner(card, session, provider)
+
+    def _session_options(self, ort: Any) -> Any:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = ORT_LOG_SEVERITY
+        return so
+
+    def _create_session(self, ort: Any, card: ModelCard, providers: list) -> Any:
+        ort.set_default_logger_severity(ORT_LOG_SEVERITY)
+        path = str(card.graph_path)
+        try:
+            # enable_fallback=0: no "EP Error … Falling back" banner printed by onnxruntime;
+            # we retry on the CPU ourselves below.
+            session = ort.InferenceSession(
+                path, self._session_options(ort), providers=providers, enable_fallback=0
+            )
+        except Exception as exc:
+            if len(providers) > 1 and not _is_graph_error(exc):
+                _warn_cuda_fallback(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
+                try:
+                    session = ort.InferenceSession(
+                        path, self._session_options(ort), providers=[CPU], enable_fallback=0
+                    )
+                except Exception as cpu_exc:
+                    raise _model_error(card, cpu_exc) from cpu_exc
+            else:
+                raise _model_error(card, exc) from exc
+        _check_io(card, session)
+        return session
+
+
+def _is_graph_error(exc: BaseException) -> bool:
+    """True for onnxruntime errors about the model file itself (not about a provider)."""
+    return type(exc).__name__ in ("InvalidProtobuf", "NoSuchFile", "InvalidGraph", "InvalidArgument")
+
+
+def _check_io(card: ModelCard, session: Any) -> None:
+    """The graph's input and output names must be the card's."""
+    graph_inputs = [i.name for i in session.get_inputs()]
+    graph_outputs = [o.name for o in session.get_outputs()]
+    if sorted(graph_inputs) != sorted(card.input_names) or not set(card.output_names) <= set(graph_outputs):
+        raise ModelError(
+            f"model graph {card.graph_path} does not fit its model card {card.id}: graph inputs "
+            f"{graph_inputs} / outputs {graph_outputs}, card inputs {card.input_names} / outputs "
+            f"{card.output_names}; regenerate it with {regenerate_hint(card.id)}"
+        )
+
