@@ -52,6 +52,14 @@ def test_variant_blur_equals_slow_reference(scale, hw):
     np.testing.assert_allclose(fast, _slow_variant(hr, field, scale), atol=1e-5)
 
 
+def test_variant_blur_wide_image_uses_several_row_bands():
+    # w = 300 LR px: the fast path works in bands of 2048 // 300 = 6 rows (6 + 6 + 1 here)
+    rng = np.random.default_rng(8)
+    hr = rng.random((55, 1203, 3), dtype=np.float32)
+    field = _random_field(rng, 13, 300)
+    np.testing.assert_allclose(blur_subsample_variant(hr, field, 4), _slow_variant(hr, field, 4), atol=1e-5)
+
+
 def test_variant_blur_grey():
     rng = np.random.default_rng(3)
     hr = rng.random((19, 21), dtype=np.float32)

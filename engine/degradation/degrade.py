@@ -31,6 +31,8 @@ import numpy as np
 from engine.degradation.kernels import KERNEL_RADIUS, KERNEL_SIZE, isotropic_gaussian_kernel
 from engine.degradation.resize import imresize
 
+_BAND_PIXELS = 2048  # LR pixels per band in blur_subsample_variant (kernel planes ~3.6 MB)
+
 
 def _as_chw(img: np.ndarray) -> tuple[np.ndarray, bool]:
     """float32 C x H x W view/copy of an H x W x C or H x W image, and whether it was grey."""
@@ -102,18 +104,26 @@ def blur_subsample_variant(hr: np.ndarray, kernels_lr: np.ndarray, scale: int) -
             f"kernel field must be (H//s, W//s, {KERNEL_SIZE}, {KERNEL_SIZE}) = {(h, w, KERNEL_SIZE, KERNEL_SIZE)},"
             f" got {field.shape}"
         )
-    # tap-major copy: plane t = (a, b) is a contiguous (h, w) array
-    planes = np.ascontiguousarray(field.reshape(h * w, KERNEL_SIZE * KERNEL_SIZE).T).reshape(-1, h, w)
     phases = _polyphase(chw, scale)
-    acc = np.zeros((chw.shape[0], h, w), dtype=np.float32)
-    tmp = np.empty_like(acc)
-    for a in range(KERNEL_SIZE):
-        for b in range(KERNEL_SIZE):
-            ph = phases[a % scale][b % scale]
-            ra, rb = a // scale, b // scale
-            np.multiply(ph[:, ra : ra + h, rb : rb + w], planes[a * KERNEL_SIZE + b], out=tmp)
-            acc += tmp
-    return _from_chw(acc, grey)
+    out = np.empty((chw.shape[0], h, w), dtype=np.float32)
+    taps = KERNEL_SIZE * KERNEL_SIZE
+    # Bands of LR rows keep the accumulator and the band's kernel planes in cache.
+    band = max(1, _BAND_PIXELS // w)
+    for r0 in range(0, h, band):
+        r1 = min(h, r0 + band)
+        bh = r1 - r0
+        # tap-major copy of the band's kernels: plane t = (a, b) is a contiguous (bh, w) array
+        planes = np.ascontiguousarray(field[r0:r1].reshape(bh * w, taps).T).reshape(taps, bh, w)
+        acc = np.zeros((chw.shape[0], bh, w), dtype=np.float32)
+        tmp = np.empty_like(acc)
+        for a in range(KERNEL_SIZE):
+            for b in range(KERNEL_SIZE):
+                ph = phases[a % scale][b % scale]
+                ra, rb = a // scale + r0, b // scale
+                np.multiply(ph[:, ra : ra + bh, rb : rb + w], planes[a * KERNEL_SIZE + b], out=tmp)
+                acc += tmp
+        out[:, r0:r1] = acc
+    return _from_chw(out, grey)
 
 
 def blur_bicubic(hr: np.ndarray, sigma_or_kernel: float | np.ndarray, scale: int) -> np.ndarray:
