@@ -82,11 +82,14 @@ class KernelPCA:
         return int(self.components.shape[0])
 
     def project(self, kernels: np.ndarray) -> np.ndarray:
-        """Codes ``(..., d)`` float32 of kernels ``(..., 21, 21)``."""
+        """Codes ``(..., d)`` float32 of kernels ``(..., 21, 21)`` (or row-major flattened ``(..., 441)``)."""
         k = np.asarray(kernels, dtype=np.float32)
-        if k.shape[-2:] != (KERNEL_SIZE, KERNEL_SIZE):
-            raise ValueError(f"kernels must end in ({KERNEL_SIZE}, {KERNEL_SIZE}), got {k.shape}")
-        flat = k.reshape(k.shape[:-2] + (N_TAPS,))
+        if k.shape[-2:] == (KERNEL_SIZE, KERNEL_SIZE):
+            flat = k.reshape(k.shape[:-2] + (N_TAPS,))
+        elif k.ndim >= 1 and k.shape[-1] == N_TAPS:
+            flat = k
+        else:
+            raise ValueError(f"kernels must end in ({KERNEL_SIZE}, {KERNEL_SIZE}) or ({N_TAPS},), got {k.shape}")
         return (flat - self.mean) @ self.components.T
 
     def reconstruct(self, codes: np.ndarray, normalise: bool = False) -> np.ndarray:

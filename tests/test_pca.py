@@ -80,6 +80,7 @@ def test_project_reconstruct_shapes_and_error(small_basis):
     fresh = _manet_kernels(99, 4, 2000).reshape(40, 50, 21, 21)
     codes = small_basis.project(fresh)
     assert codes.shape == (40, 50, 15) and codes.dtype == np.float32
+    np.testing.assert_array_equal(small_basis.project(fresh.reshape(40, 50, 441)), codes)  # flattened input
     rec = small_basis.reconstruct(codes)
     assert rec.shape == fresh.shape
     rel = np.linalg.norm((rec - fresh).reshape(2000, -1), axis=1) / np.linalg.norm(fresh.reshape(2000, -1), axis=1)
