@@ -1,0 +1,1058 @@
+"""Robust image reading and writing: PNG, JPEG, TIFF, BMP and WebP, 8 and 16 bit.
+
+Everything the rest of Kernelscope sees of an image file is one :class:`Image`: RGB pixels as
+``float32`` in [0, 1] (H×W×3, RGB order), an optional alpha plane (H×W, [0, 1], straight, not
+premultiplied), and the metadata worth carrying to the output (ICC profile, EXIF).
+
+Reading (:func:`read_image`, :func:`decode_image_bytes`)
+    1. The bytes are read by Python (non-ASCII paths work everywhere) and the format is recognised by
+       its signature, not by the file name.
+    2. Pillow parses the header only (no pixels): size, mode, ICC profile, EXIF, orientation. The size
+       is checked against :data:`MIN_SIDE`, :data:`MAX_SIDE` and :data:`MAX_PIXELS` *before* any pixel
+       memory is allocated (decompression bombs are refused here).
+    3. Pixels are decoded from memory by OpenCV (``IMREAD_UNCHANGED`` keeps 16 bit and alpha) or, for
+       TIFF, by tifffile; Pillow is the fallback decoder. A decoded array is accepted only if its
+       dtype, channel count and size agree with the header.
+    4. The EXIF orientation is applied to the pixels and reset to 1 in the EXIF that is carried on.
+
+    Every failure is an :class:`ImageReadError` naming the file and a short, user-readable reason.
+
+Writing (:func:`write_image`)
+    The format follows the suffix. The file is encoded completely in memory, written to a temporary
+    file beside the target, flushed to disk and moved onto the target with ``os.replace``: a failed
+    write leaves neither a partial file nor a temporary file. The input file is never overwritten.
+
+    ==========  ============  =====  =====================================================
+    format      bit depth     alpha  metadata written
+    ==========  ============  =====  =====================================================
+    PNG         8 or 16       yes    ICC (``iCCP``), EXIF (``eXIf``)
+    TIFF        8 or 16       yes    ICC (tag 34675); EXIF is not written (needs a sub-IFD)
+    JPEG        8             no     ICC (APP2), EXIF (APP1, at most 64 KiB)
+    WebP        8             yes    ICC, EXIF; lossless when ``quality=100``
+    BMP         8             no     none
+    ==========  ============  =====  =====================================================
+
+    Alpha given to a format without transparency is dropped with a logged warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import struct
+import uuid
+import warnings
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
+from PIL import Image as PILImage
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "MIN_SIDE",
+    "READ_SUFFIXES",
+    "WRITE_SUFFIXES",
+    "Image",
+    "ImageIOError",
+    "ImageReadError",
+    "ImageWriteError",
+    "decode_image_bytes",
+    "format_for_suffix",
+    "read_image",
+    "rgb_to_u16",
+    "rgb_to_u8",
+    "write_image",
+]
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 4
+"""Smallest accepted width and height in pixels (smaller images are too small to super-resolve)."""
+
+MAX_SIDE = 32768
+"""Largest accepted width or height in pixels."""
+
+MAX_PIXELS = 20000 * 20000
+"""Largest accepted width × height (400 megapixels; about 4.8 GB as float32 RGB)."""
+
+MAX_FILE_BYTES = 2 * 1024**3
+"""Largest accepted file size in bytes."""
+
+# Suffix (lower case, with dot) -> format name used throughout this module.
+_SUFFIX_FORMATS: dict[str, str] = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".jpe": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".bmp": "bmp",
+    ".webp": "webp",
+}
+READ_SUFFIXES: tuple[str, ...] = tuple(_SUFFIX_FORMATS)
+"""Suffixes of files :func:`read_image` is meant for (it recognises the format by content anyway)."""
+WRITE_SUFFIXES: tuple[str, ...] = tuple(_SUFFIX_FORMATS)
+"""Suffixes :func:`write_image` accepts; the suffix chooses the output format."""
+
+_ALPHA_FORMATS = frozenset({"png", "tiff", "webp"})
+_SIXTEEN_BIT_FORMATS = frozenset({"png", "tiff"})
+_GREY_FORMATS = frozenset({"png", "tiff", "jpeg", "bmp"})  # formats that can store one channel
+
+# Pillow header parsers, called directly (not through PIL.Image.open) so that Pillow's own
+# decompression-bomb limit does not pre-empt ours: our limit is applied to the parsed size.
+_PIL_HEADER_PARSERS: dict[str, type[PILImage.Image]] = {
+    "png": PngImagePlugin.PngImageFile,
+    "jpeg": JpegImagePlugin.JpegImageFile,
+    "tiff": TiffImagePlugin.TiffImageFile,
+    "bmp": BmpImagePlugin.BmpImageFile,
+    "webp": WebPImagePlugin.WebPImageFile,
+}
+_PIL_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+# Header modes OpenCV decodes into what we expect (anything else, e.g. CMYK, goes to Pillow).
+_CV2_SAFE_MODES = _PIL_GREY_MODES | {"P", "PA", "RGB", "RGBA", "RGBa"}
+
+_EXIF_PREFIX = b"Exif\x00\x00"
+_EXIF_ORIENTATION_TAG = 0x0112
+_TIFF_ORIENTATION_TAG = 274
+_JPEG_MAX_EXIF_BYTES = 65533 - len(_EXIF_PREFIX)
+_JPEG_MAX_SCANS = 1000
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+_REASON_EMPTY = "file is empty"
+_REASON_CORRUPT = "truncated or corrupt image data"
+_REASON_NOT_IMAGE = "not an image (unrecognised format)"
+# Pillow's own decompression-bomb check (about 179 MP) can fire inside its WebP and TIFF parsers.
+_REASON_DECODER_LIMIT = "image too large: exceeds the decoder's safety limit"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class ImageIOError(Exception):
+    """An image could not be read or written; ``path`` names the file, ``reason`` says why."""
+
+    _verb = "process"
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(path, reason)
+
+    def __str__(self) -> str:
+        return f"cannot {self._verb} {os.fspath(self.path)}: {self.reason}"
+
+    def __reduce__(self):  # keep (path, reason) when pickled across processes
+        return (type(self), (self.path, self.reason))
+
+
+class ImageReadError(ImageIOError):
+    """A file (or byte string) is not an image this program can use; the reason is user-readable."""
+
+    _verb = "read"
+
+
+class ImageWriteError(ImageIOError):
+    """An image could not be written; nothing was left behind at the target."""
+
+    _verb = "write"
+
+
+# --------------------------------------------------------------------------------------------
+# The image
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Image:
+    """Pixels plus the metadata worth carrying from an input file to an output file.
+
+    Attributes:
+        rgb_f32: H×W×3 ``float32``, RGB channel order, values in [0, 1].
+        alpha_f32: H×W ``float32`` straight (not premultiplied) alpha in [0, 1], or ``None``.
+        bit_depth: bits per channel of the source, 8 or 16 (float TIFF sources count as 16).
+        icc_profile: raw ICC profile bytes, or ``None``.
+        exif: raw EXIF as stored in a JPEG APP1 segment (``b"Exif\\0\\0"`` + TIFF structure), with the
+            orientation already applied to the pixels and its tag reset to 1; or ``None``.
+        source_path: absolute path of the file read, or ``None`` (bytes, or computed images).
+            :func:`write_image` refuses to write onto this path.
+        source_format: ``"png"``, ``"jpeg"``, ``"tiff"``, ``"bmp"``, ``"webp"`` or ``None``.
+        was_grey: the source had one colour channel (grey or grey + alpha); the pixels are still
+            RGB here, and are written as RGB unless ``write_image(..., keep_grey=True)``.
+    """
+
+    rgb_f32: np.ndarray
+    alpha_f32: np.ndarray | None = None
+    bit_depth: int = 8
+    icc_profile: bytes | None = field(default=None, repr=False)
+    exif: bytes | None = field(default=None, repr=False)
+    source_path: Path | None = None
+    source_format: str | None = None
+    was_grey: bool = False
+
+    def __post_init__(self) -> None:
+        rgb = self.rgb_f32
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.float32:
+            raise TypeError("Image.rgb_f32 must be a float32 numpy array")
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"Image.rgb_f32 must be H×W×3, got shape {rgb.shape}")
+        alpha = self.alpha_f32
+        if alpha is not None:
+            if not isinstance(alpha, np.ndarray) or alpha.dtype != np.float32:
+                raise TypeError("Image.alpha_f32 must be a float32 numpy array or None")
+            if alpha.shape != rgb.shape[:2]:
+                raise ValueError(
+                    f"Image.alpha_f32 shape {alpha.shape} does not match the RGB size {rgb.shape[:2]}"
+                )
+        if self.bit_depth not in (8, 16):
+            raise ValueError(f"Image.bit_depth must be 8 or 16, got {self.bit_depth}")
+
+    def __repr__(self) -> str:
+        alpha = "" if self.alpha_f32 is None else "+alpha"
+        return (
+            f"Image({self.width}×{self.height} RGB{alpha}, {self.bit_depth}-bit, "
+            f"format={self.source_format}, grey={self.was_grey}, "
+            f"icc={self.icc_profile is not None}, exif={self.exif is not None}, "
+            f"source={self.source_path})"
+        )
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb_f32.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb_f32.shape[1])
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.alpha_f32 is not None
+
+    def with_pixels(self, rgb_f32: np.ndarray, alpha_f32: np.ndarray | None = None) -> Image:
+        """A copy with new pixels (e.g. the upscaled result) and this image's metadata and source.
+
+        Keeping ``source_path`` means the result can never be written over the input file.
+        """
+        return replace(self, rgb_f32=rgb_f32, alpha_f32=alpha_f32)
+
+
+# --------------------------------------------------------------------------------------------
+# Value conversions
+# --------------------------------------------------------------------------------------------
+
+
+def rgb_to_u8(values_f32: np.ndarray) -> np.ndarray:
+    """Float values in [0, 1] (any shape) to ``uint8`` in [0, 255]: clipped, rounded, NaN → 0."""
+    return _float_to_uint(values_f32, 255.0, np.uint8)
+
+
+def rgb_to_u16(values_f32: np.ndarray) -> np.ndarray:
+    """Float values in [0, 1] (any shape) to ``uint16`` in [0, 65535]: clipped, rounded, NaN → 0."""
+    return _float_to_uint(values_f32, 65535.0, np.uint16)
+
+
+def _float_to_uint(values: np.ndarray, scale: float, dtype: type[np.unsignedinteger]) -> np.ndarray:
+    scaled = np.multiply(values, np.float32(scale), dtype=np.float32)
+    np.nan_to_num(scaled, copy=False, nan=0.0, posinf=scale, neginf=0.0)
+    np.clip(scaled, 0.0, scale, out=scaled)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(dtype)
+
+
+def _uint_to_float(values: np.ndarray) -> np.ndarray:
+    """``uint8``/``uint16``/``bool``/float array to float32 in [0, 1] (a new array)."""
+    if values.dtype == np.uint8:
+        out = values.astype(np.float32)
+        out *= np.float32(1.0 / 255.0)
+    elif values.dtype == np.uint16:
+        out = values.astype(np.float32)
+        out *= np.float32(1.0 / 65535.0)
+    elif values.dtype == np.bool_:
+        out = values.astype(np.float32)
+    else:  # floating point, assumed to be in [0, 1]
+        out = np.array(values, dtype=np.float32)
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def format_for_suffix(path: str | os.PathLike[str]) -> str | None:
+    """The format name (``"png"``, ``"jpeg"``, ``"tiff"``, ``"bmp"``, ``"webp"``) for a file name's
+    suffix, or ``None`` if the suffix is not supported."""
+    return _SUFFIX_FORMATS.get(Path(path).suffix.lower())
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def read_image(path: str | os.PathLike[str]) -> Image:
+    """Read an image file into an :class:`Image` (RGB float32 in [0, 1], HWC).
+
+    Raises:
+        ImageReadError: the file is missing, unreadable, empty, not a supported image, corrupt,
+            too small or too large. The message names the file and the reason.
+    """
+    file_path = Path(path)
+    try:
+        info = file_path.stat()
+    except FileNotFoundError:
+        raise ImageReadError(file_path, "file not found") from None
+    except OSError as exc:
+        raise ImageReadError(file_path, f"cannot access the file ({_os_reason(exc)})") from None
+    if file_path.is_dir():
+        raise ImageReadError(file_path, "is a folder, not a file")
+    if not file_path.is_file():
+        raise ImageReadError(file_path, "not a regular file")
+    if info.st_size == 0:
+        raise ImageReadError(file_path, _REASON_EMPTY)
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageReadError(
+            file_path, f"file too large: {info.st_size} bytes exceeds the limit of {MAX_FILE_BYTES}"
+        )
+    try:
+        data = file_path.read_bytes()
+    except PermissionError:
+        raise ImageReadError(file_path, "permission denied") from None
+    except OSError as exc:
+        raise ImageReadError(file_path, f"cannot read the file ({_os_reason(exc)})") from None
+    return _decode(data, file_path, Path(os.path.abspath(file_path)))
+
+
+def decode_image_bytes(data: bytes, name: str = "<image data>") -> Image:
+    """Decode an encoded image held in memory (pasted or dropped bytes) into an :class:`Image`.
+
+    ``name`` only labels error messages; the format is recognised from the bytes. The result has
+    ``source_path=None``.
+
+    Raises:
+        ImageReadError: as :func:`read_image`.
+    """
+    return _decode(bytes(data), name, None)
+
+
+class _Header(NamedTuple):
+    width: int
+    height: int
+    mode: str
+    icc_profile: bytes | None
+    exif: bytes | None  # normalised: b"Exif\0\0" + TIFF structure
+    orientation: int
+    has_transparency_key: bool  # PNG tRNS on a grey/RGB image (OpenCV drops it)
+    grey: bool  # the file stores one colour channel
+
+
+class _Pixels(NamedTuple):
+    values: np.ndarray  # H×W or H×W×C (C in 1..4: grey, grey+alpha, RGB, RGBA), RGB order
+    premultiplied: bool  # alpha is associated (TIFF "assocalpha")
+
+
+def _decode(data: bytes, label: str | os.PathLike[str], source_path: Path | None) -> Image:
+    if not data:
+        raise ImageReadError(label, _REASON_EMPTY)
+    fmt = _sniff_format(data)
+    if fmt is None:
+        raise ImageReadError(label, _describe_unsupported(data))
+    header = _read_header(data, fmt, label)
+    _check_size(header.width, header.height, label)
+    if fmt == "jpeg":
+        _check_jpeg_structure(data, label)
+    elif fmt == "png" and not _png_chunks_fit(data):
+        # a chunk claiming more bytes than the file holds: the file was cut short, or a length
+        # field is corrupt (OpenCV would allocate and zero the claimed size, up to 2 GiB)
+        raise ImageReadError(label, _REASON_CORRUPT)
+    pixels = _decode_pixels(data, fmt, header, label)
+    try:
+        return _to_image(pixels, header, fmt, source_path)
+    except MemoryError:
+        raise ImageReadError(
+            label, f"not enough memory for a {header.width}×{header.height} px image"
+        ) from None
+
+
+def _to_image(pixels: _Pixels, header: _Header, fmt: str, source_path: Path | None) -> Image:
+    """Decoded integer pixels → upright float32 RGB [0, 1] + alpha, with the carried metadata."""
+    values = _apply_orientation(pixels.values, header.orientation)
+    if values.ndim == 2:
+        values = values[:, :, None]
+    channels = values.shape[2]
+    colour = values[:, :, :3] if channels >= 3 else values[:, :, :1]
+    alpha_values = values[:, :, channels - 1] if channels in (2, 4) else None
+
+    rgb = _uint_to_float(colour)
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    alpha = None if alpha_values is None else _uint_to_float(alpha_values)
+    if alpha is not None and pixels.premultiplied:
+        safe = np.where(alpha > 0, alpha, np.float32(1.0))
+        rgb /= safe[:, :, None]
+        np.clip(rgb, 0.0, 1.0, out=rgb)
+
+    bit_depth = 8 if values.dtype in (np.uint8, np.bool_) else 16
+    was_grey = channels in (1, 2) or header.grey
+    exif = header.exif
+    if exif is not None and header.orientation != 1:
+        exif = _exif_reset_orientation(exif)
+    return Image(
+        rgb_f32=rgb,
+        alpha_f32=alpha,
+        bit_depth=bit_depth,
+        icc_profile=header.icc_profile,
+        exif=exif,
+        source_path=source_path,
+        source_format=fmt,
+        was_grey=was_grey,
+    )
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _sniff_format(data: bytes) -> str | None:
+    """Format name from the leading bytes (the file name is not trusted)."""
+    if data.startswith(_PNG_SIGNATURE):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if data.startswith(b"BM"):
+        return "bmp"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def _describe_unsupported(data: bytes) -> str:
+    """Reason for bytes that are not one of our formats: name the format if Pillow knows it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with PILImage.open(io.BytesIO(data)) as im:
+                name = im.format
+    except Exception:  # noqa: BLE001 - any failure means "not something we can name"
+        name = None
+    if name:
+        return f"unsupported format: {name} (supported: PNG, JPEG, TIFF, BMP, WebP)"
+    return _REASON_NOT_IMAGE
+
+
+def _read_header(data: bytes, fmt: str, label: str | os.PathLike[str]) -> _Header:
+    """Parse the header with Pillow (no pixel data is decoded)."""
+    parser = _PIL_HEADER_PARSERS[fmt]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with parser(io.BytesIO(data)) as im:
+                width, height = (int(v) for v in im.size)
+                mode = str(im.mode)
+                icc = im.info.get("icc_profile") or None
+                raw_exif = im.info.get("exif") or None
+                has_trns = "transparency" in im.info and mode in ("L", "RGB", "I", "I;16")
+                tiff_orientation = None
+                if fmt == "tiff":
+                    tiff_orientation = getattr(im, "tag_v2", {}).get(_TIFF_ORIENTATION_TAG)
+    except PILImage.DecompressionBombError:
+        raise ImageReadError(label, _REASON_DECODER_LIMIT) from None
+    except Exception:  # noqa: BLE001 - Pillow raises many types for bad headers
+        if fmt == "tiff":  # Pillow does not know every TIFF layout (e.g. 16-bit grey + alpha)
+            return _read_tiff_header_tifffile(data, label)
+        raise ImageReadError(label, _REASON_CORRUPT) from None
+
+    if isinstance(icc, str):
+        icc = icc.encode("latin-1", errors="replace")
+    if fmt == "png" and raw_exif is None:
+        raw_exif = _png_find_chunk(data, b"eXIf")  # Pillow only sees eXIf before IDAT
+    exif = _exif_normalise(raw_exif) if isinstance(raw_exif, (bytes, bytearray)) else None
+
+    orientation = 1
+    if exif is not None:
+        found = _exif_find_orientation(exif[len(_EXIF_PREFIX) :])
+        if found is not None:
+            orientation = found[0]
+    elif isinstance(tiff_orientation, int):
+        orientation = tiff_orientation
+    if orientation not in range(1, 9):
+        orientation = 1
+    grey = mode in _PIL_GREY_MODES
+    if fmt == "png" and len(data) > 25:  # Pillow reports 16-bit grey + alpha as RGBA
+        grey = grey or data[25] in (0, 4)  # IHDR colour type: grey, grey + alpha
+    return _Header(width, height, mode, icc, exif, orientation, has_trns, grey)
+
+
+def _read_tiff_header_tifffile(data: bytes, label: str | os.PathLike[str]) -> _Header:
+    """TIFF header via tifffile (first page), for layouts Pillow cannot parse."""
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            if not isinstance(page, tifffile.TiffPage):
+                raise ValueError("first page is not a plain TIFF page")
+            height, width = int(page.imagelength), int(page.imagewidth)
+            icc = page.iccprofile or None
+            tag = page.tags.get(_TIFF_ORIENTATION_TAG)
+            orientation = tag.value if tag is not None and isinstance(tag.value, int) else 1
+            grey = page.photometric in (
+                tifffile.PHOTOMETRIC.MINISBLACK,
+                tifffile.PHOTOMETRIC.MINISWHITE,
+            )
+    except Exception:  # noqa: BLE001 - any parse failure is a corrupt file
+        raise ImageReadError(label, _REASON_CORRUPT) from None
+    if orientation not in range(1, 9):
+        orientation = 1
+    mode = "L" if grey else "RGB"
+    return _Header(width, height, mode, icc, None, orientation, False, grey)
+
+
+def _check_size(width: int, height: int, label: str | os.PathLike[str]) -> None:
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageReadError(
+            label, f"image too small: {width}×{height} px, at least {MIN_SIDE}×{MIN_SIDE} needed"
+        )
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(
+            label,
+            f"image too large: {width}×{height} px exceeds the limit of "
+            f"{MAX_PIXELS // 1_000_000} megapixels",
+        )
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise ImageReadError(
+            label, f"image too large: {width}×{height} px exceeds the limit of {MAX_SIDE} px per side"
+        )
+
+
+def _check_jpeg_structure(data: bytes, label: str | os.PathLike[str]) -> None:
+    if not _jpeg_is_complete(data):
+        raise ImageReadError(label, _REASON_CORRUPT)
+    # Progressive JPEGs with thousands of scans take minutes to decode; real ones have about ten.
+    # FF DA can only be a marker (0xFF is stuffed in entropy-coded data).
+    if data.count(b"\xff\xda") > _JPEG_MAX_SCANS:
+        raise ImageReadError(label, f"too many JPEG scans (more than {_JPEG_MAX_SCANS})")
+
+
+def _png_chunks_fit(data: bytes) -> bool:
+    """True unless a chunk's declared length runs past the end of the data."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        if length > 0x7FFFFFFF or pos + 12 + length > len(data):
+            return False
+        if data[pos + 4 : pos + 8] == b"IEND":
+            return True
+        pos += 12 + length
+    return True
+
+
+def _jpeg_is_complete(data: bytes) -> bool:
+    """True if the JPEG has a start-of-scan and an end-of-image marker after it.
+
+    OpenCV decodes a JPEG that stops early into a picture with a grey bottom; we refuse it. Inside
+    entropy-coded data every 0xFF byte is stuffed, so FF D9 after the scan start is the real end.
+    """
+    pos, size = 2, len(data)
+    while pos + 4 <= size:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+            continue
+        if marker == 0xD9:  # end of image before any scan
+            return False
+        if marker == 0xDA:
+            return data.rfind(b"\xff\xd9") > pos
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return False
+
+
+def _decode_pixels(
+    data: bytes, fmt: str, header: _Header, label: str | os.PathLike[str]
+) -> _Pixels:
+    """Try the decoders for this format in order; the first whose output is valid wins."""
+    decoders: list[Callable[[bytes, _Header], _Pixels | None]]
+    if fmt == "tiff":
+        decoders = [_decode_tifffile, _decode_opencv, _decode_pillow]
+    elif header.mode not in _CV2_SAFE_MODES:  # CMYK JPEG and the like: Pillow converts to RGB
+        decoders = [_decode_pillow]
+    elif header.has_transparency_key:  # OpenCV ignores a tRNS colour key
+        decoders = [_decode_pillow, _decode_opencv]
+    elif fmt == "bmp" or (fmt == "webp" and _webp_is_animated(data)):
+        decoders = [_decode_opencv, _decode_pillow]  # variants OpenCV does not read
+    else:
+        # Where OpenCV fails on PNG/JPEG/WebP, Pillow fails too, but only after allocating the
+        # canvas the header claims: a 100-byte corrupt file could cost gigabytes.
+        decoders = [_decode_opencv]
+    for decoder in decoders:
+        try:
+            pixels = decoder(data, header)
+        except PILImage.DecompressionBombError:
+            raise ImageReadError(label, _REASON_DECODER_LIMIT) from None
+        except MemoryError:
+            raise ImageReadError(label, "not enough memory to decode the image") from None
+        except Exception as exc:  # noqa: BLE001 - a decoder failing just means "try the next"
+            log.debug("%s: %s failed: %s", label, decoder.__name__, exc)
+            continue
+        if pixels is not None and _valid_pixels(pixels.values, header):
+            return pixels
+    raise ImageReadError(label, _REASON_CORRUPT)
+
+
+def _webp_is_animated(data: bytes) -> bool:
+    """VP8X header with the animation flag set."""
+    return data[12:16] == b"VP8X" and len(data) > 20 and bool(data[20] & 0x02)
+
+
+def _valid_pixels(values: np.ndarray, header: _Header) -> bool:
+    if not isinstance(values, np.ndarray):
+        return False
+    if values.dtype not in (np.uint8, np.uint16, np.bool_, np.float16, np.float32, np.float64):
+        return False
+    if values.ndim == 3:
+        if values.shape[2] not in (1, 2, 3, 4):
+            return False
+    elif values.ndim != 2:
+        return False
+    return values.shape[:2] == (header.height, header.width)
+
+
+_opencv_limits_configured = False
+
+
+def _configure_opencv_limits() -> None:
+    """Lower OpenCV's own pixel limit to ours (read once by OpenCV at its first decode)."""
+    global _opencv_limits_configured
+    if not _opencv_limits_configured:
+        os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+        os.environ.setdefault("OPENCV_IO_MAX_IMAGE_WIDTH", str(MAX_SIDE))
+        os.environ.setdefault("OPENCV_IO_MAX_IMAGE_HEIGHT", str(MAX_SIDE))
+        _opencv_limits_configured = True
+
+
+def _decode_opencv(data: bytes, header: _Header) -> _Pixels | None:
+    _configure_opencv_limits()
+    values = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if values is None:
+        return None
+    if values.ndim == 3 and values.shape[2] == 3:
+        values = cv2.cvtColor(values, cv2.COLOR_BGR2RGB)
+    elif values.ndim == 3 and values.shape[2] == 4:
+        values = cv2.cvtColor(values, cv2.COLOR_BGRA2RGBA)
+    return _Pixels(values, premultiplied=False)
+
+
+def _decode_tifffile(data: bytes, header: _Header) -> _Pixels | None:
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages[0]
+        if not isinstance(page, tifffile.TiffPage):
+            return None
+        photometric = page.photometric
+        if photometric not in (
+            tifffile.PHOTOMETRIC.MINISBLACK,
+            tifffile.PHOTOMETRIC.MINISWHITE,
+            tifffile.PHOTOMETRIC.RGB,
+        ):
+            return None  # palette, CMYK, YCbCr...: Pillow converts those
+        axes, shape = page.axes, page.shape
+        if axes not in ("YX", "YXS", "SYX"):
+            return None
+        y, x = axes.index("Y"), axes.index("X")
+        if (shape[y], shape[x]) != (header.height, header.width):
+            return None  # check before allocating anything
+        values = page.asarray()
+        if axes == "SYX":
+            values = np.moveaxis(values, 0, -1)
+        if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+            if values.dtype.kind == "u":
+                values = np.iinfo(values.dtype).max - values
+            elif values.dtype == np.bool_:
+                values = ~values
+            else:
+                values = 1.0 - values
+        extra = tuple(page.extrasamples or ())
+        premultiplied = bool(extra) and extra[0] == tifffile.EXTRASAMPLE.ASSOCALPHA
+        return _Pixels(np.ascontiguousarray(values), premultiplied)
+
+
+def _decode_pillow(data: bytes, header: _Header) -> _Pixels | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with PILImage.open(io.BytesIO(data)) as im:
+            if im.size != (header.width, header.height):
+                return None
+            mode = im.mode
+            has_trns = "transparency" in im.info
+            if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+                return _Pixels(np.asarray(im).astype(np.uint16), premultiplied=False)
+            if mode == "I":
+                values = np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
+                return _Pixels(values, premultiplied=False)
+            if mode == "F":
+                return _Pixels(np.asarray(im, dtype=np.float32), premultiplied=False)
+            if mode in ("1", "L") and not has_trns:
+                target = "L"
+            elif mode in ("1", "L", "LA", "La"):
+                target = "LA"
+            elif mode in ("RGBA", "RGBa", "PA") or has_trns:
+                target = "RGBA"
+            else:  # RGB, P, CMYK, YCbCr, LAB, HSV, ...
+                target = "RGB"
+            converted = im.convert(target) if im.mode != target else im
+            return _Pixels(np.array(converted, dtype=np.uint8), premultiplied=False)
+
+
+def _apply_orientation(values: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels (H×W or H×W×C) upright according to the EXIF orientation (1..8)."""
+    if orientation == 2:  # mirrored left-right
+        out = values[:, ::-1]
+    elif orientation == 3:  # rotated 180°
+        out = values[::-1, ::-1]
+    elif orientation == 4:  # mirrored top-bottom
+        out = values[::-1]
+    elif orientation == 5:  # transposed (mirror about the main diagonal)
+        out = np.swapaxes(values, 0, 1)
+    elif orientation == 6:  # stored rotated 90° anticlockwise: turn clockwise
+        out = np.rot90(values, k=-1)
+    elif orientation == 7:  # transverse (mirror about the anti-diagonal)
+        out = np.swapaxes(values, 0, 1)[::-1, ::-1]
+    elif orientation == 8:  # stored rotated 90° clockwise: turn anticlockwise
+        out = np.rot90(values, k=1)
+    else:
+        return values
+    return np.ascontiguousarray(out)
+
+
+# --------------------------------------------------------------------------------------------
+# EXIF and PNG chunk helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _exif_normalise(raw: bytes) -> bytes | None:
+    """EXIF as ``b"Exif\\0\\0"`` + TIFF structure (the APP1 form), or ``None`` if not TIFF-shaped."""
+    body = bytes(raw)
+    if body.startswith(_EXIF_PREFIX):
+        body = body[len(_EXIF_PREFIX) :]
+    if body[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    return _EXIF_PREFIX + body
+
+
+def _exif_find_orientation(tiff: bytes) -> tuple[int, int] | None:
+    """(value, byte offset of the value) of the Orientation tag in IFD0, or ``None``."""
+    if len(tiff) < 8:
+        return None
+    endian = "<" if tiff[:2] == b"II" else ">"
+    ifd = struct.unpack_from(endian + "I", tiff, 4)[0]
+    if ifd + 2 > len(tiff):
+        return None
+    count = struct.unpack_from(endian + "H", tiff, ifd)[0]
+    for index in range(count):
+        entry = ifd + 2 + 12 * index
+        if entry + 12 > len(tiff):
+            return None
+        tag, kind, n = struct.unpack_from(endian + "HHI", tiff, entry)
+        if tag == _EXIF_ORIENTATION_TAG and kind == 3 and n >= 1:  # SHORT
+            return struct.unpack_from(endian + "H", tiff, entry + 8)[0], entry + 8
+    return None
+
+
+def _exif_reset_orientation(exif: bytes) -> bytes:
+    """The same EXIF with Orientation set to 1 (patched in place: everything else is kept as is)."""
+    tiff = bytearray(exif[len(_EXIF_PREFIX) :])
+    found = _exif_find_orientation(bytes(tiff))
+    if found is None:
+        return exif
+    endian = "<" if tiff[:2] == b"II" else ">"
+    struct.pack_into(endian + "H", tiff, found[1], 1)
+    return _EXIF_PREFIX + bytes(tiff)
+
+
+def _png_chunks(data: bytes):
+    """Yield (type, payload start, payload end) for each complete chunk of a PNG."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        start, end = pos + 8, pos + 8 + length
+        if end + 4 > len(data):
+            return
+        yield kind, start, end
+        if kind == b"IEND":
+            return
+        pos = end + 4
+
+
+def _png_find_chunk(data: bytes, kind: bytes) -> bytes | None:
+    for chunk_kind, start, end in _png_chunks(data):
+        if chunk_kind == kind:
+            return data[start:end]
+    return None
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return len(payload).to_bytes(4, "big") + kind + payload + crc.to_bytes(4, "big")
+
+
+def _png_insert_after_ihdr(png: bytes, chunks: list[bytes]) -> bytes:
+    """Insert ready-made chunks right after IHDR (where iCCP and eXIf belong: before IDAT)."""
+    first = next(_png_chunks(png), None)
+    if first is None or first[0] != b"IHDR":
+        raise ValueError("encoded PNG does not start with IHDR")
+    cut = first[2] + 4
+    return png[:cut] + b"".join(chunks) + png[cut:]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    image: Image,
+    *,
+    bit_depth: int | None = None,
+    quality: int = 95,
+    overwrite: bool = False,
+    keep_grey: bool = False,
+) -> Path:
+    """Write ``image`` atomically; the suffix of ``path`` picks the format.
+
+    Args:
+        path: target file; ``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff``, ``.bmp`` or ``.webp``.
+        image: the pixels and metadata to write.
+        bit_depth: 8 or 16; ``None`` keeps the source's depth. 16 bit is written only to PNG and
+            TIFF; JPEG, WebP and BMP are always 8 bit.
+        quality: JPEG/WebP quality 1..100. JPEG at 90 and above keeps full chroma resolution (4:4:4);
+            WebP at 100 is lossless.
+        overwrite: replace an existing file. The input file (``image.source_path``) is never
+            replaced, whatever this says.
+        keep_grey: write a grey source (``image.was_grey``) as one channel (luma, BT.601) where the
+            format allows (PNG/TIFF/JPEG/BMP; PNG only without alpha).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ImageWriteError: unsupported suffix, target is the input file, target exists without
+            ``overwrite``, missing folder, encoding or disk failure. Nothing is left at the target
+            (an existing file there stays untouched) and no temporary file remains.
+        ValueError: ``bit_depth`` or ``quality`` out of range.
+    """
+    target = Path(path)
+    if bit_depth not in (None, 8, 16):
+        raise ValueError(f"bit_depth must be 8, 16 or None, got {bit_depth!r}")
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality!r}")
+    fmt = format_for_suffix(target)
+    if fmt is None:
+        raise ImageWriteError(
+            target,
+            f"unsupported output format {target.suffix or '(no suffix)'!r} "
+            "(use .png, .jpg, .tif, .bmp or .webp)",
+        )
+    if _is_same_file(target, image.source_path):
+        raise ImageWriteError(target, "refusing to overwrite the input image")
+    if target.is_dir():
+        raise ImageWriteError(target, "is a folder, not a file")
+    if target.exists() and not overwrite:
+        raise ImageWriteError(target, "file already exists (overwrite not allowed)")
+    if not target.parent.is_dir():
+        raise ImageWriteError(target, f"folder does not exist: {target.parent}")
+
+    depth = bit_depth if bit_depth is not None else image.bit_depth
+    if depth == 16 and fmt not in _SIXTEEN_BIT_FORMATS:
+        if bit_depth == 16:
+            log.warning("%s: %s is 8-bit only; writing 8 bit", target, fmt.upper())
+        depth = 8
+    try:
+        data = _encode(fmt, image, depth, int(quality), keep_grey, target)
+    except ImageWriteError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - encoder failures become one error type
+        raise ImageWriteError(target, f"could not encode the image ({exc})") from exc
+    _write_atomically(target, data)
+    return target
+
+
+def _is_same_file(target: Path, source: Path | None) -> bool:
+    if source is None:
+        return False
+    try:
+        if target.exists() and Path(source).exists():
+            return os.path.samefile(target, source)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.abspath(target)) == os.path.normcase(os.path.abspath(source))
+
+
+def _encode(
+    fmt: str, image: Image, depth: int, quality: int, keep_grey: bool, target: Path
+) -> bytes:
+    """Encode fully in memory; returns the file's bytes."""
+    exif = _exif_normalise(image.exif) if image.exif else None
+    if image.exif and exif is None:
+        log.warning("%s: EXIF data is not TIFF-structured; not written", target)
+    alpha = image.alpha_f32
+    if alpha is not None and fmt not in _ALPHA_FORMATS:
+        log.warning("%s: %s cannot store transparency; alpha channel dropped", target, fmt.upper())
+        alpha = None
+    grey = keep_grey and image.was_grey and fmt in _GREY_FORMATS
+    if grey and fmt == "png" and alpha is not None:
+        log.info("%s: grey + alpha is written as RGBA PNG", target)
+        grey = False
+
+    to_int = rgb_to_u16 if depth == 16 else rgb_to_u8
+    if grey:
+        r, g, b = (image.rgb_f32[:, :, i] for i in range(3))
+        colour = to_int(np.float32(0.299) * r + np.float32(0.587) * g + np.float32(0.114) * b)
+    else:
+        colour = to_int(image.rgb_f32)
+    if alpha is not None:
+        alpha_int = to_int(alpha)
+        colour = np.dstack([colour, alpha_int])
+
+    if fmt == "png":
+        return _encode_png(colour, image.icc_profile, exif)
+    if fmt == "tiff":
+        return _encode_tiff(colour, image.icc_profile, has_alpha=alpha is not None)
+    if fmt == "bmp":
+        return _encode_opencv(".bmp", colour, [])
+    if fmt == "jpeg":
+        return _encode_jpeg(colour, quality, image.icc_profile, exif, target)
+    return _encode_webp(colour, quality, image.icc_profile, exif)
+
+
+def _to_bgr(values: np.ndarray) -> np.ndarray:
+    """RGB(A) → BGR(A) for OpenCV; grey passes through."""
+    if values.ndim == 3 and values.shape[2] == 3:
+        return cv2.cvtColor(values, cv2.COLOR_RGB2BGR)
+    if values.ndim == 3 and values.shape[2] == 4:
+        return cv2.cvtColor(values, cv2.COLOR_RGBA2BGRA)
+    return values
+
+
+def _encode_opencv(suffix: str, values: np.ndarray, params: list[int]) -> bytes:
+    ok, buffer = cv2.imencode(suffix, _to_bgr(values), params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode {suffix}")
+    return buffer.tobytes()
+
+
+def _encode_png(values: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
+    # OpenCV's default settings: measured 2-4x faster than zlib level 4 on upscaled photos,
+    # for files 5-20 % larger.
+    png = _encode_opencv(".png", values, [])
+    chunks = []
+    if icc:
+        chunks.append(_png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
+    if exif:
+        chunks.append(_png_chunk(b"eXIf", exif[len(_EXIF_PREFIX) :]))
+    return _png_insert_after_ihdr(png, chunks) if chunks else png
+
+
+def _encode_tiff(values: np.ndarray, icc: bytes | None, *, has_alpha: bool) -> bytes:
+    buffer = io.BytesIO()
+    grey = values.ndim == 2 or values.shape[2] in (1, 2)
+    tifffile.imwrite(
+        buffer,
+        values,
+        photometric="minisblack" if grey else "rgb",
+        planarconfig="contig",
+        extrasamples=("unassalpha",) if has_alpha else None,
+        compression="zlib",
+        iccprofile=icc or None,
+        metadata=None,
+    )
+    return buffer.getvalue()
+
+
+def _pil_image(values: np.ndarray) -> PILImage.Image:
+    if values.ndim == 2:
+        return PILImage.fromarray(values, "L")
+    return PILImage.fromarray(values, {3: "RGB", 4: "RGBA"}[values.shape[2]])
+
+
+def _encode_jpeg(
+    values: np.ndarray, quality: int, icc: bytes | None, exif: bytes | None, target: Path
+) -> bytes:
+    options: dict[str, object] = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
+    if icc:
+        options["icc_profile"] = icc
+    if exif:
+        if len(exif) - len(_EXIF_PREFIX) > _JPEG_MAX_EXIF_BYTES:
+            log.warning("%s: EXIF too long for a JPEG segment (%d bytes); dropped", target, len(exif))
+        else:
+            options["exif"] = exif
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _pil_image(values).save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def _encode_webp(
+    values: np.ndarray, quality: int, icc: bytes | None, exif: bytes | None
+) -> bytes:
+    if values.ndim == 2:
+        values = np.repeat(values[:, :, None], 3, axis=2)
+    options: dict[str, object] = {"quality": quality, "lossless": quality >= 100, "exact": True}
+    if icc:
+        options["icc_profile"] = icc
+    if exif:
+        options["exif"] = exif
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _pil_image(values).save(buffer, "WEBP", **options)
+    return buffer.getvalue()
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``target``, fsync, then ``os.replace`` onto it."""
+    temp = target.parent / f".{target.name[:80]}.{uuid.uuid4().hex[:12]}.part"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(temp, flags, 0o666)  # the umask applies, as for any new file
+    except OSError as exc:
+        raise ImageWriteError(target, f"cannot create a file here ({_os_reason(exc)})") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise ImageWriteError(target, f"write failed ({_os_reason(exc)})") from exc
+        raise
+    _fsync_folder(target.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable where the platform allows (POSIX); best effort."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
