@@ -126,6 +126,7 @@ _EXIF_ORIENTATION_TAG = 0x0112
 _TIFF_ORIENTATION_TAG = 274
 _JPEG_MAX_EXIF_BYTES = 65533 - len(_EXIF_PREFIX)
 _JPEG_MAX_SCANS = 1000
+_DEFLATE_MAX_RATIO = 1100  # deflate cannot compress better than about 1032:1
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _REASON_EMPTY = "file is empty"
@@ -369,9 +370,7 @@ def _decode(data: bytes, label: str | os.PathLike[str], source_path: Path | None
     _check_size(header.width, header.height, label)
     if fmt == "jpeg":
         _check_jpeg_structure(data, label)
-    elif fmt == "png" and not _png_chunks_fit(data):
-        # a chunk claiming more bytes than the file holds: the file was cut short, or a length
-        # field is corrupt (OpenCV would allocate and zero the claimed size, up to 2 GiB)
+    elif fmt == "png" and not _png_structure_plausible(data, header):
         raise ImageReadError(label, _REASON_CORRUPT)
     pixels = _decode_pixels(data, fmt, header, label)
     try:
@@ -542,23 +541,37 @@ def _check_jpeg_structure(data: bytes, label: str | os.PathLike[str]) -> None:
         raise ImageReadError(label, f"too many JPEG scans (more than {_JPEG_MAX_SCANS})")
 
 
-def _png_chunks_fit(data: bytes) -> bool:
-    """True unless a chunk's declared length runs past the end of the data."""
-    pos = len(_PNG_SIGNATURE)
+def _png_structure_plausible(data: bytes, header: _Header) -> bool:
+    """Cheap checks before OpenCV sees a PNG (it allocates what the file claims, then fails).
+
+    False if a chunk's declared length runs past the end of the data (the file was cut short, or a
+    length field is corrupt: OpenCV would allocate and zero up to 2 GiB), or if the IDAT data is
+    too small to hold the pixels the header claims even at deflate's best ratio (about 1032:1).
+    """
+    pos, idat_bytes = len(_PNG_SIGNATURE), 0
     while pos + 8 <= len(data):
         length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
         if length > 0x7FFFFFFF or pos + 12 + length > len(data):
             return False
-        if data[pos + 4 : pos + 8] == b"IEND":
-            return True
+        if kind == b"IDAT":
+            idat_bytes += length
+        elif kind == b"IEND":
+            break
         pos += 12 + length
-    return True
+    if len(data) < 29:
+        return False
+    bits, colour_type = data[24], data[25]
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type, 1)
+    pixel_bytes = header.width * header.height * channels * max(int(bits), 1) // 8
+    return idat_bytes * _DEFLATE_MAX_RATIO >= pixel_bytes
 
 
 def _jpeg_is_complete(data: bytes) -> bool:
     """True if the JPEG has a start-of-scan and an end-of-image marker after it.
 
-    OpenCV decodes a JPEG that stops early into a picture with a grey bottom; we refuse it. Inside
+    OpenCV 4 decodes a JPEG that stops early into a picture with a grey bottom (OpenCV 5 refuses
+    it); this check refuses it whatever the installed version. Inside
     entropy-coded data every 0xFF byte is stuffed, so FF D9 after the scan start is the real end.
     """
     pos, size = 2, len(data)

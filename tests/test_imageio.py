@@ -616,7 +616,8 @@ def test_unsupported_format_is_named(tmp_path):
 
 
 @pytestmark_bad
-def test_decompression_bomb_is_refused_before_allocating(tmp_path):
+def test_decompression_bomb_is_refused_before_allocating(tmp_path, monkeypatch):
+    monkeypatch.setattr(imageio, "_decode_pixels", lambda *args: pytest.fail("pixels decoded"))
     path = tmp_path / "bomb.png"
     path.write_bytes(_raw_png(None, width=50000, height=50000))
     assert path.stat().st_size < 200
@@ -628,6 +629,16 @@ def test_decompression_bomb_is_refused_before_allocating(tmp_path):
         tracemalloc.stop()
     assert "megapixels" in error.reason
     assert peak < 5_000_000  # nothing near 50000² pixels was allocated
+
+
+@pytestmark_bad
+def test_png_too_small_to_hold_its_claimed_size(tmp_path, monkeypatch):
+    """Within the size limits, but 64 bytes of IDAT cannot inflate to 10000×10000 px: refused
+    before any decoder runs (OpenCV would allocate the whole canvas first)."""
+    path = tmp_path / "liar.png"
+    path.write_bytes(_raw_png(None, width=10000, height=10000))
+    monkeypatch.setattr(imageio, "_decode_pixels", lambda *args: pytest.fail("pixels decoded"))
+    _assert_read_error(path, "truncated or corrupt image data")
 
 
 @pytestmark_bad
