@@ -16,6 +16,11 @@ Reading (:func:`read_image`, :func:`decode_image_bytes`)
     4. The EXIF orientation is applied to the pixels and reset to 1 in the EXIF that is carried on.
 
     Every failure is an :class:`ImageReadError` naming the file and a short, user-readable reason.
+    OpenCV's own size limits are lowered to ours when this module first loads ``cv2``; entry points
+    should call :func:`apply_opencv_limits` before anything else imports ``cv2``.
+
+    Thread safety: Pillow calls run inside ``warnings.catch_warnings()``, which swaps the global
+    warning filters; harmless here (warnings are only silenced) but worth knowing.
 
 Writing (:func:`write_image`)
     The format follows the suffix. The file is encoded completely in memory, written to a temporary
@@ -42,6 +47,7 @@ import io
 import logging
 import os
 import struct
+import sys
 import uuid
 import warnings
 import zlib
@@ -49,7 +55,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-import cv2
 import numpy as np
 import tifffile
 from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
@@ -63,6 +68,7 @@ __all__ = [
     "READ_SUFFIXES",
     "WRITE_SUFFIXES",
     "Image",
+    "apply_opencv_limits",
     "ImageIOError",
     "ImageReadError",
     "ImageWriteError",
@@ -79,8 +85,8 @@ log = logging.getLogger(__name__)
 MIN_SIDE = 4
 """Smallest accepted width and height in pixels (smaller images are too small to super-resolve)."""
 
-MAX_SIDE = 32768
-"""Largest accepted width or height in pixels."""
+MAX_SIDE = 65535
+"""Largest accepted width or height in pixels (the JPEG maximum)."""
 
 MAX_PIXELS = 20000 * 20000
 """Largest accepted width × height (400 megapixels; about 4.8 GB as float32 RGB)."""
@@ -246,6 +252,44 @@ class Image:
         Keeping ``source_path`` means the result can never be written over the input file.
         """
         return replace(self, rgb_f32=rgb_f32, alpha_f32=alpha_f32)
+
+
+# --------------------------------------------------------------------------------------------
+# OpenCV, with our limits
+# --------------------------------------------------------------------------------------------
+
+_OPENCV_LIMIT_VARIABLES = {
+    "OPENCV_IO_MAX_IMAGE_PIXELS": MAX_PIXELS,
+    "OPENCV_IO_MAX_IMAGE_WIDTH": MAX_SIDE,
+    "OPENCV_IO_MAX_IMAGE_HEIGHT": MAX_SIDE,
+}
+
+
+def apply_opencv_limits() -> bool:
+    """Give OpenCV's image decoders this module's limits (:data:`MAX_PIXELS`, :data:`MAX_SIDE`).
+
+    OpenCV reads ``OPENCV_IO_MAX_IMAGE_PIXELS``/``_WIDTH``/``_HEIGHT`` once, when ``cv2`` loads, so
+    this must run before anything imports ``cv2``: call it first thing in program entry points.
+    This module imports ``cv2`` only on first use and calls this function just before. Values
+    already set in the environment are kept (set by the user on purpose).
+
+    Returns:
+        ``True`` if the limits will apply in this process, ``False`` if ``cv2`` was already loaded
+        (they then apply only to child processes). Our own header checks run either way; OpenCV's
+        limit is the second line of defence.
+    """
+    for name, value in _OPENCV_LIMIT_VARIABLES.items():
+        os.environ.setdefault(name, str(value))
+    return "cv2" not in sys.modules
+
+
+def _cv2():
+    """The ``cv2`` module, imported on first use after :func:`apply_opencv_limits`."""
+    if "cv2" not in sys.modules:
+        apply_opencv_limits()
+    import cv2
+
+    return cv2
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,11 +577,14 @@ def _check_size(width: int, height: int, label: str | os.PathLike[str]) -> None:
 
 
 def _check_jpeg_structure(data: bytes, label: str | os.PathLike[str]) -> None:
-    if not _jpeg_is_complete(data):
+    first_scan = _jpeg_first_scan(data)
+    # OpenCV 4 decodes a JPEG that stops early into a picture with a grey bottom (OpenCV 5 refuses
+    # it): refuse it whatever the installed version. Inside entropy-coded data every 0xFF byte is
+    # stuffed, so FF D9 / FF DA after the first scan start are real markers.
+    if first_scan is None or data.rfind(b"\xff\xd9") < first_scan:
         raise ImageReadError(label, _REASON_CORRUPT)
     # Progressive JPEGs with thousands of scans take minutes to decode; real ones have about ten.
-    # FF DA can only be a marker (0xFF is stuffed in entropy-coded data).
-    if data.count(b"\xff\xda") > _JPEG_MAX_SCANS:
+    if data.count(b"\xff\xda", first_scan) > _JPEG_MAX_SCANS:
         raise ImageReadError(label, f"too many JPEG scans (more than {_JPEG_MAX_SCANS})")
 
 
@@ -567,17 +614,12 @@ def _png_structure_plausible(data: bytes, header: _Header) -> bool:
     return idat_bytes * _DEFLATE_MAX_RATIO >= pixel_bytes
 
 
-def _jpeg_is_complete(data: bytes) -> bool:
-    """True if the JPEG has a start-of-scan and an end-of-image marker after it.
-
-    OpenCV 4 decodes a JPEG that stops early into a picture with a grey bottom (OpenCV 5 refuses
-    it); this check refuses it whatever the installed version. Inside
-    entropy-coded data every 0xFF byte is stuffed, so FF D9 after the scan start is the real end.
-    """
+def _jpeg_first_scan(data: bytes) -> int | None:
+    """Offset of the first start-of-scan marker (FF DA), walking the marker segments; or None."""
     pos, size = 2, len(data)
     while pos + 4 <= size:
         if data[pos] != 0xFF:
-            return False
+            return None
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -586,11 +628,11 @@ def _jpeg_is_complete(data: bytes) -> bool:
             pos += 2
             continue
         if marker == 0xD9:  # end of image before any scan
-            return False
+            return None
         if marker == 0xDA:
-            return data.rfind(b"\xff\xd9") > pos
+            return pos
         pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    return False
+    return None
 
 
 def _decode_pixels(
@@ -643,21 +685,8 @@ def _valid_pixels(values: np.ndarray, header: _Header) -> bool:
     return values.shape[:2] == (header.height, header.width)
 
 
-_opencv_limits_configured = False
-
-
-def _configure_opencv_limits() -> None:
-    """Lower OpenCV's own pixel limit to ours (read once by OpenCV at its first decode)."""
-    global _opencv_limits_configured
-    if not _opencv_limits_configured:
-        os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
-        os.environ.setdefault("OPENCV_IO_MAX_IMAGE_WIDTH", str(MAX_SIDE))
-        os.environ.setdefault("OPENCV_IO_MAX_IMAGE_HEIGHT", str(MAX_SIDE))
-        _opencv_limits_configured = True
-
-
 def _decode_opencv(data: bytes, header: _Header) -> _Pixels | None:
-    _configure_opencv_limits()
+    cv2 = _cv2()
     values = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if values is None:
         return None
@@ -953,6 +982,7 @@ def _encode(
 
 def _to_bgr(values: np.ndarray) -> np.ndarray:
     """RGB(A) → BGR(A) for OpenCV; grey passes through."""
+    cv2 = _cv2()
     if values.ndim == 3 and values.shape[2] == 3:
         return cv2.cvtColor(values, cv2.COLOR_RGB2BGR)
     if values.ndim == 3 and values.shape[2] == 4:
@@ -961,7 +991,7 @@ def _to_bgr(values: np.ndarray) -> np.ndarray:
 
 
 def _encode_opencv(suffix: str, values: np.ndarray, params: list[int]) -> bytes:
-    ok, buffer = cv2.imencode(suffix, _to_bgr(values), params)
+    ok, buffer = _cv2().imencode(suffix, _to_bgr(values), params)
     if not ok:
         raise ValueError(f"OpenCV could not encode {suffix}")
     return buffer.tobytes()

@@ -6,6 +6,8 @@ import io
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -601,6 +603,22 @@ def test_jpeg_missing_only_its_last_bytes(tmp_path):
 
 
 @pytestmark_bad
+def test_jpeg_with_thousands_of_scans_is_refused():
+    data = _pil_bytes(PILImage.fromarray(_quadrants()), "JPEG", quality=90)
+    eoi = data.rindex(b"\xff\xd9")
+    scan = data.index(b"\xff\xda")
+    header = struct.unpack(">H", data[scan + 2 : scan + 4])[0]
+    sos_segment = data[scan : scan + 2 + header]
+    flood = data[:eoi] + sos_segment * 1200 + data[eoi:]  # a scan-bomb shape (empty scans)
+    with pytest.raises(ImageReadError, match="too many JPEG scans"):
+        decode_image_bytes(flood, "scans.jpg")
+    # the same bytes tucked into a comment segment before the scan are not scans
+    comment = b"\xff\xfe" + struct.pack(">H", 2 + 4 * 1200) + b"\xff\xda\x00\x00" * 1200
+    image = decode_image_bytes(data[:2] + comment + data[2:], "comment.jpg")
+    assert image.rgb_f32.shape == (32, 48, 3)
+
+
+@pytestmark_bad
 def test_text_file_named_png(tmp_path):
     path = tmp_path / "notes.png"
     path.write_text("These are my holiday notes, not a picture.\n", encoding="utf-8")
@@ -668,6 +686,33 @@ def test_too_small(tmp_path, width, height):
     _assert_read_error(
         path, f"image too small: {width}×{height} px, at least {MIN_SIDE}×{MIN_SIDE} needed"
     )
+
+
+def test_opencv_limits_are_applied_before_cv2_loads(tmp_path):
+    """In a fresh process, importing engine.imageio does not load cv2, and after
+    apply_opencv_limits() OpenCV itself refuses an image wider than MAX_SIDE."""
+    wide = tmp_path / "wide.png"
+    wide.write_bytes(_raw_png(np.zeros((4, MAX_SIDE + 1, 1), np.uint8)))
+    script = (
+        "import sys, numpy as np\n"
+        "from engine import imageio\n"
+        "assert 'cv2' not in sys.modules, 'cv2 imported at import time'\n"
+        "assert imageio.apply_opencv_limits()\n"
+        "import cv2\n"
+        "data = np.fromfile(sys.argv[1], np.uint8)\n"
+        "try:\n"
+        "    out = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)\n"
+        "except cv2.error:\n"
+        "    out = None\n"
+        "print('refused' if out is None else 'decoded')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_IO_MAX_IMAGE")}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(wide)], capture_output=True, text=True, env=env,
+        timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "refused"
 
 
 def test_errors_pickle_with_path_and_reason(tmp_path):
