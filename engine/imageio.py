@@ -1099,3 +1099,14 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_bytes_atomically(target: str | os.PathLike[str], data: bytes) -> Path:
+    """Atomically write ``data`` (e.g. an encoded ``.npz``) to ``target``: temp file, fsync, rename.
+
+    For non-image outputs (kernel maps, reports) that need the same no-partial-file guarantee.
+    Raises :class:`ImageWriteError` naming the target on failure.
+    """
+    path = Path(target)
+    _write_atomically(path, data)
+    return path
