@@ -112,16 +112,21 @@ def get_spec(network: str) -> NetworkSpec:
 def build_network(
     network: str, preset: str, scale: int, generator: torch.Generator | None = None
 ) -> nn.Module:
-    """Build ``network`` at ``preset`` and ``scale``; with ``generator``, initialise it reproducibly.
+    """Build ``network`` at ``preset`` and ``scale`` on the CPU.
 
-    Without a generator the weights are PyTorch's defaults (drawn from the global RNG).
+    With ``generator`` the weights are drawn from it by :func:`init_weights` and the global torch
+    RNG is neither used nor advanced (the modules are created on the meta device, then
+    materialised). Without one they are PyTorch's defaults, drawn from the global RNG.
     """
     spec = get_spec(network)
     if preset not in spec.presets:
         raise KeyError(f"unknown preset {preset!r} for {network}; known: {', '.join(spec.presets)}")
-    model = spec.builder(preset, scale)
-    if generator is not None:
-        init_weights(model, generator)
+    if generator is None:
+        return spec.builder(preset, scale)
+    with torch.device("meta"):
+        model = spec.builder(preset, scale)
+    model = model.to_empty(device="cpu")
+    init_weights(model, generator)
     return model
 
 
@@ -131,16 +136,23 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> None:
 
     Same distribution as PyTorch's default initialisation (``U(-1/√fan_in, 1/√fan_in)`` for weights
     and biases, ``fan_in`` computed from ``weight.shape[1:]`` as PyTorch does), but reproducible
-    without touching the global seed. Modules are visited in registration order.
+    without touching the global seed. Modules are visited in registration order. Raises
+    ``TypeError`` if the model holds a parameter outside those layers (it would stay uninitialised).
     """
+    done: set[int] = set()
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             weight = module.weight
             fan_in = math.prod(weight.shape[1:])
             bound = 1.0 / math.sqrt(fan_in)
             weight.uniform_(-bound, bound, generator=generator)
+            done.add(id(weight))
             if module.bias is not None:
                 module.bias.uniform_(-bound, bound, generator=generator)
+                done.add(id(module.bias))
+    missed = [name for name, p in model.named_parameters() if id(p) not in done]
+    if missed:
+        raise TypeError(f"init_weights does not know how to initialise {', '.join(missed)}")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,0 +1,241 @@
+"""Networks: exact paper parameter counts, shapes for every preset and scale, receptive fields,
+tiling exactness of MANet, seeded initialisation, no unused layers."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+from engine.archs import (  # noqa: E402
+    NETWORKS,
+    build_network,
+    count_parameters,
+    example_inputs,
+    get_spec,
+    ikc,
+    init_weights,
+    manet,
+    rrdb_sft,
+)
+
+PAPER_COUNTS = {
+    ("manet", 4): 1_810_361,
+    ("rrdb_sft", 4): 8_086_256,
+    ("sftmd", 4): 4_234_691,
+    ("ikc_predictor", 4): 430_730,
+    ("ikc_corrector", 4): 649_930,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine, 2 threads spin against each other (4× slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize(("network", "scale"), sorted(PAPER_COUNTS))
+def test_paper_parameter_counts(network: str, scale: int) -> None:
+    assert count_parameters(build_network(network, "paper", scale)) == PAPER_COUNTS[(network, scale)]
+
+
+def test_maconv_is_lighter_than_a_plain_conv() -> None:
+    assert count_parameters(manet.MAConv(128, 128)) == 86_464
+    assert count_parameters(nn.Conv2d(128, 128, 3, padding=1)) == 147_584
+    # MANet + RRDB-SFT together, as published
+    total = count_parameters(build_network("manet", "paper", 4)) + count_parameters(
+        build_network("rrdb_sft", "paper", 4)
+    )
+    assert total == 9_896_617
+
+
+def test_sr_parameter_counts_depend_on_scale_only_through_the_upsampler() -> None:
+    # RRDB-SFT: last conv 64 → 3·s²; SFTMD: ×4 two conv 64→256, ×3 one 64→576, ×2 one 64→256
+    rrdb = {s: count_parameters(build_network("rrdb_sft", "paper", s)) for s in (2, 3, 4)}
+    assert rrdb[4] - rrdb[2] == (64 * 9 + 1) * (48 - 12)
+    assert rrdb[3] - rrdb[2] == (64 * 9 + 1) * (27 - 12)
+    sftmd = {s: count_parameters(build_network("sftmd", "paper", s)) for s in (2, 3, 4)}
+    assert sftmd[4] - sftmd[2] == 147_712
+    assert sftmd[3] - sftmd[2] == (64 * 9 + 1) * (576 - 256)
+
+
+CASES = [(net, preset, scale) for net in NETWORKS for preset in ("paper", "small", "tiny") for scale in (2, 3, 4)]
+
+
+@pytest.mark.parametrize(("network", "preset", "scale"), CASES)
+def test_shapes_for_every_preset_and_scale(network: str, preset: str, scale: int) -> None:
+    gen = _gen()
+    model = build_network(network, preset, scale, generator=gen).eval()
+    h, w = 8, 16  # non-square, multiples of 8 (MANet); small, the paper nets are heavy on 2 cores
+    args = example_inputs(network, preset, scale, 2 if preset == "tiny" else 1, h, w, gen)
+    n = args[0].shape[0]
+    with torch.inference_mode():
+        out = model(*args)
+    spec = get_spec(network)
+    (shape,) = spec.output_shapes(preset, scale)
+    expected = [
+        {"N": n, "H": h, "W": w, f"{scale}*H": scale * h, f"{scale}*W": scale * w}[a] if isinstance(a, str) else a
+        for a in shape
+    ]
+    assert list(out.shape) == expected
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    if network == "manet":
+        assert out.shape[1] == 441
+        assert (out >= 0).all()
+        torch.testing.assert_close(out.sum(dim=1), torch.ones(n, h, w), atol=1e-5, rtol=0)
+    if network in ("rrdb_sft", "sftmd"):
+        assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("network", list(NETWORKS))
+def test_batch_items_are_independent(network: str) -> None:
+    """Each sample's output depends on its own inputs only (code stretching keeps the batch axis)."""
+    gen = _gen(3)
+    model = build_network(network, "tiny", 4, generator=gen).eval()
+    args = example_inputs(network, "tiny", 4, 3, 16, 24, gen)
+    with torch.inference_mode():
+        together = model(*args)
+        alone = torch.cat([model(*(a[i : i + 1] for a in args)) for i in range(3)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+    # and different inputs give different outputs
+    assert not torch.allclose(together[0], together[1])
+
+
+@pytest.mark.parametrize("network", list(NETWORKS))
+def test_every_parameter_is_used(network: str) -> None:
+    """No dead modules: every parameter gets a non-zero gradient."""
+    gen = _gen(1)
+    model = build_network(network, "tiny", 4, generator=gen)
+    if hasattr(model, "clamp_output"):
+        model.clamp_output = False  # clamping zeroes gradients of out-of-range pixels
+    args = example_inputs(network, "tiny", 4, 2, 16, 16, gen)
+    out = model(*args)
+    weights = torch.randn(out.shape, generator=gen)
+    (out * weights).sum().backward()
+    unused = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert unused == []
+
+
+def test_init_weights_is_seeded_and_leaves_the_global_rng_alone() -> None:
+    state = torch.random.get_rng_state()
+    a = build_network("manet", "tiny", 4, generator=_gen(7)).state_dict()
+    b = build_network("manet", "tiny", 4, generator=_gen(7)).state_dict()
+    c = build_network("manet", "tiny", 4, generator=_gen(8)).state_dict()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    assert all(v.device.type == "cpu" and torch.isfinite(v).all() for v in a.values())
+    conv = nn.Conv2d(4, 6, 3)
+    init_weights(conv, _gen(7))
+    bound = 1 / (4 * 9) ** 0.5
+    assert conv.weight.abs().max() <= bound and conv.bias.abs().max() <= bound
+    assert conv.weight.std() > bound / 4  # spread over the range, not collapsed
+    with pytest.raises(TypeError, match="weight"):
+        init_weights(nn.Sequential(nn.Conv2d(3, 3, 1), nn.LayerNorm(3)), _gen(0))
+
+
+def _input_support(model: nn.Module, args: tuple, out_index: tuple, grad_arg: int = 0) -> torch.Tensor:
+    """Boolean (H, W) map of input pixels that influence one output element (random projection)."""
+    args = tuple(a.double().clone().requires_grad_(i == grad_arg) for i, a in enumerate(args))
+    out = model.double()(*args)
+    target = out[out_index]
+    proj = torch.randn(target.shape, generator=_gen(5), dtype=torch.float64)
+    (target * proj).sum().backward()
+    return args[grad_arg].grad.abs().sum(dim=(0, 1)) > 0
+
+
+def _extent(support: torch.Tensor) -> tuple[int, int, int, int]:
+    rows = torch.nonzero(support.any(dim=1)).flatten()
+    cols = torch.nonzero(support.any(dim=0)).flatten()
+    return int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())
+
+
+@pytest.mark.parametrize(("y", "x"), [(32, 32), (33, 33), (32, 33)])
+def test_manet_receptive_field_is_22_lr_pixels(y: int, x: int) -> None:
+    model = build_network("manet", "tiny", 4, generator=_gen(2))
+    args = (torch.rand(1, 3, 64, 64, generator=_gen(4)),)
+    support = _input_support(model, args, (slice(None), slice(None), y, x))
+    top, bottom, left, right = _extent(support)
+    assert bottom - top + 1 == manet.RECEPTIVE_FIELD_LR_PX
+    assert right - left + 1 == manet.RECEPTIVE_FIELD_LR_PX
+    # even pixels see 11 before and 10 after, odd ones 10 before and 11 after
+    assert (top, bottom) == ((y - 11, y + 10) if y % 2 == 0 else (y - 10, y + 11))
+    assert max(y - top, bottom - y) <= manet.CONTEXT_LR_PX
+
+
+def test_manet_tiles_are_exact_with_12_px_context_and_aligned_origins() -> None:
+    model = build_network("manet", "tiny", 4, generator=_gen(2)).eval()
+    image = torch.rand(1, 3, 64, 72, generator=_gen(9))
+    with torch.inference_mode():
+        full = model(image)
+        tile = model(image[:, :, 8:56, 16:64])  # origin (8, 16): multiples of 8
+    c = manet.CONTEXT_LR_PX
+    torch.testing.assert_close(tile[:, :, c:-c, c:-c], full[:, :, 8 + c : 56 - c, 16 + c : 64 - c], atol=1e-6, rtol=0)
+
+
+def test_manet_pad_and_crop() -> None:
+    x = torch.rand(2, 3, 13, 21, generator=_gen(6))
+    padded, size = manet.pad_to_multiple(x, 8)
+    assert padded.shape == (2, 3, 16, 24) and size == (13, 21)
+    torch.testing.assert_close(padded[:, :, :13, :21], x)
+    torch.testing.assert_close(padded[:, :, 15, :21], x[:, :, 12, :])  # replicate, bottom
+    torch.testing.assert_close(padded[:, :, :13, 23], x[:, :, :, 20])  # replicate, right
+    assert manet.crop_to(padded, size).shape == x.shape
+    same, _ = manet.pad_to_multiple(padded, 8)
+    assert same.shape == padded.shape
+    model = build_network("manet", "tiny", 4, generator=_gen(0)).eval()
+    with torch.inference_mode():
+        kernels = manet.estimate_kernels(model, x)
+    assert kernels.shape == (2, 441, 13, 21)
+    torch.testing.assert_close(kernels.sum(dim=1), torch.ones(2, 13, 21), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("network", "scale"), [("rrdb_sft", 4), ("rrdb_sft", 3), ("sftmd", 4), ("sftmd", 2)])
+def test_sr_receptive_radius_bounds_the_influence(network: str, scale: int) -> None:
+    """Input pixels beyond the documented radius never influence an output pixel; the radius is tight."""
+    model = build_network(network, "tiny", scale, generator=_gen(2))
+    model.clamp_output = False
+    args = example_inputs(network, "tiny", scale, 1, 64, 64, _gen(4))
+    radius = (
+        rrdb_sft.receptive_radius_lr_px("tiny", scale)
+        if network == "rrdb_sft"
+        else ikc.sftmd_receptive_radius_lr_px("tiny", scale)
+    )
+    cy = cx = 32
+    oy, ox = cy * scale + scale // 2, cx * scale  # an SR pixel inside LR pixel (32, 32)
+    support = _input_support(model, args, (slice(None), slice(None), oy, ox))
+    top, bottom, left, right = _extent(support)
+    reach = max(cy - top, bottom - cy, cx - left, right - cx)
+    assert reach <= radius
+    assert reach >= radius - 1
+
+
+def test_sftmd_output_is_clamped_unless_switched_off() -> None:
+    model = build_network("sftmd", "tiny", 4, generator=_gen(0)).eval()
+    with torch.no_grad():
+        model.tail.bias.fill_(5.0)  # push every pixel above 1
+    args = example_inputs("sftmd", "tiny", 4, 1, 8, 8, _gen(1))
+    with torch.inference_mode():
+        assert model(*args).max() == 1.0
+        model.clamp_output = False
+        assert model(*args).max() > 1.0
+
+
+def test_unknown_names_are_reported() -> None:
+    with pytest.raises(KeyError, match="known: manet"):
+        build_network("esrgan", "small", 4)
+    with pytest.raises(KeyError, match="paper"):
+        build_network("manet", "huge", 4)
+    with pytest.raises(ValueError, match="scale"):
+        build_network("sftmd", "small", 8)
