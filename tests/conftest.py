@@ -17,3 +17,23 @@ def shared_data():
     root = shared_data_dir()
     assert root.is_dir(), f"shared data folder not found at {root} (set KERNELSCOPE_DATA)"
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory):
+    """A models folder with seeded random-weight ``tiny`` networks at ×4 (graphs, cards, PCA bases).
+
+    Exported once per test session; pipelines, the worker and the GUI tests run on it.
+    """
+    import shutil
+
+    from engine.export import init_untrained
+    from engine.paths import models_dir
+
+    folder = tmp_path_factory.mktemp("tiny_models")
+    for pca in models_dir().glob("pca_*"):
+        shutil.copy(pca, folder / pca.name)
+    for seed, network in enumerate(("manet", "rrdb_sft", "sftmd", "ikc_predictor", "ikc_corrector")):
+        # TorchScript export is several times faster than dynamo; test_export covers the dynamo path.
+        init_untrained(network, "tiny", 4, seed=seed, models_folder=folder, exporter="torchscript")
+    return folder

@@ -1,0 +1,296 @@
+"""Blind SR pipelines: MANet + RRDB-SFT, IKC, and the bicubic / non-blind baselines.
+
+All functions take ``lr_rgb_f32`` (h×w×3 float32 RGB in [0, 1]) and return plain data. Large images
+are processed in tiles (:mod:`engine.tiling`) with the output kept in host memory; every tile is a
+cancellation point of the :class:`~engine.progress.Progress` passed in.
+
+Tile sizes (``tile=None`` → automatic) are in LR pixels. MANet is tiled exactly (context ≥ 12 LR px,
+origins on multiples of 8); RRDB-SFT and SFTMD use the overlap their cards give, cropping each tile
+to its core. IKC's predictor and corrector pool over the whole image: images up to
+``WHOLE_IMAGE_PIXELS`` go through them in one piece; larger ones are cut into pieces whose outputs
+are averaged weighted by area, which is what global average pooling over the whole image computes
+up to the pieces' borders (downscaling instead would change the very blur being measured).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.degradation.kernels import KERNEL_SIZE, anisotropic_gaussian_kernel
+from engine.degradation.resize import bicubic_upsample
+from engine.pca import KernelPCA
+from engine.pipeline.kernelmap import KernelMap
+from engine.pipeline.models import ModelSet
+from engine.progress import NULL_PROGRESS, Progress
+from engine.tiling import tiled_apply
+
+MANET_MULTIPLE = 8
+MANET_CONTEXT = 12
+NEIGHBOURHOOD = 32  # LR px fed to MANet to recompute one kernel exactly
+DEFAULT_TILE = {"manet": 192, "rrdb_sft": 128, "sftmd": 128}
+KEEP_KERNELS_MAX_BYTES = 192 * 1024 * 1024  # keep float16 kernels when they fit in this
+WHOLE_IMAGE_PIXELS = 512 * 512  # predictor input (LR px) processed in one piece up to this
+CORRECTOR_PIXELS = 1024 * 1024  # corrector input (SR px) processed in one piece up to this
+N_TAPS = KERNEL_SIZE * KERNEL_SIZE
+
+
+def _chw(rgb_f32: np.ndarray) -> np.ndarray:
+    if rgb_f32.ndim != 3 or rgb_f32.shape[2] != 3:
+        raise ValueError(f"expected an h×w×3 RGB image, got shape {rgb_f32.shape}")
+    return np.ascontiguousarray(np.asarray(rgb_f32, np.float32).transpose(2, 0, 1))
+
+
+def _hwc(chw: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.clip(chw, 0.0, 1.0).transpose(1, 2, 0))
+
+
+def _pad_edge(chw: np.ndarray, multiple: int) -> np.ndarray:
+    h, w = chw.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        chw = np.pad(chw, ((0, 0), (0, ph), (0, pw)), mode="edge")
+    return chw
+
+
+def _tile_for(network: str, models: ModelSet, tile: int | None) -> int:
+    if tile is not None:
+        return int(tile)
+    base = DEFAULT_TILE[network]
+    runner = models.runners.get(network)
+    return base * 4 if runner is not None and runner.on_gpu else base
+
+
+def _context_for(models: ModelSet, network: str, default: int) -> int:
+    card = models.cards.get(network)
+    if card is not None:
+        for key in ("overlap_lr_px", "context_lr_px"):
+            if key in card.tiling:
+                return int(card.tiling[key])
+    return default
+
+
+# ---------------------------------------------------------------------------------------------
+# MANet: kernel estimation
+# ---------------------------------------------------------------------------------------------
+def manet_kernels(models: ModelSet, lr_chw: np.ndarray) -> np.ndarray:
+    """Run MANet on a (3, h, w) crop of any size: (441, h, w) kernels (edge-padded to multiples of 8)."""
+    h, w = lr_chw.shape[-2:]
+    padded = _pad_edge(lr_chw, MANET_MULTIPLE)
+    out = models.runner("manet").run({"lr_rgb": padded[None]})["kernels"][0]
+    return out[:, :h, :w]
+
+
+def _recompute_fn(models: ModelSet, lr_chw: np.ndarray):
+    """An exact single-kernel evaluator: MANet on the aligned 32×32 neighbourhood of a pixel."""
+    h, w = lr_chw.shape[-2:]
+
+    def recompute(row: int, col: int) -> np.ndarray:
+        y0 = max(0, (row - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
+        x0 = max(0, (col - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
+        crop = lr_chw[:, y0 : min(h, y0 + NEIGHBOURHOOD), x0 : min(w, x0 + NEIGHBOURHOOD)]
+        kernels = manet_kernels(models, crop)
+        return kernels[:, row - y0, col - x0].reshape(KERNEL_SIZE, KERNEL_SIZE).astype(np.float32)
+
+    return recompute
+
+
+def estimate_kernel_map(
+    lr_rgb_f32: np.ndarray,
+    models: ModelSet,
+    *,
+    tile: int | None = None,
+    progress: Progress = NULL_PROGRESS,
+    keep_kernels_max_bytes: int = KEEP_KERNELS_MAX_BYTES,
+) -> KernelMap:
+    """MANet's kernel for every LR pixel, as a :class:`KernelMap` (codes always; kernels when small)."""
+    lr_chw = _chw(lr_rgb_f32)
+    h, w = lr_chw.shape[-2:]
+    pca = models.pca("rrdb_sft") if "rrdb_sft" in models.pcas else models.pca("manet")
+    keep = h * w * N_TAPS * 2 <= keep_kernels_max_bytes
+
+    def per_tile(crops: list[np.ndarray]) -> np.ndarray:
+        kernels = manet_kernels(models, crops[0])  # (441, th, tw)
+        if keep:
+            return kernels
+        codes = pca.project(np.moveaxis(kernels, 0, -1))  # (th, tw, d)
+        return np.ascontiguousarray(np.moveaxis(codes, -1, 0))
+
+    out = tiled_apply(
+        per_tile, [lr_chw], scale=1, out_channels=N_TAPS if keep else pca.n_components,
+        tile=_tile_for("manet", models, tile), context=MANET_CONTEXT, align=MANET_MULTIPLE,
+        progress=progress,
+    )
+    if keep:
+        kernels_hw = np.moveaxis(out, 0, -1)  # (h, w, 441)
+        codes = pca.project(kernels_hw).astype(np.float32)
+        return KernelMap(models.scale, codes, pca, kernels_f16=kernels_hw.astype(np.float16))
+    codes = np.ascontiguousarray(np.moveaxis(out, 0, -1))
+    return KernelMap(models.scale, codes, pca, recompute=_recompute_fn(models, lr_chw))
+
+
+# ---------------------------------------------------------------------------------------------
+# RRDB-SFT: SR conditioned on a per-pixel code map
+# ---------------------------------------------------------------------------------------------
+def sr_from_codes(
+    lr_rgb_f32: np.ndarray,
+    codes_hwd: np.ndarray,
+    models: ModelSet,
+    *,
+    tile: int | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> np.ndarray:
+    """RRDB-SFT on an LR image and its (h, w, 15) code map: SR rgb_f32 (s·h, s·w, 3)."""
+    lr_chw = _chw(lr_rgb_f32)
+    code_chw = np.ascontiguousarray(np.moveaxis(codes_hwd.astype(np.float32), -1, 0))
+    runner = models.runner("rrdb_sft")
+
+    def per_tile(crops: list[np.ndarray]) -> np.ndarray:
+        return runner.run({"lr_rgb": crops[0][None], "kernel_code": crops[1][None]})["sr_rgb"][0]
+
+    out = tiled_apply(
+        per_tile, [lr_chw, code_chw], scale=models.scale, out_channels=3,
+        tile=_tile_for("rrdb_sft", models, tile), context=_context_for(models, "rrdb_sft", 16),
+        progress=progress,
+    )
+    return _hwc(out)
+
+
+@dataclass
+class ManetResult:
+    """MANet + RRDB-SFT output: the SR image, the kernel map, and the provider used."""
+
+    sr_rgb_f32: np.ndarray
+    kernel_map: KernelMap
+    provider: str
+
+
+def run_manet(
+    lr_rgb_f32: np.ndarray,
+    models: ModelSet,
+    *,
+    tile: int | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> ManetResult:
+    """Blind SR with spatially variant kernels: MANet → PCA codes → RRDB-SFT."""
+    kmap = estimate_kernel_map(lr_rgb_f32, models, tile=tile, progress=progress.sub_progress(0.0, 0.3))
+    sr = sr_from_codes(lr_rgb_f32, kmap.codes, models, tile=tile, progress=progress.sub_progress(0.3, 0.7))
+    progress.set_progress(1.0)
+    return ManetResult(sr, kmap, models.provider)
+
+
+def run_nonblind(
+    lr_rgb_f32: np.ndarray,
+    models: ModelSet,
+    sigma1: float,
+    sigma2: float,
+    theta: float,
+    *,
+    tile: int | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> np.ndarray:
+    """RRDB-SFT with one user-given kernel (std devs in HR px, MANet convention) for the whole image."""
+    kernel = anisotropic_gaussian_kernel(sigma1**2, sigma2**2, theta, models.scale)
+    pca = models.pca("rrdb_sft")
+    code = pca.project(kernel).astype(np.float32)
+    h, w = lr_rgb_f32.shape[:2]
+    codes = np.broadcast_to(code, (h, w, code.shape[-1]))
+    return sr_from_codes(lr_rgb_f32, codes, models, tile=tile, progress=progress)
+
+
+def run_bicubic(lr_rgb_f32: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-compatible bicubic upsampling (the baseline)."""
+    return np.clip(bicubic_upsample(np.asarray(lr_rgb_f32, np.float32), scale), 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# IKC: predictor → SFTMD → (corrector → SFTMD) × t
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class IkcIteration:
+    """One IKC step: its SR image, its 10-d code and the 21×21 kernel reconstructed from the code."""
+
+    index: int
+    sr_rgb_f32: np.ndarray
+    code: np.ndarray
+    kernel: np.ndarray
+
+
+@dataclass
+class IkcResult:
+    iterations: list[IkcIteration] = field(default_factory=list)
+    provider: str = ""
+
+    @property
+    def final(self) -> IkcIteration:
+        return self.iterations[-1]
+
+
+def _pooled(fn, chw_inputs: list[np.ndarray], max_pixels: int) -> np.ndarray:
+    """``fn(crops)`` on the whole image, or the area-weighted mean over pieces if it is large."""
+    h, w = chw_inputs[0].shape[-2:]
+    if h * w <= max_pixels:
+        return fn(chw_inputs)
+    side = int(math.sqrt(max_pixels))
+    total = np.zeros(0)
+    area = 0
+    for y0 in range(0, h, side):
+        for x0 in range(0, w, side):
+            crops = [a[:, y0 : y0 + side, x0 : x0 + side] for a in chw_inputs]
+            ch, cw = crops[0].shape[-2:]
+            if ch < 8 or cw < 8:
+                continue
+            value = fn(crops) * (ch * cw)
+            total = value if total.size == 0 else total + value
+            area += ch * cw
+    return total / max(area, 1)
+
+
+def run_ikc(
+    lr_rgb_f32: np.ndarray,
+    models: ModelSet,
+    *,
+    steps: int = 7,
+    tile: int | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> IkcResult:
+    """IKC with every iteration kept: ``h0 = P(LR)``, ``SR_i = F(LR, h_i)``, ``h_i = h_{i-1} + C(SR_{i-1}, h_{i-1})``."""
+    if steps < 0:
+        raise ValueError("steps must be ≥ 0")
+    lr_chw = _chw(lr_rgb_f32)
+    pca: KernelPCA = models.pca("sftmd")
+    predictor, sftmd, corrector = (models.runner(n) for n in ("ikc_predictor", "sftmd", "ikc_corrector"))
+    s = models.scale
+    n_stages = steps + 1
+
+    def predict(crops):
+        return predictor.run({"lr_rgb": crops[0][None]})["kernel_code"][0]
+
+    def super_resolve(code: np.ndarray, prog: Progress) -> np.ndarray:
+        def per_tile(crops):
+            return sftmd.run({"lr_rgb": crops[0][None], "kernel_code": code[None]})["sr_rgb"][0]
+
+        return tiled_apply(
+            per_tile, [lr_chw], scale=s, out_channels=3, tile=_tile_for("sftmd", models, tile),
+            context=_context_for(models, "sftmd", 16), progress=prog,
+        )
+
+    result = IkcResult(provider=models.provider)
+    code = _pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS).astype(np.float32)
+    for i in range(n_stages):
+        progress.check_cancelled()
+        if i > 0:
+            prev_sr_chw = np.ascontiguousarray(result.iterations[-1].sr_rgb_f32.transpose(2, 0, 1), np.float32)
+
+            def correct(crops, code=code):
+                return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
+
+            code = (code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS)).astype(np.float32)
+        sr = super_resolve(code, progress.sub_progress(i / n_stages, 1.0 / n_stages))
+        kernel = np.clip(pca.reconstruct(code), 0.0, None)
+        kernel = (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
+        result.iterations.append(IkcIteration(i, _hwc(sr), code.copy(), kernel))
+    progress.set_progress(1.0)
+    return result

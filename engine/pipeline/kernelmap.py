@@ -1,0 +1,123 @@
+"""Per-pixel kernel maps on the LR grid, kept compactly, with exact kernels on demand.
+
+A :class:`KernelMap` stores MANet's estimate for every LR pixel as its PCA code (``codes``: h×w×d
+float32, d = 15) and, when the image is small enough, the full kernels too (``kernels_f16``:
+h×w×441 float16). :meth:`KernelMap.kernel_at` answers for a point in LR or SR coordinates; when the
+full kernels are not stored it reruns MANet on the 32×32 LR neighbourhood around the point (MANet's
+receptive field is 22 LR px, so the result is the exact kernel, not a PCA reconstruction).
+
+Coordinates: LR pixel ``(y, x)`` covers SR pixels ``[s·y, s·y + s) × [s·x, s·x + s)`` (LR pixel i is
+centred on HR position ``s·i + (s−1)/2``; see :mod:`engine.degradation.degrade`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.degradation.kernels import KERNEL_SIZE, fit_gaussian
+from engine.pca import KernelPCA
+
+KernelFn = Callable[[int, int], np.ndarray]
+"""``recompute(y_lr, x_lr) -> (21, 21)`` exact kernel at one LR pixel."""
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """One kernel and its fitted Gaussian: std devs ``sigma1 ≥ sigma2`` in HR px, ``theta`` in rad."""
+
+    kernel: np.ndarray  # (21, 21) float32, sums to 1
+    sigma1: float
+    sigma2: float
+    theta: float
+    lr_yx: tuple[int, int]
+    exact: bool  # False when reconstructed from the PCA code
+
+
+def describe_kernel(kernel: np.ndarray, lr_yx: tuple[int, int] = (0, 0), exact: bool = True) -> KernelInfo:
+    """Fit σ1, σ2, θ to a 21×21 kernel (moments about its own centroid)."""
+    k = np.clip(np.asarray(kernel, np.float32).reshape(KERNEL_SIZE, KERNEL_SIZE), 0.0, None)
+    total = float(k.sum())
+    if total > 0:
+        k = k / total
+    var1, var2, theta = fit_gaussian(k, scale=None)
+    return KernelInfo(
+        kernel=k,
+        sigma1=math.sqrt(max(float(var1), 0.0)),
+        sigma2=math.sqrt(max(float(var2), 0.0)),
+        theta=float(theta),
+        lr_yx=lr_yx,
+        exact=exact,
+    )
+
+
+@dataclass
+class KernelMap:
+    """MANet's kernels for every LR pixel of one image (see the module docstring)."""
+
+    scale: int
+    codes: np.ndarray  # (h, w, d) float32 PCA codes
+    pca: KernelPCA
+    kernels_f16: np.ndarray | None = None  # (h, w, 441) float16, when small enough to keep
+    recompute: KernelFn | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def lr_hw(self) -> tuple[int, int]:
+        return int(self.codes.shape[0]), int(self.codes.shape[1])
+
+    def lr_index(self, x: float, y: float, space: str = "lr") -> tuple[int, int]:
+        """The LR pixel ``(row, col)`` under point ``(x, y)`` given in ``space`` ("lr" or "sr") pixels."""
+        if space not in ("lr", "sr"):
+            raise ValueError(f"space must be 'lr' or 'sr', not {space!r}")
+        div = self.scale if space == "sr" else 1
+        h, w = self.lr_hw
+        row = int(math.floor(y / div))
+        col = int(math.floor(x / div))
+        if not (0 <= row < h and 0 <= col < w):
+            raise IndexError(f"point ({x}, {y}) in {space.upper()} pixels is outside the {w}×{h} LR image")
+        return row, col
+
+    def kernel_at(self, x: float, y: float, space: str = "lr") -> KernelInfo:
+        """The kernel at ``(x, y)`` (column, row) in LR or SR pixel coordinates, with σ1, σ2, θ."""
+        row, col = self.lr_index(x, y, space)
+        if self.kernels_f16 is not None:
+            kernel = self.kernels_f16[row, col].astype(np.float32)
+            exact = True
+        elif self.recompute is not None:
+            kernel = self.recompute(row, col)
+            exact = True
+        else:
+            kernel = self.pca.reconstruct(self.codes[row, col])
+            exact = False
+        return describe_kernel(kernel, (row, col), exact)
+
+    def reconstruct_all(self) -> np.ndarray:
+        """(h, w, 21, 21) float32 kernels: stored ones, else PCA reconstructions (memory: h·w·1.7 kB)."""
+        if self.kernels_f16 is not None:
+            return self.kernels_f16.astype(np.float32).reshape(*self.lr_hw, KERNEL_SIZE, KERNEL_SIZE)
+        return self.pca.reconstruct(self.codes)
+
+    def save_npz(self, path: str | Path) -> Path:
+        """Write a compressed ``.npz``: codes, the PCA basis, the scale (and float16 kernels if kept)."""
+        import io
+
+        from engine.imageio import write_bytes_atomically
+
+        buf = io.BytesIO()
+        arrays = {
+            "codes": self.codes.astype(np.float32),
+            "pca_mean": self.pca.mean,
+            "pca_components": self.pca.components,
+            "scale": np.int32(self.scale),
+            "layout": np.array("codes: (h, w, d) PCA codes on the LR grid; kernel = codes @ pca_components + pca_mean, reshaped 21x21"),
+        }
+        if self.kernels_f16 is not None:
+            arrays["kernels_f16"] = self.kernels_f16
+        np.savez_compressed(buf, **arrays)
+        target = Path(path)
+        write_bytes_atomically(target, buf.getvalue())
+        return target

@@ -1,0 +1,79 @@
+"""Loading the networks a pipeline needs, through their model cards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from engine.backends import Runner, load_runner
+from engine.errors import ModelError
+from engine.modelcards import ModelCard, find_card, verify
+from engine.pca import KernelPCA
+
+METHOD_NETWORKS: dict[str, tuple[str, ...]] = {
+    "manet": ("manet", "rrdb_sft"),
+    "ikc": ("ikc_predictor", "sftmd", "ikc_corrector"),
+    "nonblind": ("rrdb_sft",),
+    "estimate": ("manet",),
+    "bicubic": (),
+}
+"""Which networks each method runs (names as in the cards' ``network`` field)."""
+
+
+@dataclass
+class ModelSet:
+    """Loaded runners (by network name) and PCA bases (by network name) for one scale."""
+
+    scale: int
+    runners: dict[str, Runner] = field(default_factory=dict)
+    cards: dict[str, ModelCard] = field(default_factory=dict)
+    pcas: dict[str, KernelPCA] = field(default_factory=dict)
+
+    @property
+    def provider(self) -> str:
+        """The execution provider actually in use ("CPUExecutionProvider", "torch-cuda", …)."""
+        providers = sorted({r.provider for r in self.runners.values()})
+        return "+".join(providers) if providers else "numpy"
+
+    def runner(self, network: str) -> Runner:
+        try:
+            return self.runners[network]
+        except KeyError:
+            raise ModelError(f"no {network} model loaded (loaded: {', '.join(self.runners) or 'none'})") from None
+
+    def pca(self, network: str) -> KernelPCA:
+        try:
+            return self.pcas[network]
+        except KeyError:
+            raise ModelError(f"no PCA basis loaded for {network}") from None
+
+
+def load_models(
+    networks: Sequence[str],
+    scale: int,
+    *,
+    device: str = "auto",
+    backend: str = "auto",
+    threads: int | None = None,
+    models_dir: str | Path | None = None,
+    check_sha256: bool = True,
+) -> ModelSet:
+    """Find each network's card for ``scale``, check it, and load a runner (and its PCA basis)."""
+    models = ModelSet(scale=int(scale))
+    for network in networks:
+        card = find_card(network, scale, models_dir=models_dir)
+        if check_sha256 and card.graph_path.is_file():
+            verify(card)
+        models.cards[network] = card
+        models.runners[network] = load_runner(card, backend, device=device, threads=threads)
+        if card.pca_path is not None:
+            models.pcas[network] = KernelPCA.load(card.pca_path)
+    return models
+
+
+def load_for_method(method: str, scale: int, **kwargs) -> ModelSet:
+    """``load_models(METHOD_NETWORKS[method], scale, ...)``."""
+    if method not in METHOD_NETWORKS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NETWORKS)}")
+    return load_models(METHOD_NETWORKS[method], scale, **kwargs)

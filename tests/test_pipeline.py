@@ -1,0 +1,104 @@
+"""Blind SR pipelines on tiny random-weight networks: shapes, tiling exactness, kernel lookup, IKC."""
+
+import numpy as np
+import pytest
+
+from engine.pipeline.blind import (
+    estimate_kernel_map,
+    run_bicubic,
+    run_ikc,
+    run_manet,
+    run_nonblind,
+    sr_from_codes,
+)
+from engine.pipeline.models import load_for_method
+from engine.progress import Cancelled, Progress
+
+
+@pytest.fixture(scope="module")
+def manet_models(tiny_models_dir):
+    return load_for_method("manet", 4, models_dir=tiny_models_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ikc_models(tiny_models_dir):
+    return load_for_method("ikc", 4, models_dir=tiny_models_dir, device="cpu")
+
+
+def lr_image(h=40, w=52, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.random((h // 4 + 1, w // 4 + 1, 3), dtype=np.float32)
+    import cv2
+
+    return np.clip(cv2.resize(base, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+
+
+def test_manet_pipeline_shapes_and_provider(manet_models):
+    lr = lr_image()
+    result = run_manet(lr, manet_models)
+    assert result.sr_rgb_f32.shape == (160, 208, 3)
+    assert result.sr_rgb_f32.min() >= 0 and result.sr_rgb_f32.max() <= 1
+    assert result.kernel_map.lr_hw == (40, 52)
+    assert result.provider == "CPUExecutionProvider"
+
+
+def test_manet_tiling_is_exact(manet_models):
+    lr = lr_image(45, 61, seed=1)
+    whole = estimate_kernel_map(lr, manet_models, tile=512)
+    tiled = estimate_kernel_map(lr, manet_models, tile=16)
+    assert np.abs(whole.kernels_f16.astype(np.float32) - tiled.kernels_f16.astype(np.float32)).max() < 1e-3
+    assert np.abs(whole.codes - tiled.codes).max() < 1e-3
+
+
+def test_sr_tiling_within_one_grey_level(manet_models):
+    lr = lr_image(48, 64, seed=2)
+    codes = estimate_kernel_map(lr, manet_models).codes
+    whole = sr_from_codes(lr, codes, manet_models, tile=512)
+    tiled = sr_from_codes(lr, codes, manet_models, tile=16)
+    assert np.abs(whole - tiled).max() < 1 / 255
+
+
+def test_kernel_at_lr_and_sr_agree_and_recompute_is_exact(manet_models):
+    lr = lr_image(40, 48, seed=3)
+    stored = estimate_kernel_map(lr, manet_models)
+    compact = estimate_kernel_map(lr, manet_models, keep_kernels_max_bytes=0)
+    assert compact.kernels_f16 is None and compact.recompute is not None
+    for (x, y) in [(0, 0), (47, 39), (20, 11), (5, 33)]:
+        a = stored.kernel_at(x, y, space="lr")
+        b = stored.kernel_at(4 * x + 3, 4 * y + 2, space="sr")
+        c = compact.kernel_at(x + 0.5, y + 0.9, space="lr")
+        assert a.lr_yx == b.lr_yx == c.lr_yx == (y, x)
+        assert np.array_equal(a.kernel, b.kernel)
+        assert np.abs(a.kernel - c.kernel).max() < 1e-3  # float16 storage vs exact recompute
+        assert a.kernel.shape == (21, 21) and abs(a.kernel.sum() - 1) < 1e-3
+        assert a.sigma1 >= a.sigma2 >= 0 and 0 <= a.theta < np.pi
+    with pytest.raises(IndexError):
+        stored.kernel_at(48, 0)
+
+
+def test_nonblind_and_bicubic(manet_models):
+    lr = lr_image(24, 32)
+    sr = run_nonblind(lr, manet_models, 2.0, 1.0, 0.3)
+    assert sr.shape == (96, 128, 3)
+    up = run_bicubic(lr, 4)
+    assert up.shape == (96, 128, 3)
+    assert abs(float(up.mean()) - float(lr.mean())) < 0.02
+
+
+def test_ikc_keeps_every_iteration(ikc_models):
+    lr = lr_image(32, 40)
+    result = run_ikc(lr, ikc_models, steps=3)
+    assert [it.index for it in result.iterations] == [0, 1, 2, 3]
+    for it in result.iterations:
+        assert it.sr_rgb_f32.shape == (128, 160, 3)
+        assert it.code.shape == (10,)
+        assert it.kernel.shape == (21, 21) and abs(it.kernel.sum() - 1) < 1e-4
+    codes = np.stack([it.code for it in result.iterations])
+    assert np.abs(np.diff(codes, axis=0)).max() > 0  # the corrector changed the code
+
+
+def test_pipeline_cancel_raises(manet_models):
+    progress = Progress()
+    progress.cancel()
+    with pytest.raises(Cancelled):
+        run_manet(lr_image(), manet_models, progress=progress)
