@@ -1,0 +1,155 @@
+"""Batch makers: random HR crops from the in-memory pool, degraded on the fly (numpy, CPU).
+
+Two degradation protocols (see :mod:`engine.degradation`):
+
+- **MANet** (:class:`ManetBatchMaker`): one anisotropic Gaussian per patch (variances and angle from
+  ``sample_anisotropic_params``), blur + direct subsampling, optional noise / JPEG, 8-bit rounding.
+- **IKC** (:class:`IkcBatchMaker`): one isotropic Gaussian per patch (σ from
+  ``sample_isotropic_sigma``), centred blur + MATLAB bicubic ``1/s``, 8-bit rounding.
+
+A batch is a dict of float32 numpy arrays (NCHW for images):
+
+- ``lr``: (B, 3, P/s, P/s) RGB in [0, 1] on 8-bit levels;
+- ``hr``: (B, 3, P, P) RGB in [0, 1] (only when ``with_hr``);
+- ``kernel``: (B, 441) the true kernel of each patch, flattened row-major (sums to 1);
+- ``code_noise``: (B, L) standard-normal draws (only when ``code_len`` is set; the corrector
+  stage perturbs codes with them, so every random number of a step comes from the batch rng);
+- ``use_predictor``: (B,) 0/1 draws (with ``code_len``; corrector stage).
+
+Every random draw comes from the ``numpy.random.Generator`` passed to ``make``; a stream of
+batches is therefore reproducible from the generator's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from engine import degradation as deg
+from engine.data import TrainPool
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Optional LR corruptions (MANet robustness training): noise then JPEG, each with a probability."""
+
+    noise_prob: float = 0.0
+    noise_max_255: float = 15.0
+    jpeg_prob: float = 0.0
+    jpeg_min: int = 70
+    jpeg_max: int = 100
+
+    def draw(self, rng: np.random.Generator) -> tuple[float, int | None]:
+        """``(noise_sigma_255, jpeg_quality or None)`` for one patch (always two uniform draws, so
+        the stream does not depend on the probabilities' outcomes)."""
+        u_noise, u_jpeg = rng.random(2)
+        sigma = float(rng.uniform(0.0, self.noise_max_255))
+        quality = int(rng.integers(self.jpeg_min, self.jpeg_max + 1))
+        return (sigma if u_noise < self.noise_prob else 0.0), (quality if u_jpeg < self.jpeg_prob else None)
+
+
+class BatchMaker(Protocol):
+    """Something that turns a generator into one training batch (a dict of numpy arrays)."""
+
+    def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]: ...
+
+
+def _hwc_to_chw(batch_hwc: list[np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(np.stack(batch_hwc).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+@dataclass
+class _MakerBase:
+    pool: TrainPool
+    batch_size: int
+    patch_size: int
+    scale: int
+    with_hr: bool = True
+    augment: Augment = Augment()
+    code_len: int | None = None
+
+    def _extras(self, rng: np.random.Generator, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.code_len:
+            out["code_noise"] = rng.standard_normal((self.batch_size, self.code_len)).astype(np.float32)
+            out["use_predictor"] = rng.random(self.batch_size).astype(np.float32)
+        return out
+
+
+@dataclass
+class ManetBatchMaker(_MakerBase):
+    """MANet-convention batches (anisotropic kernel per patch, blur + direct subsampling)."""
+
+    def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        hrs, lrs, kernels = [], [], []
+        for _ in range(self.batch_size):
+            hr = self.pool.random_crop(rng, self.patch_size)
+            var1, var2, theta = deg.sample_anisotropic_params(rng, self.scale)
+            kernel = deg.anisotropic_gaussian_kernel(float(var1), float(var2), float(theta), self.scale)
+            noise, quality = self.augment.draw(rng)
+            lr = deg.degrade_manet(hr, kernel, self.scale, rng, noise_sigma_255=noise, jpeg_quality=quality)
+            hrs.append(hr)
+            lrs.append(lr)
+            kernels.append(kernel.reshape(-1))
+        out = {"lr": _hwc_to_chw(lrs), "kernel": np.stack(kernels).astype(np.float32)}
+        if self.with_hr:
+            out["hr"] = _hwc_to_chw(hrs)
+        return self._extras(rng, out)
+
+
+@dataclass
+class IkcBatchMaker(_MakerBase):
+    """IKC-convention batches (isotropic σ per patch, centred blur + MATLAB bicubic)."""
+
+    def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        hrs, lrs, kernels = [], [], []
+        for _ in range(self.batch_size):
+            hr = self.pool.random_crop(rng, self.patch_size)
+            sigma = float(deg.sample_isotropic_sigma(rng, self.scale))
+            kernel = deg.isotropic_gaussian_kernel(sigma)
+            noise, quality = self.augment.draw(rng)
+            lr = deg.degrade_ikc(hr, sigma, self.scale, rng, noise_sigma_255=noise, jpeg_quality=quality)
+            hrs.append(hr)
+            lrs.append(lr)
+            kernels.append(kernel.reshape(-1))
+        out = {"lr": _hwc_to_chw(lrs), "kernel": np.stack(kernels).astype(np.float32)}
+        if self.with_hr:
+            out["hr"] = _hwc_to_chw(hrs)
+        return self._extras(rng, out)
+
+
+def batch_stream(maker: BatchMaker, rng: np.random.Generator) -> Iterator[dict[str, np.ndarray]]:
+    """Endless batches from ``maker`` drawing on ``rng`` (in-process; its state can be checkpointed)."""
+    while True:
+        yield maker(rng)
+
+
+try:  # torch is a training dependency; the batch makers above work without it
+    from torch.utils.data import IterableDataset, get_worker_info
+except ImportError:  # pragma: no cover
+    IterableDataset = object  # type: ignore[assignment,misc]
+    get_worker_info = None  # type: ignore[assignment]
+
+
+class BatchDataset(IterableDataset):  # type: ignore[misc]
+    """Endless ``IterableDataset`` of whole batches for a ``DataLoader(batch_size=None)``.
+
+    Each worker process (forked, so the decoded pool is shared copy-on-write) draws from its own
+    generator ``np.random.default_rng([seed, rank, worker_id, start_step])``; ``start_step`` makes a
+    resumed run draw fresh batches instead of replaying the first ones.
+    """
+
+    def __init__(self, maker: BatchMaker, seed: int, rank: int = 0, start_step: int = 0) -> None:
+        super().__init__()
+        self.maker = maker
+        self.seed = int(seed)
+        self.rank = int(rank)
+        self.start_step = int(start_step)
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        info = get_worker_info() if get_worker_info is not None else None
+        worker_id = 0 if info is None else info.id
+        rng = np.random.default_rng([self.seed, self.rank, worker_id, self.start_step])
+        return batch_stream(self.maker, rng)

@@ -1,0 +1,254 @@
+"""Typed run configuration: one :class:`TrainConfig` from YAML (``yaml.safe_load``) and/or CLI flags.
+
+A YAML file holds a flat mapping whose keys are the field names below (``batch_size: 16``);
+unknown keys are rejected with a message that lists the known ones, so a typo never silently
+falls back to a default. CLI flags override the file (see :func:`config_from_sources`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, get_args, get_origin, get_type_hints
+
+STAGES: tuple[str, ...] = (
+    "manet",
+    "rrdb_sft",
+    "rrdb_sft_blind",
+    "sftmd",
+    "ikc_predictor",
+    "ikc_corrector",
+)
+"""Training stages; each trains one network (see :mod:`engine.training.stages`)."""
+
+AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A run configuration is invalid (unknown key, wrong type, value out of range)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Attributes:
+        name: run name; files go to ``<runs_dir>/<name>/``.
+        stage: one of :data:`STAGES`.
+        preset: network size (``paper``, ``small``, ``tiny``).
+        scale: SR factor (2, 3, 4).
+        steps: optimiser steps of this run (the run ends when its step counter reaches this).
+        batch_size: patches per step (global; split over DDP replicas).
+        patch_size: HR patch side in pixels (a multiple of ``8 * scale`` for MANet).
+        lr: initial learning rate (``None``: the stage default).
+        betas: Adam betas (``None``: the stage default).
+        milestones: steps at which the learning rate is halved (``None``: at 50 %, 75 % and 90 %
+            of ``steps``).
+        lr_gamma: factor applied at each milestone.
+        grad_clip: clip the gradient norm to this (0: off).
+        seed: root of every random draw (weights, data workers, validation).
+        workers: data-loader worker processes (0: make batches in the training process).
+        threads: torch intra-op threads per process (0: leave torch's default).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        amp: mixed precision on CUDA (``none``, ``bf16``, ``fp16``); ignored on CPU.
+        train_sets: training-pool sets (see ``engine.data.TRAIN_SETS``).
+        max_images: use only this many pool images (tests, quick runs).
+        noise_prob: probability that a patch gets Gaussian noise σ ~ U[0, noise_max_255] / 255.
+        noise_max_255: largest noise σ on the 8-bit scale.
+        jpeg_prob: probability that a patch is JPEG-compressed with q ~ U[jpeg_min, jpeg_max].
+        jpeg_min: lowest JPEG quality.
+        jpeg_max: highest JPEG quality.
+        code_noise: corrector stage: σ of the Gaussian perturbation of the true code.
+        predictor_prob: corrector stage: probability that the current code is the predictor's
+            instead of a perturbed true code (needs a predictor card).
+        log_every: steps between CSV rows.
+        ckpt_every: steps between checkpoints (``ckpt_last.pt``, replaced atomically).
+        val_every: steps between validations on Set5 (0: only at the end).
+        val_images: Set5 images used for validation (1–5).
+        max_minutes: stop (with a checkpoint) after this much wall time (0: no limit).
+        init_from_models: start from the weights shipped in ``models/`` (card of this network,
+            preset and scale); the card's step count keeps adding up when shipping.
+        ship: at the end, copy the weights into ``models/``, re-export the graph, update the card.
+        runs_dir: folder of run folders.
+        models_dir: models folder (``None``: ``engine.paths.models_dir()``).
+        progress_bar: show a tqdm bar (rank 0 only).
+    """
+
+    name: str = "run"
+    stage: str = "manet"
+    preset: str = "small"
+    scale: int = 4
+    steps: int = 1000
+    batch_size: int = 16
+    patch_size: int = 96
+    lr: float | None = None
+    betas: list[float] | None = None
+    milestones: list[int] | None = None
+    lr_gamma: float = 0.5
+    grad_clip: float = 0.0
+    seed: int = 0
+    workers: int = 0
+    threads: int = 1
+    device: str = "auto"
+    amp: str = "none"
+    train_sets: list[str] = field(default_factory=lambda: ["bsds400", "t91", "sunhays80"])
+    max_images: int | None = None
+    noise_prob: float = 0.0
+    noise_max_255: float = 15.0
+    jpeg_prob: float = 0.0
+    jpeg_min: int = 70
+    jpeg_max: int = 100
+    code_noise: float = 0.5
+    predictor_prob: float = 0.5
+    log_every: int = 10
+    ckpt_every: int = 200
+    val_every: int = 500
+    val_images: int = 5
+    max_minutes: float = 0.0
+    init_from_models: bool = False
+    ship: bool = False
+    runs_dir: str = "runs"
+    models_dir: str | None = None
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` on values that cannot work."""
+        if self.stage not in STAGES:
+            raise ConfigError(f"unknown stage {self.stage!r}; choose one of {', '.join(STAGES)}")
+        if self.scale not in (2, 3, 4):
+            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        for key in ("steps", "batch_size", "patch_size", "log_every", "ckpt_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.patch_size % self.scale:
+            raise ConfigError(f"patch_size {self.patch_size} is not a multiple of the scale {self.scale}")
+        if self.workers < 0 or self.threads < 0 or self.val_every < 0:
+            raise ConfigError("workers, threads and val_every must be >= 0")
+        if not 1 <= self.val_images <= 5:
+            raise ConfigError(f"val_images must be in 1..5 (Set5), got {self.val_images}")
+        if self.betas is not None and len(self.betas) != 2:
+            raise ConfigError(f"betas must be two numbers, got {self.betas}")
+        if not (0 <= self.noise_prob <= 1 and 0 <= self.jpeg_prob <= 1 and 0 <= self.predictor_prob <= 1):
+            raise ConfigError("noise_prob, jpeg_prob and predictor_prob are probabilities in [0, 1]")
+        if not 0 <= self.jpeg_min <= self.jpeg_max <= 100:
+            raise ConfigError(f"need 0 <= jpeg_min <= jpeg_max <= 100, got {self.jpeg_min}, {self.jpeg_max}")
+        if not self.name or "/" in self.name or "\\" in self.name:
+            raise ConfigError(f"run name must be a plain folder name, got {self.name!r}")
+
+    @property
+    def lr_patch_size(self) -> int:
+        """LR patch side in pixels (``patch_size // scale``)."""
+        return self.patch_size // self.scale
+
+    def resolved_milestones(self) -> list[int]:
+        """Halving steps: ``milestones`` or 50 %, 75 % and 90 % of ``steps``."""
+        if self.milestones is not None:
+            return sorted(int(m) for m in self.milestones)
+        return sorted({max(1, int(self.steps * f)) for f in (0.5, 0.75, 0.9)})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data copy (for YAML/JSON dumps and checkpoints)."""
+        return dataclasses.asdict(self)
+
+
+def field_names() -> list[str]:
+    """Names of the :class:`TrainConfig` fields, in declaration order."""
+    return [f.name for f in fields(TrainConfig)]
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Check/convert one value against the field's type hint; :class:`ConfigError` on mismatch."""
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"config key {name!r} may not be null")
+    if args and type(None) in args:  # Optional[X]
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(name, value, inner[0])
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {name!r} expects a list, got {value!r}")
+        (item,) = args
+        return [_coerce(f"{name}[]", v, item) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {name!r} expects true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"config key {name!r} expects an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {name!r} expects a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {name!r} expects a string, got {value!r}")
+        return value
+    return value
+
+
+def config_from_dict(data: Mapping[str, Any], where: str = "config") -> TrainConfig:
+    """Build a :class:`TrainConfig` from a mapping; unknown keys and wrong types raise :class:`ConfigError`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(data).__name__}")
+    known = field_names()
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(str(k), known, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(hints)}; known keys: {', '.join(known)}"
+        )
+    types = get_type_hints(TrainConfig)
+    values = {k: _coerce(k, v, types[k]) for k, v in data.items()}
+    try:
+        return TrainConfig(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_yaml_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML run config (``yaml.safe_load``), apply ``overrides`` and validate."""
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+    data = dict(data or {})
+    data.update(overrides or {})
+    return config_from_dict(data, where=f"config file {p}")
+
+
+def config_from_sources(path: str | Path | None, overrides: Mapping[str, Any]) -> TrainConfig:
+    """A config from an optional YAML file plus CLI overrides (``None`` values are ignored)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if path is None:
+        return config_from_dict(given, where="command line")
+    return load_yaml_config(path, given)

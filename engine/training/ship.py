@@ -1,0 +1,144 @@
+"""Ship a finished run into ``models/``: weights, re-exported ONNX graph, updated card.
+
+The card's ``training`` block records what produced the weights: cumulative ``steps`` (the card's
+previous count is kept adding up when the run started from the shipped weights), this run's patch
+and batch sizes, the training sets, cumulative wall time, device, date, the command, the final
+training loss and the last Set5 validation number (monitoring only), plus a ``runs`` history with
+one entry per shipped run. The ``metrics`` block (benchmark results) is left to the evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from engine.training.stages import get_stage
+
+if TYPE_CHECKING:
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import TrainResult
+
+
+def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename (world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def last_logged(run_dir: Path) -> tuple[float | None, float | None]:
+    """(last training loss, last validation number) in a run's ``log.csv`` (``None`` if absent)."""
+    loss = val = None
+    path = run_dir / "log.csv"
+    if not path.is_file():
+        return None, None
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        for row in reader:
+            if row and row[1]:
+                loss = float(row[1])
+            if row and len(row) > 4 and row[4]:
+                val = float(row[4])
+    return loss, val
+
+
+def _round(v: float | None, digits: int = 5) -> float | None:
+    return None if v is None else float(f"{v:.{digits}g}")
+
+
+def ship(cfg: "TrainConfig", result: "TrainResult", *, command: str, models_dir: Path) -> Path:
+    """Copy ``result``'s weights into the card of (network, preset, scale), re-export, update the card.
+
+    Creates the card (seeded untrained initialisation first) when ``models_dir`` has none.
+    Returns the card path.
+    """
+    from engine.export import card_id, export_card, init_untrained
+    from engine.modelcards import ModelError, find_card, sha256_file
+
+    spec = get_stage(cfg.stage)
+    try:
+        card = find_card(spec.network, cfg.scale, cfg.preset, models_dir)
+        if card.id != card_id(spec.network, cfg.preset, cfg.scale):
+            raise ModelError("card id differs")  # another preset's card matched loosely: make ours
+    except ModelError:
+        card = init_untrained(spec.network, cfg.preset, cfg.scale, models_folder=models_dir, overwrite=True)
+    previous = dict(card.training)
+    weights = card.weights_path or (card.folder / f"{card.id}.pt")
+    if card.weights is None:
+        card.weights = weights.name
+    _save_weights(result.state, weights)
+    card.weights_sha256 = sha256_file(weights)
+
+    loss, val = last_logged(result.run_dir)
+    loss = result.loss if result.loss == result.loss else loss  # NaN (no step this session) → log
+    val = result.val if result.val is not None else val
+    continued = result.base_steps > 0
+    wall = result.seconds + (float(previous.get("wall_time_s", 0.0)) if continued else 0.0)
+    today = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    run_entry = {
+        "run": cfg.name,
+        "stage": cfg.stage,
+        "steps": result.step,
+        "batch_size": cfg.batch_size,
+        "patch_size_hr": cfg.patch_size,
+        "lr": cfg.lr if cfg.lr is not None else spec.lr,
+        "wall_time_s": round(result.seconds, 1),
+        "device": result.device,
+        "date": today,
+        "final_loss": _round(loss),
+        "set5_val": _round(val),
+    }
+    runs = list(previous.get("runs", [])) if continued else []
+    runs.append(run_entry)
+    card.training = {
+        "steps": result.base_steps + result.step,
+        "stage": cfg.stage,
+        "patch_size_hr": cfg.patch_size,
+        "patch_size_lr": cfg.patch_size // cfg.scale,
+        "batch_size": cfg.batch_size,
+        "optimizer": f"Adam lr {run_entry['lr']:g}, betas {tuple(cfg.betas or spec.betas)}, "
+                     f"halved at steps {cfg.resolved_milestones()}",
+        "loss": {"manet": "L1 per-pixel kernels", "ikc_predictor": "L2 code", "ikc_corrector": "L2 code delta"}
+        .get(spec.network, "L1 image"),
+        "datasets": list(cfg.train_sets) if cfg.max_images is None else
+        [*cfg.train_sets, f"first {cfg.max_images} images only"],
+        "degradation": "MANet anisotropic Gaussian, blur + direct subsampling, 8-bit"
+        if spec.protocol == "manet" else "IKC isotropic Gaussian, blur + MATLAB bicubic, 8-bit",
+        "noise": {"prob": cfg.noise_prob, "max_sigma_255": cfg.noise_max_255,
+                  "jpeg_prob": cfg.jpeg_prob, "jpeg_q": [cfg.jpeg_min, cfg.jpeg_max]},
+        "wall_time_s": round(wall, 1),
+        "device": result.device,
+        "date": today,
+        "command": command,
+        "final_loss": _round(loss),
+        "validation": {
+            "set": "Set5",
+            "protocol": spec.val_protocol,
+            "cases": f"{cfg.val_images} (one kernel per image, fixed rule)",
+            "metric": spec.val_metric,
+            "value": _round(val),
+            "note": "monitoring only; nothing was selected by it",
+        },
+        "runs": runs,
+    }
+    if spec.frozen:
+        card.training["frozen"] = list(spec.frozen)
+    card = export_card(card)
+    assert card.path is not None
+    return card.path
+

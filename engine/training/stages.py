@@ -1,0 +1,317 @@
+"""Training stages: which network, which batches, which loss, which validation.
+
+======================  =============  =====================================================  ==========
+stage                   network        loss                                                   protocol
+======================  =============  =====================================================  ==========
+``manet``               manet          L1(estimated per-pixel kernels, true kernel)           MANet
+``rrdb_sft``            rrdb_sft       L1(SR, HR), true kernel's PCA code spread over LR grid MANet
+``rrdb_sft_blind``      rrdb_sft       L1(SR, HR), codes of the frozen MANet's kernels        MANet
+``sftmd``               sftmd          L1(SR, HR), true kernel's 10-d PCA code                IKC
+``ikc_predictor``       ikc_predictor  L2(predicted code, true code)                          IKC
+``ikc_corrector``       ikc_corrector  L2(Δ, true − current) on the frozen SFTMD's SR         IKC
+======================  =============  =====================================================  ==========
+
+Validation (monitoring only, on a fixed degraded Set5 from ``engine.data.build_test_set``; never
+used to select anything): one case per image, the kernel chosen by a fixed rule
+(:func:`pick_val_cases`). Metrics: ``kernel_l1_sum`` (L1 distance between estimated and true kernel,
+summed over the 441 taps, in [0, 2], averaged over LR pixels), ``psnr_y`` (dB, BT.601 Y, ``scale`` px shaved) or ``code_mse``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.training.codes import KernelCodec, load_codec, pca_file_name
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Static facts about a stage.
+
+    Attributes:
+        name: stage name (``TrainConfig.stage``).
+        network: the trained network (``engine.archs.NETWORKS`` key, card ``network``).
+        protocol: degradation convention of its batches (``"manet"`` or ``"ikc"``).
+        with_hr: batches carry the HR patch.
+        pca: which PCA basis the stage needs (``"manet"``, ``"ikc"`` or ``None``).
+        frozen: networks loaded frozen from their shipped cards (same preset and scale).
+        lr: default learning rate.
+        betas: default Adam betas.
+        val_protocol: ``build_test_set`` protocol used for validation.
+        val_metric: name of the validation number.
+        higher_is_better: direction of the validation number.
+    """
+
+    name: str
+    network: str
+    protocol: str
+    with_hr: bool
+    pca: str | None
+    frozen: tuple[str, ...]
+    lr: float
+    betas: tuple[float, float]
+    val_protocol: str
+    val_metric: str
+    higher_is_better: bool
+
+
+STAGE_SPECS: dict[str, StageSpec] = {
+    # MANet (official code): Adam betas (0.9, 0.999), lr 2e-4.
+    "manet": StageSpec("manet", "manet", "manet", False, None, (), 2e-4, (0.9, 0.999),
+                       "manet9", "kernel_l1_sum", False),
+    # RRDB-SFT non-blind: L1, lr 2e-4; BasicSR-style betas (0.9, 0.99).
+    "rrdb_sft": StageSpec("rrdb_sft", "rrdb_sft", "manet", True, "manet", (), 2e-4, (0.9, 0.99),
+                          "manet9", "psnr_y", True),
+    # blind fine-tuning on MANet's per-pixel codes: lr 5e-5.
+    "rrdb_sft_blind": StageSpec("rrdb_sft_blind", "rrdb_sft", "manet", True, "manet", ("manet",), 5e-5,
+                                (0.9, 0.99), "manet9", "psnr_y", True),
+    # IKC: SFTMD L1 lr 1e-4, predictor/corrector L2 lr 1e-4; betas (0.9, 0.99) as in the IKC code.
+    "sftmd": StageSpec("sftmd", "sftmd", "ikc", True, "ikc", (), 1e-4, (0.9, 0.99),
+                       "gaussian8", "psnr_y", True),
+    "ikc_predictor": StageSpec("ikc_predictor", "ikc_predictor", "ikc", False, "ikc", (), 1e-4, (0.9, 0.99),
+                               "gaussian8", "code_mse", False),
+    "ikc_corrector": StageSpec("ikc_corrector", "ikc_corrector", "ikc", False, "ikc",
+                               ("sftmd", "ikc_predictor"), 1e-4, (0.9, 0.99), "gaussian8", "code_mse", False),
+}
+
+
+def get_stage(name: str) -> StageSpec:
+    try:
+        return STAGE_SPECS[name]
+    except KeyError:
+        raise KeyError(f"unknown stage {name!r}; known: {', '.join(STAGE_SPECS)}") from None
+
+
+@dataclass
+class ValCase:
+    """One validation case on the device: LR (1, 3, h, w), HR ``rgb_f32`` HWC, true kernel (1, 441)."""
+
+    name: str
+    lr: torch.Tensor
+    hr_rgb_f32: np.ndarray
+    kernel: torch.Tensor
+
+
+@dataclass
+class StageContext:
+    """Run-time things a stage needs besides the trained model.
+
+    Attributes:
+        spec: the stage.
+        scale: SR factor.
+        device: training device.
+        codec: PCA codec on the device (stages with ``spec.pca``).
+        frozen: frozen networks by network name (eval mode, no gradients).
+        code_std: per-component spread of the true codes over the training kernels (corrector).
+        code_noise: corrector perturbation, in units of ``code_std``.
+        predictor_prob: corrector: probability of starting from the predictor's code.
+        val_cases: cached validation cases.
+    """
+
+    spec: StageSpec
+    scale: int
+    device: torch.device
+    codec: KernelCodec | None = None
+    frozen: dict[str, nn.Module] = field(default_factory=dict)
+    code_std: torch.Tensor | None = None
+    code_noise: float = 0.5
+    predictor_prob: float = 0.5
+    val_cases: list[ValCase] | None = None
+
+
+# --- building ---------------------------------------------------------------------------------
+def _codes_spread(codec: KernelCodec, scale: int, convention: str, n: int = 4096) -> torch.Tensor:
+    """Standard deviation of each code component over ``n`` random training kernels (fixed seed)."""
+    from engine import degradation as deg
+
+    rng = np.random.default_rng([20240, scale, 1 if convention == "ikc" else 0])
+    if convention == "ikc":
+        sig = deg.sample_isotropic_sigma(rng, scale, n)
+        kernels = np.stack([deg.isotropic_gaussian_kernel(float(s)) for s in sig])
+    else:
+        v1, v2, th = deg.sample_anisotropic_params(rng, scale, n)
+        kernels = deg.anisotropic_gaussian_kernels(v1, v2, th, scale)
+    flat = torch.as_tensor(kernels.reshape(n, -1), dtype=torch.float32, device=codec.weight.device)
+    return codec.project(flat).std(dim=0).clamp_min(1e-6)
+
+
+def load_frozen(network: str, preset: str, scale: int, models_dir: Path | None, device: torch.device) -> nn.Module:
+    """The shipped weights of ``network`` (card of this preset and scale), frozen, in eval mode."""
+    from engine.archs import build_network
+    from engine.modelcards import find_card, verify_weights
+
+    card = find_card(network, scale, preset, models_dir)
+    verify_weights(card)
+    model = build_network(network, preset, scale)
+    state = torch.load(card.weights_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def build_context(
+    spec: StageSpec,
+    preset: str,
+    scale: int,
+    device: torch.device,
+    models_dir: Path,
+    code_noise: float = 0.5,
+    predictor_prob: float = 0.5,
+) -> StageContext:
+    """Load the PCA codec and the frozen networks a stage needs."""
+    ctx = StageContext(spec, scale, device, code_noise=code_noise, predictor_prob=predictor_prob)
+    if spec.pca is not None:
+        ctx.codec = load_codec(models_dir / pca_file_name(spec.pca, scale)).to(device)
+        ctx.code_std = _codes_spread(ctx.codec, scale, spec.pca)
+    for network in spec.frozen:
+        try:
+            ctx.frozen[network] = load_frozen(network, preset, scale, models_dir, device)
+        except Exception:
+            if spec.name == "ikc_corrector" and network == "ikc_predictor":
+                continue  # optional: without a predictor the corrector starts from perturbed true codes
+            raise
+    return ctx
+
+
+def code_len(ctx: StageContext) -> int | None:
+    return ctx.codec.code_len if ctx.codec is not None else None
+
+
+# --- losses -----------------------------------------------------------------------------------
+def _sr_input_code(ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The condition passed to an SR network for a batch (map for RRDB-SFT, vector for SFTMD)."""
+    assert ctx.codec is not None
+    lr = batch["lr"]
+    if ctx.spec.name == "rrdb_sft_blind":
+        from engine.archs.manet import estimate_kernels
+
+        with torch.no_grad():
+            kernels = estimate_kernels(ctx.frozen["manet"], lr)
+            return ctx.codec.project_map(kernels)
+    codes = ctx.codec.project(batch["kernel"])
+    if ctx.spec.network == "rrdb_sft":
+        return KernelCodec.spread(codes, lr.shape[-2], lr.shape[-1])
+    return codes
+
+
+def _corrector_inputs(ctx: StageContext, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(SR image, current code, true code) for a corrector step; all without gradients."""
+    assert ctx.codec is not None and ctx.code_std is not None
+    true = ctx.codec.project(batch["kernel"])
+    with torch.no_grad():
+        current = true + batch["code_noise"] * ctx.code_std * ctx.code_noise
+        predictor = ctx.frozen.get("ikc_predictor")
+        if predictor is not None:
+            use = (batch["use_predictor"] < ctx.predictor_prob).unsqueeze(1)
+            current = torch.where(use, predictor(batch["lr"]).float(), current)
+        sr = ctx.frozen["sftmd"](batch["lr"], current).clamp(0.0, 1.0)
+    return sr, current, true
+
+
+def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: StageContext) -> torch.Tensor:
+    """The training loss of one batch (tensors already on the device)."""
+    name = ctx.spec.name
+    lr = batch["lr"]
+    if name == "manet":
+        from engine.archs.manet import estimate_kernels
+
+        est = estimate_kernels(model, lr)
+        target = batch["kernel"][:, :, None, None].expand_as(est)
+        return F.l1_loss(est.float(), target)
+    if name in ("rrdb_sft", "rrdb_sft_blind", "sftmd"):
+        sr = model(lr, _sr_input_code(ctx, batch))
+        return F.l1_loss(sr.float(), batch["hr"])
+    if name == "ikc_predictor":
+        assert ctx.codec is not None
+        return F.mse_loss(model(lr).float(), ctx.codec.project(batch["kernel"]))
+    if name == "ikc_corrector":
+        sr, current, true = _corrector_inputs(ctx, batch)
+        return F.mse_loss(model(sr, current).float(), true - current)
+    raise KeyError(name)
+
+
+# --- validation -------------------------------------------------------------------------------
+def pick_val_cases(cases: list[Any], images: int) -> list[Any]:
+    """One case per image: for image ``i`` (of ``n`` kernels) the case ``(3·i + 1) mod n``.
+
+    Spreads the chosen kernels over the set without looking at any result.
+    """
+    by_image: dict[int, list[Any]] = {}
+    for case in cases:
+        by_image.setdefault(int(case.kernel_info["image_index"]), []).append(case)
+    out = []
+    for index in sorted(by_image)[:images]:
+        group = by_image[index]
+        out.append(group[(3 * index + 1) % len(group)])
+    return out
+
+
+def val_cases(ctx: StageContext, images: int) -> list[ValCase]:
+    """The stage's fixed validation cases (built once, cached in ``ctx``)."""
+    if ctx.val_cases is None:
+        from engine.data import build_test_set
+
+        cases = pick_val_cases(build_test_set("Set5", ctx.spec.val_protocol, ctx.scale, seed=0, max_images=images),
+                               images)
+        ctx.val_cases = [
+            ValCase(
+                c.name,
+                torch.from_numpy(np.ascontiguousarray(c.lr_rgb_f32.transpose(2, 0, 1)))[None].to(ctx.device),
+                np.asarray(c.hr_rgb_f32),
+                torch.as_tensor(np.asarray(c.kernel_info["kernel"], dtype=np.float32).reshape(1, -1), device=ctx.device),
+            )
+            for c in cases
+        ]
+    return ctx.val_cases
+
+
+def _to_hwc(sr: torch.Tensor) -> np.ndarray:
+    return sr[0].float().clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
+
+
+@torch.no_grad()
+def validate(model: nn.Module, ctx: StageContext, images: int = 5) -> float:
+    """The stage's validation number on Set5 (see the module docstring); model left in eval mode."""
+    from engine.metrics import psnr
+
+    model.eval()
+    name = ctx.spec.name
+    values: list[float] = []
+    for case in val_cases(ctx, images):
+        batch = {"lr": case.lr, "kernel": case.kernel}
+        if name == "manet":
+            from engine.archs.manet import estimate_kernels
+
+            est = estimate_kernels(model, case.lr)
+            # L1 distance between kernels (sum over the 441 taps), averaged over LR pixels
+            values.append(float((est - case.kernel[:, :, None, None]).abs().sum(dim=1).mean()))
+        elif name in ("rrdb_sft", "rrdb_sft_blind", "sftmd"):
+            sr = model(case.lr, _sr_input_code(ctx, batch))
+            values.append(psnr(_to_hwc(sr), case.hr_rgb_f32, crop_border=ctx.scale, test_y_channel=True))
+        elif name == "ikc_predictor":
+            assert ctx.codec is not None
+            values.append(float(F.mse_loss(model(case.lr), ctx.codec.project(case.kernel))))
+        elif name == "ikc_corrector":
+            assert ctx.codec is not None
+            true = ctx.codec.project(case.kernel)
+            predictor = ctx.frozen.get("ikc_predictor")
+            if predictor is not None:
+                current = predictor(case.lr)
+            else:  # a fixed perturbation of the true code
+                gen = torch.Generator().manual_seed(7)
+                current = true + torch.randn(true.shape, generator=gen).to(true.device) * ctx.code_std * ctx.code_noise
+            sr = ctx.frozen["sftmd"](case.lr, current).clamp(0.0, 1.0)
+            corrected = current + model(sr, current)
+            values.append(float(F.mse_loss(corrected, true)))
+        else:
+            raise KeyError(name)
+    return float(np.mean(values))

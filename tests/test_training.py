@@ -1,0 +1,233 @@
+"""Training framework: stages, exact resume, logs and curve, configs, codec, batches, shipping.
+
+Everything runs tiny presets on 32-px patches for 2–4 steps with a pool of 3 images and 1-image
+validation, so the whole file stays within a few tens of seconds on one core.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engine import degradation as deg
+from engine.archs import build_network
+from engine.data import TrainPool, train_paths
+from engine.modelcards import ModelCard, load_card, save_card, sha256_file
+from engine.paths import models_dir
+from engine.training.batches import Augment, IkcBatchMaker, ManetBatchMaker
+from engine.training.codes import codec_from_projector, load_codec
+from engine.training.config import ConfigError, TrainConfig, config_from_dict, load_yaml_config
+from engine.training.plot import plot_curves
+from engine.training.trainer import CKPT_NAME, CURVE_NAME, LOG_NAME, train
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def models_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder with the shipped PCA bases and tiny frozen networks (manet, sftmd, predictor)."""
+    from engine.export import tensor_specs
+
+    folder = tmp_path_factory.mktemp("models")
+    for name in ("pca_manet_x4.npz", "pca_ikc_x4.npz"):
+        shutil.copy(models_dir() / name, folder / name)
+    for i, network in enumerate(("manet", "sftmd", "ikc_predictor")):
+        model = build_network(network, "tiny", 4, generator=torch.Generator().manual_seed(100 + i))
+        weights = folder / f"{network}_tiny_x4.pt"
+        torch.save(model.state_dict(), weights)
+        inputs, outputs = tensor_specs(network, "tiny", 4)
+        card = ModelCard(id=f"{network}_tiny_x4", network=network, preset="tiny", scale=4,
+                         graph=f"{network}_tiny_x4.onnx", graph_sha256="", inputs=inputs, outputs=outputs,
+                         weights=weights.name, weights_sha256=sha256_file(weights))
+        save_card(card, folder / f"{card.id}.json")
+    return folder
+
+
+def tiny_config(tmp_path: Path, models: Path, **kw) -> TrainConfig:
+    base = dict(name="t", stage="manet", preset="tiny", scale=4, steps=2, batch_size=2, patch_size=32,
+                max_images=3, val_images=1, val_every=0, log_every=1, ckpt_every=1, threads=1,
+                progress_bar=False, runs_dir=str(tmp_path / "runs"), models_dir=str(models), device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize(
+    "stage", ["manet", "rrdb_sft", "rrdb_sft_blind", "sftmd", "ikc_predictor", "ikc_corrector"]
+)
+def test_every_stage_trains_with_finite_loss_and_changes_weights(stage, tmp_path, models_tmp):
+    cfg = tiny_config(tmp_path, models_tmp, stage=stage, name=f"s_{stage}")
+    result = train(cfg)
+    assert result.step == 2
+    assert math.isfinite(result.loss) and result.loss > 0
+    assert result.val is not None and math.isfinite(result.val)
+    network = {"rrdb_sft_blind": "rrdb_sft"}.get(stage, stage)
+    initial = build_network(network, "tiny", 4, generator=torch.Generator().manual_seed(cfg.seed)).state_dict()
+    changed = [k for k, v in result.state.items() if not torch.equal(v, initial[k])]
+    assert changed, "two optimiser steps left every weight unchanged"
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, models_tmp):
+    common = dict(stage="manet", milestones=[3], seed=5)
+    straight = train(tiny_config(tmp_path, models_tmp, name="straight", steps=4, **common))
+    first = tiny_config(tmp_path, models_tmp, name="split", steps=2, **common)
+    train(first)
+    assert (tmp_path / "runs" / "split" / CKPT_NAME).is_file()
+    with pytest.raises(FileExistsError):
+        train(first)  # a checkpoint exists: must ask for --resume
+    resumed = train(tiny_config(tmp_path, models_tmp, name="split", steps=4, **common), resume=True)
+    assert resumed.step == 4
+    for key, value in straight.state.items():
+        assert torch.equal(value, resumed.state[key]), key
+    rows = (tmp_path / "runs" / "split" / LOG_NAME).read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+
+
+def test_csv_log_and_curve_png_are_written(tmp_path, models_tmp):
+    cfg = tiny_config(tmp_path, models_tmp, name="logs", steps=3, val_every=2, stage="ikc_predictor")
+    train(cfg)
+    run = tmp_path / "runs" / "logs"
+    lines = (run / LOG_NAME).read_text().strip().splitlines()
+    assert lines[0] == "step,loss,lr,seconds,val_code_mse"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    assert all(float(r[1]) > 0 for r in rows)
+    assert [bool(r[4]) for r in rows] == [False, True, True]  # validated at step 2 and at the end
+    assert float(rows[-1][3]) >= float(rows[0][3])
+    img = cv2.imread(str(run / CURVE_NAME))
+    assert img is not None and img.shape == (420, 1000, 3)
+    assert (run / "weights.pt").is_file()
+
+
+def test_plot_draws_both_curves(tmp_path):
+    path = plot_curves(tmp_path / "c.png", [1, 2, 3, 4], [1.0, 0.5, 0.3, 0.2], [2, 4], [20.0, 22.0])
+    img = cv2.imread(str(path))
+    loss_colour = np.all(img == (200, 90, 20), axis=2)
+    val_colour = np.all(img == (30, 30, 200), axis=2)
+    assert loss_colour[:, :500].sum() > 20 and loss_colour[:, 500:].sum() == 0
+    assert val_colour[:, 500:].sum() > 20 and val_colour[:, :500].sum() == 0
+
+
+def test_yaml_config_parses_into_the_dataclass(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\nstage: sftmd\nbatch_size: 8\npatch_size: 80\nmilestones: [10, 20]\nlr: 1e-4\n")
+    cfg = load_yaml_config(path, {"steps": 30})
+    assert (cfg.name, cfg.stage, cfg.batch_size, cfg.patch_size, cfg.steps) == ("x", "sftmd", 8, 80, 30)
+    assert cfg.milestones == [10, 20] and cfg.lr == pytest.approx(1e-4)
+    assert cfg.resolved_milestones() == [10, 20]
+    assert TrainConfig(steps=100).resolved_milestones() == [50, 75, 90]
+
+
+def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("stage: manet\nbatch_sise: 8\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'batch_sise' \(did you mean 'batch_size'\?\)"):
+        load_yaml_config(path)
+    with pytest.raises(ConfigError, match="expects an integer"):
+        config_from_dict({"steps": "many"})
+    with pytest.raises(ConfigError, match="unknown stage"):
+        config_from_dict({"stage": "gan"})
+    with pytest.raises(ConfigError, match="not a multiple of the scale"):
+        config_from_dict({"patch_size": 30, "scale": 4})
+
+
+def test_checked_in_configs_parse():
+    folder = Path(__file__).resolve().parent.parent / "configs"
+    files = sorted(folder.glob("*.yaml"))
+    assert files
+    for path in files:
+        assert load_yaml_config(path).name == path.stem
+
+
+def test_cli_reports_a_bad_config_with_exit_code_2(tmp_path, capsys):
+    from engine.training.__main__ import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("stage: manet\nwarmup: 3\n")
+    assert main(["--config", str(path)]) == 2
+    assert "unknown key(s) 'warmup'" in capsys.readouterr().err
+
+
+def test_codec_matches_the_shipped_pca_projection():
+    from engine.pca import KernelPCA
+
+    pca = KernelPCA.load(models_dir() / "pca_manet_x4.npz")
+    codec = load_codec(models_dir() / "pca_manet_x4.npz")
+    rng = np.random.default_rng(3)
+    v1, v2, th = deg.sample_anisotropic_params(rng, 4, 6)
+    kernels = deg.anisotropic_gaussian_kernels(v1, v2, th, 4).reshape(6, -1)
+    expect = pca.project(kernels)
+    got = codec.project(torch.from_numpy(kernels)).numpy()
+    np.testing.assert_allclose(got, expect, atol=1e-5)
+    kmap = torch.from_numpy(kernels.T.reshape(1, 441, 2, 3).copy())
+    np.testing.assert_allclose(codec.project_map(kmap)[0].reshape(codec.code_len, 6).T.numpy(), expect, atol=1e-5)
+
+
+def test_codec_refuses_a_non_affine_projector():
+    with pytest.raises(ValueError, match="not affine"):
+        codec_from_projector(lambda k: np.square(k[:, :3]))
+
+
+def test_batch_makers_follow_the_degradation_protocols():
+    pool = TrainPool(train_paths(["t91"]), max_images=3, min_size=48)
+    maker = ManetBatchMaker(pool, 2, 48, 4, with_hr=True)
+    a = maker(np.random.default_rng(9))
+    b = maker(np.random.default_rng(9))
+    assert a["lr"].shape == (2, 3, 12, 12) and a["hr"].shape == (2, 3, 48, 48) and a["kernel"].shape == (2, 441)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_allclose(a["kernel"].sum(axis=1), 1.0, atol=1e-5)
+    hr = a["hr"][0].transpose(1, 2, 0)
+    expect = deg.degrade_manet(hr, a["kernel"][0].reshape(21, 21), 4, None)
+    np.testing.assert_allclose(a["lr"][0].transpose(1, 2, 0), expect, atol=1e-6)
+    assert np.allclose(a["lr"] * 255, np.round(a["lr"] * 255), atol=1e-3)  # 8-bit levels
+
+    ikc = IkcBatchMaker(pool, 2, 48, 4, with_hr=True, code_len=10)(np.random.default_rng(1))
+    hr = ikc["hr"][1].transpose(1, 2, 0)
+    expect = deg.degrade_ikc(hr, ikc["kernel"][1].reshape(21, 21), 4, None)
+    np.testing.assert_allclose(ikc["lr"][1].transpose(1, 2, 0), expect, atol=1e-6)
+    assert ikc["code_noise"].shape == (2, 10) and ikc["use_predictor"].shape == (2,)
+
+
+def test_augment_draws_noise_and_jpeg_only_when_asked():
+    rng = np.random.default_rng(0)
+    off = [Augment().draw(rng) for _ in range(50)]
+    assert all(n == 0.0 and q is None for n, q in off)
+    on = [Augment(noise_prob=1.0, jpeg_prob=1.0).draw(rng) for _ in range(50)]
+    assert all(0 <= n <= 15 and 70 <= q <= 100 for n, q in on)
+    assert len({q for _, q in on}) > 5
+
+
+def test_ship_updates_weights_graph_and_card(tmp_path, models_tmp, monkeypatch):
+    import functools
+
+    import engine.export
+
+    # the TorchScript exporter is much faster than dynamo on a busy CPU; shipping logic is the same
+    monkeypatch.setattr(engine.export, "export_card",
+                        functools.partial(engine.export.export_card, exporter="torchscript"))
+    folder = tmp_path / "models"
+    shutil.copytree(models_tmp, folder)
+    card_path = folder / "ikc_predictor_tiny_x4.json"
+    before = load_card(card_path)
+    before.training = {"steps": 7, "wall_time_s": 10.0, "runs": [{"run": "earlier"}]}
+    save_card(before, card_path)
+    cfg = tiny_config(tmp_path, folder, name="ship", stage="ikc_predictor", steps=2, ship=True,
+                      init_from_models=True)
+    result = train(cfg, command="test ship")
+    assert result.base_steps == 7 and result.shipped_card == card_path
+    card = load_card(card_path)
+    assert card.training["steps"] == 9  # the card's count keeps adding up
+    assert [r["run"] for r in card.training["runs"]] == ["earlier", "ship"]
+    assert card.training["command"] == "test ship" and card.training["wall_time_s"] >= 10.0
+    assert card.training["validation"]["metric"] == "code_mse"
+    assert card.training["validation"]["value"] == pytest.approx(result.val, rel=1e-4)
+    assert card.weights_sha256 == sha256_file(card.weights_path)
+    assert card.graph_path.is_file() and card.graph_sha256 == sha256_file(card.graph_path)
+    state = torch.load(card.weights_path, weights_only=True)
+    assert all(torch.equal(state[k], v) for k, v in result.state.items())
