@@ -11,9 +11,9 @@ from engine import __version__
 
 # Explicit list (no folder scan: scans break inside frozen installers).
 def _command_modules() -> list[ModuleType]:
-    from engine.commands import degrade, metrics
+    from engine.commands import degrade, estimate, export, metrics, train, upscale
 
-    return [degrade, metrics]
+    return [upscale, estimate, degrade, metrics, export, train]
 
 
 EXIT_OK = 0

@@ -101,8 +101,13 @@ class KernelMap:
             return self.kernels_f16.astype(np.float32).reshape(*self.lr_hw, KERNEL_SIZE, KERNEL_SIZE)
         return self.pca.reconstruct(self.codes)
 
-    def save_npz(self, path: str | Path) -> Path:
-        """Write a compressed ``.npz``: codes, the PCA basis, the scale (and float16 kernels if kept)."""
+    def save_npz(self, path: str | Path, *, include_kernels: bool = False) -> Path:
+        """Write a compressed ``.npz``: codes, the PCA basis and the scale.
+
+        The codes reconstruct every kernel (``codes @ pca_components + pca_mean``) to about 1 % (the
+        basis keeps > 99.9 % of the variance); ``include_kernels=True`` adds the exact float16
+        kernels when they are kept (h·w·882 bytes before compression).
+        """
         import io
 
         from engine.imageio import write_bytes_atomically
@@ -115,7 +120,7 @@ class KernelMap:
             "scale": np.int32(self.scale),
             "layout": np.array("codes: (h, w, d) PCA codes on the LR grid; kernel = codes @ pca_components + pca_mean, reshaped 21x21"),
         }
-        if self.kernels_f16 is not None:
+        if include_kernels and self.kernels_f16 is not None:
             arrays["kernels_f16"] = self.kernels_f16
         np.savez_compressed(buf, **arrays)
         target = Path(path)

@@ -9,7 +9,7 @@ from typing import Sequence
 from engine.backends import Runner, load_runner
 from engine.errors import ModelError
 from engine.modelcards import ModelCard, find_card, verify
-from engine.pca import KernelPCA
+from engine.pca import KernelPCA, load_shipped_basis
 
 METHOD_NETWORKS: dict[str, tuple[str, ...]] = {
     "manet": ("manet", "rrdb_sft"),
@@ -69,6 +69,8 @@ def load_models(
         models.runners[network] = load_runner(card, backend, device=device, threads=threads)
         if card.pca_path is not None:
             models.pcas[network] = KernelPCA.load(card.pca_path)
+        elif network == "manet":  # MANet's kernels are summarised with the MANet basis of its scale
+            models.pcas[network] = load_shipped_basis("manet", scale, card.folder)
     return models
 
 

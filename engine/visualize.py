@@ -1,0 +1,58 @@
+"""Pictures of kernels: heat-map colouring and the MANet-paper overview (kernels on a lattice).
+
+Pure numpy/OpenCV, no display: the GUI and ``kernelscope-cli estimate`` both use these.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from engine.pipeline.kernelmap import KernelMap
+
+
+def kernel_heatmap_u8(kernel: np.ndarray, size: int | None = None) -> np.ndarray:
+    """A 21×21 kernel as an RGB uint8 heat map scaled to its own maximum (nearest-neighbour enlarged)."""
+    k = np.clip(np.asarray(kernel, np.float32), 0.0, None)
+    peak = float(k.max())
+    grey = np.zeros(k.shape, np.uint8) if peak <= 0 else np.rint(255.0 * k / peak).astype(np.uint8)
+    bgr = cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if size is not None and size != k.shape[0]:
+        rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_NEAREST)
+    return rgb
+
+
+def kernel_lattice_overview(
+    lr_rgb_f32: np.ndarray,
+    kernel_map: KernelMap,
+    *,
+    step_lr: int | None = None,
+    target_px: int = 1200,
+) -> np.ndarray:
+    """The LR image enlarged (nearest) with the local kernel drawn at every lattice point.
+
+    ``step_lr`` is the lattice spacing in LR pixels (automatic: about 12 kernels across the longer
+    side). Each kernel is drawn as a heat map filling 60 % of its lattice cell. Returns RGB uint8.
+    """
+    h, w = lr_rgb_f32.shape[:2]
+    if step_lr is None:
+        step_lr = max(4, int(round(max(h, w) / 12)))
+    zoom = max(1, int(round(target_px / max(h, w))))
+    base = np.clip(np.rint(lr_rgb_f32 * 255.0), 0, 255).astype(np.uint8)
+    canvas = cv2.resize(base, (w * zoom, h * zoom), interpolation=cv2.INTER_NEAREST)
+    canvas = (canvas.astype(np.float32) * 0.8).astype(np.uint8)  # dim the photo a little
+    cell = max(8, int(step_lr * zoom * 0.6))
+    for row in range(step_lr // 2, h, step_lr):
+        for col in range(step_lr // 2, w, step_lr):
+            info = kernel_map.kernel_at(col, row, space="lr")
+            tile = kernel_heatmap_u8(info.kernel, cell)
+            cy, cx = (row * zoom + zoom // 2), (col * zoom + zoom // 2)
+            y0, x0 = cy - cell // 2, cx - cell // 2
+            y1, x1 = y0 + cell, x0 + cell
+            sy0, sx0 = max(0, -y0), max(0, -x0)
+            y0c, x0c = max(0, y0), max(0, x0)
+            y1c, x1c = min(canvas.shape[0], y1), min(canvas.shape[1], x1)
+            if y1c > y0c and x1c > x0c:
+                canvas[y0c:y1c, x0c:x1c] = tile[sy0 : sy0 + (y1c - y0c), sx0 : sx0 + (x1c - x0c)]
+    return canvas
