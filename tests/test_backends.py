@@ -204,6 +204,23 @@ def test_failing_cuda_session_is_retried_on_cpu(tiny_card, monkeypatch, caplog):
     assert len(msgs) == 1 and "driver version is insufficient" in msgs[0]
 
 
+def test_graph_failing_on_every_provider_is_a_model_error_not_a_cuda_warning(tiny_card, monkeypatch, caplog):
+    calls = []
+
+    class AlwaysFails(FakeSession):
+        def __init__(self, path, sess_options=None, providers=None, **kwargs):
+            calls.append(_names(providers))
+            raise ort_state.Fail("Load model from tiny.onnx failed: Node (Conv_0) has input size 5 not in range")
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(ort, "InferenceSession", AlwaysFails)
+    with caplog.at_level(logging.WARNING), pytest.raises(ModelError) as info:
+        OnnxBackend("auto").load(tiny_card)
+    assert calls == [[CUDA, CPU], [CPU]]
+    assert "kernelscope-cli export --card tiny_small_x4" in str(info.value)
+    assert not [r for r in caplog.records if "CUDA requested" in r.getMessage()]
+
+
 def test_cuda_requested_on_cpu_only_build_warns_once(tiny_card, caplog):
     # the real CPU build of onnxruntime in the dev environment lists no CUDA provider
     assert CUDA not in ort.get_available_providers()
@@ -469,3 +486,31 @@ def test_get_backend_rejects_unknown_kinds():
         get_backend("tensorflow")
     assert isinstance(get_backend("torch"), TorchBackend)
     assert isinstance(get_backend("onnx"), OnnxBackend)
+
+
+def _inputs_for(card: ModelCard, side: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random inputs shaped by the card: N=1, symbolic spatial sizes = ``side``; images in [0, 1]."""
+    feed = {}
+    for spec in card.inputs:
+        shape = [d if isinstance(d, int) else (1 if i == 0 else side) for i, d in enumerate(spec.shape)]
+        is_image = len(shape) == 4 and shape[1] == 3
+        feed[spec.name] = (rng.random(shape) if is_image else rng.standard_normal(shape)).astype(np.float32)
+    return feed
+
+
+def test_shipped_graphs_agree_with_torch():
+    """Every shipped card: ONNX Runtime and PyTorch eager give the same outputs on a small input."""
+    from engine.modelcards import find_cards
+
+    cards = [c for c in find_cards() if c.graph_path.is_file() and c.weights_path and c.weights_path.is_file()]
+    if not cards:
+        pytest.skip("no shipped graphs with weights yet")
+    rng = np.random.default_rng(0)
+    for card in cards:
+        side = 64 if card.network == "ikc_corrector" else 16
+        feed = _inputs_for(card, side, rng)
+        got = OnnxBackend("cpu").load(card).run(feed)
+        want = TorchBackend("cpu").load(card).run(feed)
+        for name in card.output_names:
+            scale = max(1.0, float(np.abs(want[name]).max()))
+            np.testing.assert_allclose(got[name], want[name], atol=1e-4 * scale, err_msg=f"{card.id}: {name}")

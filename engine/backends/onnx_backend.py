@@ -225,16 +225,14 @@ class OnnxBackend(Backend):
                 path, self._session_options(ort), providers=providers, enable_fallback=0
             )
         except Exception as exc:
-            if len(providers) > 1 and not _is_graph_error(exc):
-                _warn_cuda_fallback(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
-                try:
-                    session = ort.InferenceSession(
-                        path, self._session_options(ort), providers=[CPU], enable_fallback=0
-                    )
-                except Exception as cpu_exc:
-                    raise _model_error(card, cpu_exc) from cpu_exc
-            else:
+            if len(providers) == 1 or _is_graph_error(exc):
                 raise _model_error(card, exc) from exc
+            # A GPU provider failed to start: retry on the CPU; if that fails too, the graph is bad.
+            try:
+                session = ort.InferenceSession(path, self._session_options(ort), providers=[CPU], enable_fallback=0)
+            except Exception as cpu_exc:
+                raise _model_error(card, cpu_exc) from cpu_exc
+            _warn_cuda_fallback(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
         _check_io(card, session)
         return session
 
