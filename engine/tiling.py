@@ -7,9 +7,10 @@ canvas kept in host memory.
 * ``blend="crop"``: only each tile's core is kept. Exact (tiled == untiled) when ``context`` is at least
   the network's receptive radius and tile origins respect the network's alignment (``align``: MANet
   down-samples by 2 and its input is padded to a multiple of 8, so it uses ``align=8``).
-* ``blend="feather"``: tiles overlap by their context and are blended with weights that are 1 inside
-  the core and fall linearly to 0 across the margin, so any residual difference fades instead of
-  forming a seam.
+* ``blend="feather"``: tiles overlap and are blended with weights that are 1 inside the core and
+  fall linearly to 0 across the inner half of the margin (the outer half, seen with the least
+  context, is dropped), so any residual difference fades instead of forming a seam. Exact when the
+  receptive radius is at most half the context.
 
 On :class:`engine.errors.DeviceOutOfMemory` a tile is split into four and each quarter is retried
 (down to ``min_tile``), so an image that does not fit is processed in smaller pieces instead of failing.
@@ -76,9 +77,12 @@ def split_tile(t: Tile, h: int, w: int, context: int, align: int) -> list[Tile]:
 
 
 def _ramp(n_before: int, core: int, n_after: int) -> np.ndarray:
-    """1-D weights: 0→1 across the leading margin, 1 on the core, 1→0 across the trailing margin."""
-    lead = (np.arange(n_before, dtype=np.float32) + 1.0) / (n_before + 1.0)
-    trail = (np.arange(n_after, 0, -1, dtype=np.float32)) / (n_after + 1.0)
+    """1-D blend weights: 1 on the core, falling linearly to 0 across the half of each margin next
+    to the core, and 0 on the outer half (the pixels nearest the tile's edge, which the network saw
+    with the least context, never contribute)."""
+    k0, k1 = n_before // 2, n_after // 2
+    lead = np.concatenate([np.zeros(n_before - k0, np.float32), (np.arange(k0, dtype=np.float32) + 1.0) / (k0 + 1.0)])
+    trail = np.concatenate([np.arange(k1, 0, -1, dtype=np.float32) / (k1 + 1.0), np.zeros(n_after - k1, np.float32)])
     return np.concatenate([lead, np.ones(core, np.float32), trail])
 
 
@@ -102,8 +106,12 @@ def tiled_apply(
     min_tile: int = 16,
     progress: Progress = NULL_PROGRESS,
     on_split: Callable[[Tile, int], None] | None = None,
+    channels_last: bool = False,
 ) -> np.ndarray:
     """Apply ``fn`` tile by tile and assemble a (out_channels, scale·H, scale·W) float32 canvas.
+
+    With ``channels_last=True`` the canvas is (scale·H, scale·W, out_channels) instead — the layout
+    images are kept in — so a large output is never held twice just to transpose it.
 
     ``inputs`` are (C_i, H, W) arrays on the same LR grid, sliced identically for every tile.
     ``progress.check_cancelled()`` is called before every tile. ``on_split(tile, new_size)`` is told
@@ -117,7 +125,9 @@ def tiled_apply(
     for arr in inputs:
         if arr.ndim != 3 or arr.shape[-2:] != (h, w):
             raise ValueError(f"tiling inputs must be (C, {h}, {w}); got {arr.shape}")
-    canvas = np.zeros((out_channels, h * scale, w * scale), np.float32)
+    shape = (h * scale, w * scale, out_channels) if channels_last else (out_channels, h * scale, w * scale)
+    canvas = np.zeros(shape, np.float32)
+    view = np.moveaxis(canvas, -1, 0) if channels_last else canvas  # always (C, H, W) indexing
     weights = np.zeros((h * scale, w * scale), np.float32) if blend == "feather" else None
 
     pending = plan_tiles(h, w, tile, context, align)
@@ -144,7 +154,7 @@ def tiled_apply(
             raise ValueError(f"tile function returned {out.shape}, expected {expected}")
         if blend == "crop":
             cy0, cx0 = (t.y0 - t.iy0) * scale, (t.x0 - t.ix0) * scale
-            canvas[:, t.y0 * scale : t.y1 * scale, t.x0 * scale : t.x1 * scale] = out[
+            view[:, t.y0 * scale : t.y1 * scale, t.x0 * scale : t.x1 * scale] = out[
                 :, cy0 : cy0 + (t.y1 - t.y0) * scale, cx0 : cx0 + (t.x1 - t.x0) * scale
             ]
         else:
@@ -152,10 +162,10 @@ def tiled_apply(
             wx = _ramp((t.x0 - t.ix0) * scale, (t.x1 - t.x0) * scale, (t.ix1 - t.x1) * scale)
             wmap = wy[:, None] * wx[None, :]
             sl = (slice(t.iy0 * scale, t.iy1 * scale), slice(t.ix0 * scale, t.ix1 * scale))
-            canvas[(slice(None),) + sl] += out * wmap
+            view[(slice(None),) + sl] += out * wmap
             weights[sl] += wmap
         done_area += (t.y1 - t.y0) * (t.x1 - t.x0)
         progress.set_progress(done_area / total_area)
     if weights is not None:
-        canvas /= np.maximum(weights, 1e-12)
+        view /= np.maximum(weights, 1e-12)
     return canvas

@@ -140,3 +140,15 @@ def test_progress_reaches_one_and_budget_gives_aligned_tile():
     side = tile_size_for_budget(64 * 1024 * 1024, bytes_per_lr_pixel=4096, context=12, align=8)
     assert side % 8 == 0 and side > 0
     assert (side + 24) ** 2 * 4096 <= 64 * 1024 * 1024
+
+
+def test_channels_last_canvas_matches_channels_first():
+    rng = np.random.default_rng(4)
+    x = rng.random((3, 30, 34), dtype=np.float32)
+    fn = local_op(radius=2, scale=3)
+    chw = tiled_apply(fn, [x], scale=3, out_channels=3, tile=12, context=2)
+    hwc = tiled_apply(fn, [x], scale=3, out_channels=3, tile=12, context=2, channels_last=True)
+    assert hwc.shape == (90, 102, 3) and hwc.flags.c_contiguous
+    assert np.array_equal(hwc, chw.transpose(1, 2, 0))
+    fed = tiled_apply(fn, [x], scale=3, out_channels=3, tile=12, context=4, blend="feather", channels_last=True)
+    assert np.abs(fed - fn([x]).transpose(1, 2, 0)).max() < 1e-5

@@ -43,8 +43,9 @@ def _chw(rgb_f32: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(rgb_f32, np.float32).transpose(2, 0, 1))
 
 
-def _hwc(chw: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.clip(chw, 0.0, 1.0).transpose(1, 2, 0))
+def _clip01(hwc: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] in place (large SR canvases are not copied)."""
+    return np.clip(hwc, 0.0, 1.0, out=hwc)
 
 
 def _pad_edge(chw: np.ndarray, multiple: int) -> np.ndarray:
@@ -153,9 +154,9 @@ def sr_from_codes(
     out = tiled_apply(
         per_tile, [lr_chw, code_chw], scale=models.scale, out_channels=3,
         tile=_tile_for("rrdb_sft", models, tile), context=_context_for(models, "rrdb_sft", 16),
-        progress=progress,
+        progress=progress, channels_last=True,
     )
-    return _hwc(out)
+    return _clip01(out)
 
 
 @dataclass
@@ -274,7 +275,7 @@ def run_ikc(
 
         return tiled_apply(
             per_tile, [lr_chw], scale=s, out_channels=3, tile=_tile_for("sftmd", models, tile),
-            context=_context_for(models, "sftmd", 16), progress=prog,
+            context=_context_for(models, "sftmd", 16), progress=prog, channels_last=True,
         )
 
     result = IkcResult(provider=models.provider)
@@ -282,7 +283,7 @@ def run_ikc(
     for i in range(n_stages):
         progress.check_cancelled()
         if i > 0:
-            prev_sr_chw = np.ascontiguousarray(result.iterations[-1].sr_rgb_f32.transpose(2, 0, 1), np.float32)
+            prev_sr_chw = result.iterations[-1].sr_rgb_f32.transpose(2, 0, 1)  # a view; pieces are copied
 
             def correct(crops, code=code):
                 return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
@@ -291,6 +292,6 @@ def run_ikc(
         sr = super_resolve(code, progress.sub_progress(i / n_stages, 1.0 / n_stages))
         kernel = np.clip(pca.reconstruct(code), 0.0, None)
         kernel = (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
-        result.iterations.append(IkcIteration(i, _hwc(sr), code.copy(), kernel))
+        result.iterations.append(IkcIteration(i, _clip01(sr), code.copy(), kernel))
     progress.set_progress(1.0)
     return result
