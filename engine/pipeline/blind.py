@@ -84,16 +84,38 @@ def manet_kernels(models: ModelSet, lr_chw: np.ndarray) -> np.ndarray:
     return out[:, :h, :w]
 
 
-def _recompute_fn(models: ModelSet, lr_chw: np.ndarray):
-    """An exact single-kernel evaluator: MANet on the aligned 32×32 neighbourhood of a pixel."""
+def _recompute_fn(models: ModelSet, lr_chw: np.ndarray, cache_windows: int = 64):
+    """An exact single-kernel evaluator: MANet on the aligned 32×32 neighbourhood of a pixel.
+
+    Windows start on multiples of 8, so each 8×8 block of pixels shares one window: evaluated
+    windows are cached (LRU, float16 kernels), and a hover that moves within a block (or back to a
+    recent one) is answered without running the network again.
+    """
+    from collections import OrderedDict
+
     h, w = lr_chw.shape[-2:]
+    cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+
+    def window_origin(row: int, col: int) -> tuple[int, int]:
+        return (
+            max(0, (row - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE),
+            max(0, (col - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE),
+        )
 
     def recompute(row: int, col: int) -> np.ndarray:
-        y0 = max(0, (row - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
-        x0 = max(0, (col - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
-        crop = lr_chw[:, y0 : min(h, y0 + NEIGHBOURHOOD), x0 : min(w, x0 + NEIGHBOURHOOD)]
-        kernels = manet_kernels(models, crop)
-        return kernels[:, row - y0, col - x0].reshape(KERNEL_SIZE, KERNEL_SIZE).astype(np.float32)
+        key = window_origin(row, col)
+        block = cache.get(key)
+        if block is None:
+            y0, x0 = key
+            crop = lr_chw[:, y0 : min(h, y0 + NEIGHBOURHOOD), x0 : min(w, x0 + NEIGHBOURHOOD)]
+            block = manet_kernels(models, crop).astype(np.float16)  # (441, ≤32, ≤32)
+            cache[key] = block
+            if len(cache) > cache_windows:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        kernel = block[:, row - key[0], col - key[1]].astype(np.float32)
+        return kernel.reshape(KERNEL_SIZE, KERNEL_SIZE)
 
     return recompute
 

@@ -1,0 +1,152 @@
+"""Pipeline benchmarks (run by hand; results go to docs/PERFORMANCE.md).
+
+    .venv/bin/python bench/bench_pipeline.py speed   [--provider cpu] [--sizes 256]
+    .venv/bin/python bench/bench_pipeline.py memory  --method manet --lr 3000x2000
+    .venv/bin/python bench/bench_pipeline.py kernel-at
+
+* ``speed``: seconds per megapixel of SR output for each pipeline (median of ``--repeat`` runs).
+* ``memory``: peak host RSS (and peak GPU memory when on CUDA) of one ``upscale`` of a synthetic LR
+  image of the given size, measured in a fresh process per size (``resource.getrusage`` max RSS).
+* ``kernel-at``: latency of ``KernelMap.kernel_at`` for a stored kernel and for an exact
+  recompute (MANet on the 32×32 neighbourhood), median over many random points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def synthetic_lr(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth, textured RGB test image (float32 [0, 1]) without any data files."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([np.sin(x / (7 + 3 * c)) * np.cos(y / (11 - 2 * c)) for c in range(3)], axis=-1)
+    img = 0.5 + 0.35 * img + 0.05 * rng.standard_normal((h, w, 3)).astype(np.float32)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _models(method: str, provider: str, threads: int | None):
+    from engine.pipeline.models import load_for_method
+
+    return load_for_method(method, 4, device=provider, threads=threads)
+
+
+def cmd_speed(args) -> None:
+    from engine.imageio import Image
+    from engine.upscale import UpscaleOptions, upscale
+
+    for size in args.sizes:
+        lr = Image(rgb_f32=synthetic_lr(size, size))
+        for method in args.methods:
+            models = None if method == "bicubic" else _models(method, args.provider, args.threads)
+            opts = UpscaleOptions(method=method, scale=4, ikc_steps=args.ikc_steps)
+            upscale(lr, opts, models)  # warm-up (session creation, first-run allocations)
+            times = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                res = upscale(lr, opts, models)
+                times.append(time.perf_counter() - t0)
+            mp = res.image.width * res.image.height / 1e6
+            med = statistics.median(times)
+            print(json.dumps({"bench": "speed", "method": method, "lr": f"{size}x{size}", "provider": res.provider,
+                              "seconds": round(med, 3), "s_per_mp_out": round(med / mp, 3),
+                              "ikc_steps": args.ikc_steps if method == "ikc" else None}))
+
+
+def cmd_memory_one(args) -> None:
+    """Runs in a child process: one upscale, then print peak RSS."""
+    from engine.imageio import Image
+    from engine.upscale import UpscaleOptions, upscale
+
+    w, h = (int(v) for v in args.lr.split("x"))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    lr = Image(rgb_f32=synthetic_lr(h, w))
+    models = None if args.method == "bicubic" else _models(args.method, args.provider, args.threads)
+    gpu = None
+    try:
+        import torch  # noqa: F401  (only to reset peak stats when a CUDA torch is present)
+    except ImportError:
+        pass
+    t0 = time.perf_counter()
+    res = upscale(lr, UpscaleOptions(method=args.method, scale=4, tile=args.tile, ikc_steps=args.ikc_steps), models)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"bench": "memory", "method": args.method, "lr": args.lr, "provider": res.provider,
+                      "sr": f"{res.image.width}x{res.image.height}", "seconds": round(seconds, 1),
+                      "peak_rss_mb": round(peak / 1024, 1), "rss_before_mb": round(base / 1024, 1),
+                      "gpu_peak_mb": gpu}))
+
+
+def cmd_memory(args) -> None:
+    for lr in args.sizes_wh:
+        cmd = [sys.executable, __file__, "memory-one", "--method", args.method, "--lr", lr,
+               "--provider", args.provider, "--ikc-steps", str(args.ikc_steps)]
+        if args.tile:
+            cmd += ["--tile", str(args.tile)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        print(out.stdout.strip() or out.stderr.strip()[-2000:])
+
+
+def cmd_kernel_at(args) -> None:
+    from engine.pipeline.blind import estimate_kernel_map
+
+    models = _models("estimate", args.provider, args.threads)
+    lr = synthetic_lr(256, 256)
+    stored = estimate_kernel_map(lr, models)
+    compact = estimate_kernel_map(lr, models, keep_kernels_max_bytes=0)
+    rng = np.random.default_rng(0)
+    jumps = rng.integers(0, 256, size=(args.points, 2))  # every point in a new region: cold recompute
+    walk = np.clip(128 + np.cumsum(rng.integers(-1, 2, size=(args.points, 2)), axis=0), 0, 255)  # a hover path
+    for name, kmap, pts in (("stored", stored, jumps), ("recomputed, random jumps", compact, jumps),
+                            ("recomputed, hover path", compact, walk)):
+        kmap.kernel_at(1, 1)  # warm-up
+        times = []
+        for x, y in pts:
+            t0 = time.perf_counter()
+            kmap.kernel_at(int(x), int(y))
+            times.append(time.perf_counter() - t0)
+        print(json.dumps({"bench": "kernel_at", "mode": name, "provider": models.provider,
+                          "median_ms": round(1e3 * statistics.median(times), 3),
+                          "p95_ms": round(1e3 * float(np.percentile(times, 95)), 3)}))
+
+
+def main() -> None:
+    from engine.imageio import apply_opencv_limits
+
+    apply_opencv_limits()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("speed", "memory", "memory-one", "kernel-at"):
+        q = sub.add_parser(name)
+        q.add_argument("--provider", default="cpu", choices=("auto", "cpu", "cuda"))
+        q.add_argument("--threads", type=int, default=None)
+        q.add_argument("--ikc-steps", type=int, default=7)
+        if name == "speed":
+            q.add_argument("--sizes", type=int, nargs="+", default=[256])
+            q.add_argument("--methods", nargs="+", default=["bicubic", "manet", "ikc"])
+            q.add_argument("--repeat", type=int, default=3)
+        if name in ("memory", "memory-one"):
+            q.add_argument("--method", default="manet")
+            q.add_argument("--tile", type=int, default=None)
+        if name == "memory":
+            q.add_argument("--sizes-wh", nargs="+", default=["256x256", "1024x1024", "3000x2000"])
+        if name == "memory-one":
+            q.add_argument("--lr", required=True)
+        if name == "kernel-at":
+            q.add_argument("--points", type=int, default=200)
+    args = p.parse_args()
+    {"speed": cmd_speed, "memory": cmd_memory, "memory-one": cmd_memory_one, "kernel-at": cmd_kernel_at}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
