@@ -271,6 +271,39 @@ def _pooled(fn, chw_inputs: list[np.ndarray], max_pixels: int) -> np.ndarray:
     return total / max(area, 1)
 
 
+def _sftmd_hwc(lr_chw: np.ndarray, code: np.ndarray, models: ModelSet, tile: int | None,
+               progress: Progress) -> np.ndarray:
+    """SFTMD on a (3, h, w) LR array with one (d,) code for the whole image: (s·h, s·w, 3), unclipped."""
+    sftmd = models.runner("sftmd")
+    code = np.ascontiguousarray(np.asarray(code, np.float32).reshape(-1))
+
+    def per_tile(crops):
+        return sftmd.run({"lr_rgb": crops[0][None], "kernel_code": code[None]})["sr_rgb"][0]
+
+    return tiled_apply(
+        per_tile, [lr_chw], scale=models.scale, out_channels=3, tile=_tile_for("sftmd", models, tile),
+        context=_context_for(models, "sftmd", 16), progress=progress, channels_last=True,
+    )
+
+
+def sftmd_sr(
+    lr_rgb_f32: np.ndarray,
+    code: np.ndarray,
+    models: ModelSet,
+    *,
+    tile: int | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> np.ndarray:
+    """Non-blind SFTMD with one kernel code for the whole image: SR ``rgb_f32`` (s·h, s·w, 3) in [0, 1].
+
+    ``code`` is the (10,) IKC-basis PCA code of the kernel (``models.pca("sftmd").project(kernel)``).
+    IKC runs this at every iteration; fed the true kernel's code it is the non-blind oracle.
+    """
+    sr = _clip01(_sftmd_hwc(_chw(lr_rgb_f32), code, models, tile, progress))
+    progress.set_progress(1.0)
+    return sr
+
+
 def run_ikc(
     lr_rgb_f32: np.ndarray,
     models: ModelSet,
@@ -284,21 +317,11 @@ def run_ikc(
         raise ValueError("steps must be ≥ 0")
     lr_chw = _chw(lr_rgb_f32)
     pca: KernelPCA = models.pca("sftmd")
-    predictor, sftmd, corrector = (models.runner(n) for n in ("ikc_predictor", "sftmd", "ikc_corrector"))
-    s = models.scale
+    predictor, corrector = models.runner("ikc_predictor"), models.runner("ikc_corrector")
     n_stages = steps + 1
 
     def predict(crops):
         return predictor.run({"lr_rgb": crops[0][None]})["kernel_code"][0]
-
-    def super_resolve(code: np.ndarray, prog: Progress) -> np.ndarray:
-        def per_tile(crops):
-            return sftmd.run({"lr_rgb": crops[0][None], "kernel_code": code[None]})["sr_rgb"][0]
-
-        return tiled_apply(
-            per_tile, [lr_chw], scale=s, out_channels=3, tile=_tile_for("sftmd", models, tile),
-            context=_context_for(models, "sftmd", 16), progress=prog, channels_last=True,
-        )
 
     result = IkcResult(provider=models.provider)
     code = _pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS).astype(np.float32)
@@ -311,7 +334,7 @@ def run_ikc(
                 return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
 
             code = (code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS)).astype(np.float32)
-        sr = super_resolve(code, progress.sub_progress(i / n_stages, 1.0 / n_stages))
+        sr = _sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(i / n_stages, 1.0 / n_stages))
         kernel = np.clip(pca.reconstruct(code), 0.0, None)
         kernel = (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
         result.iterations.append(IkcIteration(i, _clip01(sr), code.copy(), kernel))
