@@ -86,7 +86,7 @@ def _upsampler(nf: int, scale: int) -> nn.Sequential:
     """×4: two [conv3x3 nf → 4·nf, PixelShuffle(2), LeakyReLU]; ×2 / ×3: one with PixelShuffle(s)."""
     layers: list[nn.Module] = []
     for s in _upsample_steps(scale):
-        layers += [nn.Conv2d(nf, nf * s * s, 3, padding=1), nn.PixelShuffle(s), nn.LeakyReLU(0.2, inplace=True)]
+        layers += [nn.Conv2d(nf, nf * s * s, 3, padding=1), nn.PixelShuffle(s), nn.LeakyReLU(0.2)]
     return nn.Sequential(*layers)
 
 
@@ -154,9 +154,9 @@ class SFTMD(nn.Module):
         self.clamp_output = clamp_output
         self.head = nn.Sequential(
             nn.Conv2d(3, nf, 3, padding=1),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2),
             nn.Conv2d(nf, nf, 3, padding=1),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2),
             nn.Conv2d(nf, nf, 3, padding=1),
         )
         self.blocks = nn.ModuleList([SFTResidualBlock(nf, code_len, sft_hidden) for _ in range(num_blocks)])
@@ -244,7 +244,7 @@ class Predictor(nn.Module):
         strides = [1, 1, 1, 2, 1, 1]
         layers: list[nn.Module] = []
         for i, stride in enumerate(strides):
-            layers += [nn.Conv2d(chans[i], chans[i + 1], 5, stride=stride, padding=2), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.Conv2d(chans[i], chans[i + 1], 5, stride=stride, padding=2), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, lr_rgb: torch.Tensor) -> torch.Tensor:
@@ -280,19 +280,19 @@ class Corrector(nn.Module):
         strides = [1, 2, 1, 2, 1, 1, 1]
         layers: list[nn.Module] = []
         for i, stride in enumerate(strides):
-            layers += [nn.Conv2d(chans[i], chans[i + 1], 5, stride=stride, padding=2), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.Conv2d(chans[i], chans[i + 1], 5, stride=stride, padding=2), nn.LeakyReLU(0.2)]
         self.image_branch = nn.Sequential(*layers)
         self.code_branch = nn.Sequential(
             nn.Linear(code_len, nf),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2),
             nn.Linear(nf, nf),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2),
         )
         self.fuse = nn.Sequential(
             nn.Conv2d(2 * nf, 2 * nf, 1),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2),
             nn.Conv2d(2 * nf, nf, 1),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2),
             nn.Conv2d(nf, code_len, 1),
         )
 

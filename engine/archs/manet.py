@@ -77,7 +77,7 @@ class MAConv(nn.Module):
             self.affine.append(
                 nn.Sequential(
                     nn.Conv2d(others, hidden, 1),
-                    nn.ReLU(inplace=True),
+                    nn.ReLU(),
                     nn.Conv2d(hidden, 2 * self.in_splits[i], 1),
                 )
             )

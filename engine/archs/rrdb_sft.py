@@ -46,12 +46,12 @@ class SFTLayer(nn.Module):
         super().__init__()
         self.scale = nn.Sequential(
             nn.Conv2d(channels + code_len, hidden, 3, padding=1),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2),
             nn.Conv2d(hidden, channels, 3, padding=1),
         )
         self.shift = nn.Sequential(
             nn.Conv2d(channels + code_len, hidden, 3, padding=1),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.LeakyReLU(0.2),
             nn.Conv2d(hidden, channels, 3, padding=1),
         )
 
