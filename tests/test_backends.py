@@ -498,19 +498,34 @@ def _inputs_for(card: ModelCard, side: int, rng: np.random.Generator) -> dict[st
     return feed
 
 
-def test_shipped_graphs_agree_with_torch():
-    """Every shipped card: ONNX Runtime and PyTorch eager give the same outputs on a small input."""
+def _resolve(dim: int | str, sizes: dict[str, int]) -> int:
+    """A card dimension (``441``, ``"H"`` or ``"4*H"``) for the given symbol sizes."""
+    if isinstance(dim, int):
+        return dim
+    factor, _, symbol = dim.rpartition("*")
+    return int(factor or 1) * sizes[symbol]
+
+
+def test_shipped_graphs_run_and_agree_with_torch():
+    """Every shipped graph runs in ONNX Runtime with the output shapes its card promises; the
+    cheaper networks also match PyTorch eager (torch's first runs are slow, so not all of them:
+    the exporter checks parity for each graph when it writes it)."""
     from engine.modelcards import find_cards
 
-    cards = [c for c in find_cards() if c.graph_path.is_file() and c.weights_path and c.weights_path.is_file()]
+    cards = [c for c in find_cards() if c.graph_path.is_file()]
     if not cards:
-        pytest.skip("no shipped graphs with weights yet")
+        pytest.skip("no shipped graphs yet")
     rng = np.random.default_rng(0)
     for card in cards:
-        side = 64 if card.network == "ikc_corrector" else 16
+        side = 32 if card.network == "ikc_corrector" else 16
         feed = _inputs_for(card, side, rng)
         got = OnnxBackend("cpu").load(card).run(feed)
-        want = TorchBackend("cpu").load(card).run(feed)
-        for name in card.output_names:
-            scale = max(1.0, float(np.abs(want[name]).max()))
-            np.testing.assert_allclose(got[name], want[name], atol=1e-4 * scale, err_msg=f"{card.id}: {name}")
+        sizes = {"N": 1, "H": side, "W": side}
+        for spec in card.outputs:
+            assert got[spec.name].shape == tuple(_resolve(d, sizes) for d in spec.shape), card.id
+            assert np.isfinite(got[spec.name]).all(), card.id
+        if card.network in ("manet", "ikc_predictor") and card.weights_path and card.weights_path.is_file():
+            want = TorchBackend("cpu").load(card).run(feed)
+            for name in card.output_names:
+                scale = max(1.0, float(np.abs(want[name]).max()))
+                np.testing.assert_allclose(got[name], want[name], atol=1e-4 * scale, err_msg=f"{card.id}: {name}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -118,15 +118,15 @@ def _cuda_unavailable_reason(available: list[str]) -> str:
     return "onnxruntime could not start CUDA (no NVIDIA GPU or driver found?)"
 
 
-def _warn_cuda_fallback(reason: str) -> None:
-    """Log the CUDA fallback warning once per process."""
+def _warn_cuda_fallback(reason: str | Callable[[], str]) -> None:
+    """Log the CUDA fallback warning once per process (``reason`` may be computed lazily)."""
     global _CUDA_WARNED
     with _CUDA_WARN_LOCK:
         if _CUDA_WARNED:
-            log.debug("CUDA requested but not available (%s); running on CPU", reason)
+            log.debug("CUDA requested but not available; running on CPU")
             return
         _CUDA_WARNED = True
-    log.warning("CUDA requested but not available (%s); running on CPU", reason)
+    log.warning("CUDA requested but not available (%s); running on CPU", reason() if callable(reason) else reason)
 
 
 def clear_session_cache() -> None:
@@ -199,10 +199,8 @@ class OnnxBackend(Backend):
                 session = self._create_session(ort, card, providers)
                 _SESSIONS[key] = session
         provider = session.get_providers()[0]
-        if self.device == "cuda" and CUDA not in names:
-            _warn_cuda_fallback(_cuda_unavailable_reason(available))
-        elif CUDA in names and provider not in GPU_PROVIDERS:
-            _warn_cuda_fallback(_cuda_unavailable_reason(available))
+        if (self.device == "cuda" and CUDA not in names) or (CUDA in names and provider not in GPU_PROVIDERS):
+            _warn_cuda_fallback(lambda: _cuda_unavailable_reason(available))
         log.debug("model %s on %s (%d threads)", card.id, provider, self.threads)
         return OnnxRunner(card, session, provider)
 
