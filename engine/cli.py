@@ -11,9 +11,9 @@ from engine import __version__
 
 # Explicit list (no folder scan: scans break inside frozen installers).
 def _command_modules() -> list[ModuleType]:
-    from engine.commands import degrade, estimate, export, metrics, train, upscale
+    from engine.commands import degrade, estimate, evaluate, export, metrics, train, upscale
 
-    return [upscale, estimate, degrade, metrics, export, train]
+    return [upscale, estimate, degrade, metrics, evaluate, export, train]
 
 
 EXIT_OK = 0

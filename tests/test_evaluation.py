@@ -1,0 +1,242 @@
+"""``kernelscope-cli evaluate`` and engine.evaluation: cells, IKC step rule, oracle-best, Markdown, cards."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from engine.cli import main
+from engine.evaluation import (
+    METHODS,
+    EvalConfig,
+    aggregate,
+    card_metrics,
+    choose_ikc_step,
+    count_cases,
+    evaluate_case,
+    not_applicable,
+    render_markdown,
+    run_evaluation,
+)
+
+
+# --- synthetic per-case records ---------------------------------------------------------------
+def _record(name, base, ikc_psnrs, *, kernels=False):
+    """A record like evaluate_case's: every method at ``base`` dB (bicubic 2 dB lower), IKC as given."""
+    rec = {
+        "name": name,
+        "image": name,
+        "bicubic": {"psnr": base - 2.0, "ssim": 0.70},
+        "manet": {"psnr": base, "ssim": 0.80},
+        "manet_oracle": {"psnr": base + 0.3, "ssim": 0.81},
+        "sftmd_oracle": {"psnr": base + 0.2, "ssim": 0.82},
+        "ikc": {"psnr": list(ikc_psnrs), "ssim": [0.5 + 0.01 * t for t in range(len(ikc_psnrs))]},
+        "seconds": {"bicubic": 0.01},
+    }
+    if kernels:
+        rec["manet"].update(lr_psnr=base + 10.0, kernel_l1=1e-3, kernel_psnr=30.0)
+    return rec
+
+
+def _drop_na(records, protocol):
+    """Remove the blocks a method cannot have under ``protocol`` (as evaluate_case would)."""
+    out = []
+    for r in records:
+        r = dict(r)
+        for m in METHODS:
+            if not_applicable(m, protocol) is not None:
+                r.pop(m, None)
+        out.append(r)
+    return out
+
+
+def _config(benchmarks, protocols, **kw):
+    return EvalConfig(benchmarks=tuple(benchmarks), protocols=tuple(protocols), **kw)
+
+
+def _cases(set5_g8, set14_g8, set5_v1=None):
+    cases = {"Set5": {"gaussian8": _drop_na(set5_g8, "gaussian8")}, "Set14": {"gaussian8": _drop_na(set14_g8, "gaussian8")}}
+    if set5_v1 is not None:
+        cases["Set5"]["variant1"] = _drop_na(set5_v1, "variant1")
+    return cases
+
+
+# --- the IKC step rule ------------------------------------------------------------------------
+def test_auto_step_needs_set5_and_gaussian8():
+    with pytest.raises(ValueError, match="Set5"):
+        _config(["Set14", "BSD100"], ["gaussian8"], methods=("ikc",)).validate()
+    with pytest.raises(ValueError, match="gaussian8"):
+        _config(["Set5"], ["variant1"], methods=("ikc",)).validate()
+    # a fixed step, or no IKC at all, needs neither
+    _config(["Set14"], ["variant1"], methods=("ikc",), ikc_fixed_step=3).validate()
+    _config(["Set14"], ["variant1"], methods=("bicubic",)).validate()
+    with pytest.raises(ValueError, match="0 … 7"):
+        _config(["Set14"], ["variant1"], methods=("ikc",), ikc_fixed_step=8).validate()
+    with pytest.raises(ValueError):
+        choose_ikc_step({"Set14": {"gaussian8": [_record("a", 25, [20, 21])]}})
+
+
+def test_cli_refuses_auto_step_without_set5(capsys, tmp_path):
+    code = main(["evaluate", "--benchmarks", "Set14", "--protocols", "gaussian8", "--methods", "ikc",
+                 "--out", str(tmp_path / "R.md"), "--json", str(tmp_path / "r.json"), "--no-progress"])
+    assert code == 1
+    assert "Set5" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_step_is_chosen_on_set5_gaussian8_only():
+    set5 = [_record("a", 26, [25.0, 26.0, 27.0, 26.5]), _record("b", 26, [24.0, 25.5, 26.2, 26.1])]
+    set14 = [_record("c", 24, [23.0, 23.5, 23.6, 24.9])]  # Set14 alone would pick t = 3
+    variant = [_record("d", 26, [29.0, 20.0, 20.0, 20.0])]  # Set5 variant1 alone would pick t = 0
+    chosen = choose_ikc_step(_cases(set5, set14, variant))
+    assert chosen["step"] == 2
+    assert chosen["set5_gaussian8_psnr_per_iteration"] == pytest.approx([24.5, 25.75, 26.6, 26.3])
+
+    # other benchmarks and protocols never move it ...
+    set14_changed = [_record("c", 24, [30.0, 10.0, 10.0, 10.0])]
+    assert choose_ikc_step(_cases(set5, set14_changed, [_record("d", 26, [1, 1, 1, 40])]))["step"] == 2
+    # ... Set5 Gaussian8 does
+    set5_changed = [_record("a", 26, [25.0, 28.0, 27.0, 26.5]), _record("b", 26, [24.0, 25.5, 26.2, 26.1])]
+    assert choose_ikc_step(_cases(set5_changed, set14))["step"] == 1
+    # ties go to the earliest iteration; a fixed step overrides the rule
+    assert choose_ikc_step(_cases([_record("a", 26, [25.0, 26.0, 26.0])], set14))["step"] == 1
+    assert choose_ikc_step(_cases(set5, set14), fixed_step=0)["step"] == 0
+
+
+# --- aggregation ------------------------------------------------------------------------------
+def test_aggregate_means_fixed_step_and_oracle_best():
+    rng = np.random.default_rng(3)
+    set5 = [_record(f"s{i}", 26 + i, rng.uniform(24, 28, 4)) for i in range(3)]
+    set14 = [_record(f"t{i}", 24 + i, rng.uniform(22, 26, 4)) for i in range(2)]
+    config = _config(["Set5", "Set14"], ["gaussian8"])
+    results = aggregate(config, _cases(set5, set14))
+    step = results["ikc_fixed_step"]["step"]
+    set5_means = np.mean([r["ikc"]["psnr"] for r in set5], axis=0)
+    assert step == int(np.argmax(set5_means))
+
+    for bench, recs in (("Set5", set5), ("Set14", set14)):
+        cells = results["cells"][bench]["gaussian8"]
+        assert set(cells) == set(METHODS)  # every requested method has a cell
+        assert "na" in cells["manet_oracle"]  # MANet-convention oracle has no Gaussian8 truth
+        assert cells["bicubic"]["psnr"] == pytest.approx(np.mean([r["bicubic"]["psnr"] for r in recs]))
+        ikc = cells["ikc"]
+        per_iter = np.mean([r["ikc"]["psnr"] for r in recs], axis=0)
+        assert ikc["psnr_per_iteration"] == pytest.approx(per_iter)
+        assert ikc["fixed_step"] == step
+        assert ikc["psnr"] == pytest.approx(per_iter[step])  # the same step on every benchmark
+        best = np.mean([max(r["ikc"]["psnr"]) for r in recs])
+        assert ikc["oracle_best_psnr"] == pytest.approx(best)
+        assert ikc["oracle_best_psnr"] >= ikc["psnr"]
+    assert results["kernel_estimation"]["Set5"]["gaussian8"]["na"]
+    json.dumps(results)  # JSON-ready
+
+
+def test_bars_read_from_measured_cells():
+    config = _config(["Set5", "BSD100"], ["gaussian8", "manet9", "variant1", "variant2"])
+    g8 = [_record("a", 27, [28.0, 29.8, 29.0])]
+    bsd = {p: _drop_na([_record("b", 27, [26.0, 26.2, 27.0], kernels=p != "gaussian8")], p) for p in config.protocols}
+    cases = {"Set5": {"gaussian8": _drop_na(g8, "gaussian8")}, "BSD100": bsd}
+    results = aggregate(config, cases, complete=False)
+    bars = {b["id"]: b for b in results["bars"]}
+    assert results["ikc_fixed_step"]["step"] == 1
+    assert bars["ikc_set5"]["measured"] == pytest.approx(29.8) and bars["ikc_set5"]["met"] is True
+    assert bars["ikc_bsd100"]["measured"] == pytest.approx(26.2) and bars["ikc_bsd100"]["met"] is False
+    assert bars["ikc_bsd100"]["gap_db"] == pytest.approx(0.3)
+    # variant modes: MANet 27 vs bicubic 25 (+1.5 → 26.5: met), oracle 27.3 (−0.5: met), IKC 26.2 (met)
+    assert bars["manet_vs_bicubic"]["met"] is True
+    assert bars["manet_vs_oracle"]["met"] is True
+    assert bars["manet_vs_ikc"]["met"] is True
+    assert bars["lr_psnr"]["measured"] == pytest.approx(37.0) and bars["lr_psnr"]["met"] is False
+    # Set5 protocols that were not run are pending, not missing, in a partial result
+    assert results["cells"]["Set5"]["variant1"]["manet"] == {"pending": True}
+    md = render_markdown(results)
+    assert "PRELIMINARY" in md and "(not run yet)" in md
+    assert "| MANet LR-PSNR ≥ 40 dB on nine-kernel BSD100 | 37.00 | 40.00 | **no** (gap 3.00 dB) |" in md
+
+
+def test_card_metrics_hold_each_networks_numbers():
+    config = _config(["Set5"], ["gaussian8", "manet9"])
+    cases = {"Set5": {"gaussian8": _drop_na([_record("a", 27, [28.0, 29.0])], "gaussian8"),
+                      "manet9": _drop_na([_record("a", 25, [24.0, 24.5], kernels=True)], "manet9")}}
+    results = aggregate(config, cases)
+    manet = card_metrics(results, "manet")
+    assert manet["manet"]["manet9"]["Set5"]["psnr_y"] == pytest.approx(25.0)
+    assert manet["kernel_estimation"]["manet9"]["Set5"]["lr_psnr"] == pytest.approx(35.0)
+    sftmd = card_metrics(results, "sftmd")
+    assert sftmd["sftmd_oracle"]["gaussian8"]["Set5"]["psnr_y"] == pytest.approx(27.2)
+    assert sftmd["ikc"]["gaussian8"]["Set5"]["fixed_step"] == 1
+    assert "manet9" not in sftmd["sftmd_oracle"]  # n/a there
+
+
+# --- real images ------------------------------------------------------------------------------
+def test_bicubic_on_set5_gaussian8_is_plausible(shared_data):
+    config = _config(["Set5"], ["gaussian8"], methods=("bicubic",), max_images={"Set5": 1})
+    assert count_cases(config) == 8
+    results = run_evaluation(config)
+    cell = results["cells"]["Set5"]["gaussian8"]["bicubic"]
+    assert cell["n"] == 8
+    assert 20.0 < cell["psnr"] < 35.0 and 0.4 < cell["ssim"] < 1.0
+    psnrs = [r["bicubic"]["psnr"] for r in results["cases"]["Set5"]["gaussian8"]]
+    assert psnrs == sorted(psnrs, reverse=True)  # wider blur, lower PSNR
+    assert results["images"]["Set5"] == {"used": 1, "total": 5}
+    assert results["models"] == []
+
+
+def test_evaluate_case_gaussian8_oracle_and_ikc(shared_data, tiny_models_dir):
+    from engine.data import iter_test_set
+    from engine.pipeline.models import load_models
+
+    models = load_models(("sftmd", "ikc_predictor", "ikc_corrector", "manet", "rrdb_sft"), 4,
+                         models_dir=tiny_models_dir, device="cpu")
+    case = next(iter_test_set("Set5", "gaussian8", 4, max_images=1))
+    rec = evaluate_case(case, METHODS, models, ikc_steps=2)
+    assert rec["sigma"] == pytest.approx(1.8)
+    assert "manet_oracle" not in rec and "lr_psnr" not in rec["manet"]
+    assert len(rec["ikc"]["psnr"]) == len(rec["ikc"]["ssim"]) == len(rec["ikc"]["kernel_l1"]) == 3
+    for m in ("bicubic", "manet", "sftmd_oracle"):
+        assert math.isfinite(rec[m]["psnr"]) and 0 <= rec[m]["ssim"] <= 1
+    assert set(rec["seconds"]) == {"bicubic", "manet", "ikc", "sftmd_oracle"}
+
+
+def test_cli_end_to_end_on_tiny_models(shared_data, tiny_models_dir, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models_dir, models)
+    out, js = tmp_path / "docs" / "RESULTS.md", tmp_path / "docs" / "results.json"
+    argv = ["evaluate", "--benchmarks", "Set5", "Set14", "--protocols", "variant1", "--methods", *METHODS,
+            "--ikc-steps", "2", "--ikc-fixed-step", "1", "--max-images", "1", "--device", "cpu",
+            "--models-dir", str(models), "--out", str(out), "--json", str(js), "--update-cards", "--no-progress"]
+    assert main(argv) == 0
+    results = json.loads(js.read_text())
+    assert results["complete"] is True
+    for bench in ("Set5", "Set14"):
+        cells = results["cells"][bench]["variant1"]
+        assert set(cells) == set(METHODS)
+        assert "na" in cells["sftmd_oracle"]
+        for m in ("bicubic", "manet", "manet_oracle", "ikc"):
+            assert math.isfinite(cells[m]["psnr"]) and cells[m]["n"] == 1
+        assert len(cells["ikc"]["psnr_per_iteration"]) == 3
+        assert cells["ikc"]["psnr"] == pytest.approx(cells["ikc"]["psnr_per_iteration"][1])
+        (case,) = results["cases"][bench]["variant1"]
+        assert len(case["ikc"]["psnr"]) == 3  # steps + 1
+        assert case["mode"] == 1
+        ke = results["kernel_estimation"][bench]["variant1"]
+        assert math.isfinite(ke["lr_psnr"]) and ke["kernel_l1"] > 0
+    assert results["ikc_fixed_step"]["step"] == 1
+    assert {m["id"] for m in results["models"]} == {f"{n}_tiny_x4" for n in
+                                                   ("manet", "rrdb_sft", "sftmd", "ikc_predictor", "ikc_corrector")}
+
+    md = out.read_text()
+    assert results["command"] in md
+    assert results["command"].startswith("kernelscope-cli evaluate --benchmarks Set5 Set14 --protocols variant1")
+    assert "--max-images 1" in results["command"]
+    assert "| Mode | Method | Set5 | Set14 |" in md
+    assert "| 1 | Bicubic |" in md and "IKC oracle (best of t per image, uses ground truth)" in md
+    assert "Set5 1/5 (first 1 images)" in md
+    assert "PRELIMINARY" not in md
+
+    card = json.loads((models / "manet_tiny_x4.json").read_text())
+    assert card["metrics"]["manet"]["variant1"]["Set5"]["psnr_y"] == pytest.approx(
+        round(results["cells"]["Set5"]["variant1"]["manet"]["psnr"], 3))
+    assert "lr_psnr" in card["metrics"]["kernel_estimation"]["variant1"]["Set14"]
