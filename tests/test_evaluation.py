@@ -240,3 +240,27 @@ def test_cli_end_to_end_on_tiny_models(shared_data, tiny_models_dir, tmp_path):
     assert card["metrics"]["manet"]["variant1"]["Set5"]["psnr_y"] == pytest.approx(
         round(results["cells"]["Set5"]["variant1"]["manet"]["psnr"], 3))
     assert "lr_psnr" in card["metrics"]["kernel_estimation"]["variant1"]["Set14"]
+
+
+def test_skipped_cells_are_labelled_and_never_run():
+    from engine.commands.evaluate import parse_skip
+
+    skip = parse_skip(["ikc@manet9", "manet_oracle@manet9"])
+    assert skip == {("ikc", "manet9"), ("manet_oracle", "manet9")}
+    with pytest.raises(ValueError):
+        parse_skip(["ikc"])
+    config = _config(["Set5"], ["gaussian8", "manet9"], skip=skip)
+    config.validate()
+    assert config.methods_for("manet9") == ("bicubic", "manet")
+    assert config.methods_for("gaussian8") == ("bicubic", "manet", "ikc", "sftmd_oracle")
+    with pytest.raises(ValueError, match="Set5 gaussian8"):
+        _config(["Set5"], ["gaussian8"], skip=frozenset({("ikc", "gaussian8")})).validate()
+    recs = [{k: v for k, v in _record("a", 25, [24.0, 24.5], kernels=True).items() if k not in ("ikc", "manet_oracle")}]
+    cases = {"Set5": {"gaussian8": _drop_na([_record("a", 27, [28.0, 29.0])], "gaussian8"),
+                      "manet9": _drop_na(recs, "manet9")}}
+    results = aggregate(config, cases)
+    assert "skipped" in results["cells"]["Set5"]["manet9"]["ikc"]
+    assert results["cells"]["Set5"]["manet9"]["manet"]["psnr"] == pytest.approx(25.0)
+    md = render_markdown(results)
+    assert "| RRDB-SFT oracle (true kernels) | not run |" in md
+    assert "ikc@manet9" in md

@@ -59,6 +59,17 @@ def parse_max_images(items: list[str] | None, benchmarks: list[str]) -> dict[str
     return out
 
 
+def parse_skip(items: list[str] | None) -> frozenset[tuple[str, str]]:
+    """``["ikc@manet9"]`` → ``{("ikc", "manet9")}``. Raises ``ValueError`` on a malformed item."""
+    out = set()
+    for item in items or []:
+        method, sep, protocol = item.partition("@")
+        if not sep or not method or not protocol:
+            raise ValueError(f"--skip: expected METHOD@PROTOCOL, got {item!r}")
+        out.add((method, protocol))
+    return frozenset(out)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``evaluate`` options on ``parser``."""
     from engine.data import BENCHMARKS, PROTOCOLS
@@ -77,6 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="IKC iteration reported: 'auto' (best on Set5 gaussian8, the default) or N")
     parser.add_argument("--max-images", nargs="+", default=None, metavar="N|NAME=N",
                         help="use only the first N images of every benchmark, or NAME=N for one")
+    parser.add_argument("--skip", nargs="+", default=None, metavar="METHOD@PROTOCOL",
+                        help="method/protocol pairs not to run (e.g. ikc@manet9), to fit a time budget")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed of the test sets (default 0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where networks run")
     parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
@@ -97,6 +110,8 @@ def canonical_command(args: argparse.Namespace) -> str:
              "--ikc-fixed-step", "auto" if args.ikc_fixed_step is None else str(args.ikc_fixed_step)]
     if args.max_images:
         parts += ["--max-images", *args.max_images]
+    if args.skip:
+        parts += ["--skip", *args.skip]
     parts += ["--seed", str(args.seed), "--device", args.device]
     if args.backend != "auto":
         parts += ["--backend", args.backend]
@@ -148,10 +163,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         max_images = parse_max_images(args.max_images, args.benchmarks)
+        skip = parse_skip(args.skip)
         config = EvalConfig(
             benchmarks=tuple(args.benchmarks), protocols=tuple(args.protocols), methods=tuple(args.methods),
             scale=args.scale, ikc_steps=args.ikc_steps, ikc_fixed_step=args.ikc_fixed_step,
-            max_images=max_images, seed=args.seed, device=args.device, backend=args.backend,
+            max_images=max_images, skip=skip, seed=args.seed, device=args.device, backend=args.backend,
             threads=args.threads, tile=args.tile, models_dir=args.models_dir, command=canonical_command(args),
         )
         config.validate()
