@@ -1,0 +1,204 @@
+"""Numbers and pictures behind the studio's panels, as pure numpy functions (no Qt).
+
+* :func:`region_stats`: per painted region, the mean kernel and the spread of σ1, σ2, θ.
+* :func:`kernel_error_map`: per-LR-pixel mean |estimated − true| kernel error (degradation lab).
+* :func:`ikc_changes`: how much the SR image and the code change from one IKC iteration to the next.
+* :func:`lattice_overlay_rgba`: small kernel heat maps on a lattice, transparent elsewhere.
+* :func:`labels_rgba`: painted label map coloured for display.
+* :func:`comparison_picture`: input (nearest-enlarged) and result side by side for saving.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.degradation.kernels import fit_gaussian
+from engine.pipeline.kernelmap import KernelMap
+from engine.visualize import kernel_heatmap_u8
+
+from app.geometry import lattice_points
+
+REGION_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (239, 83, 80),  # 1 red
+    (66, 165, 245),  # 2 blue
+    (102, 187, 106),  # 3 green
+    (255, 202, 40),  # 4 amber
+    (171, 71, 188),  # 5 purple
+    (38, 198, 218),  # 6 cyan
+)
+"""RGB colour of region label ``k`` is ``REGION_COLOURS[k - 1]`` (label 0 = unpainted)."""
+
+MAX_STAT_PIXELS = 4096  # region statistics use at most this many LR pixels (evenly subsampled)
+
+
+@dataclass(frozen=True)
+class RegionStats:
+    """Statistics of the kernels inside one painted region.
+
+    ``sigma1``/``sigma2`` are std devs in HR px, ``theta`` in rad (arrays over the pixels used);
+    ``mean_kernel`` is the 21×21 mean of the region's kernels (sums to 1).
+    """
+
+    label: int
+    n_pixels: int
+    mean_kernel: np.ndarray
+    sigma1: np.ndarray
+    sigma2: np.ndarray
+    theta: np.ndarray
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        """``{"sigma1": (mean, std), "sigma2": ..., "theta": ...}``."""
+        return {n: (float(np.mean(v)), float(np.std(v))) for n, v in
+                (("sigma1", self.sigma1), ("sigma2", self.sigma2), ("theta", self.theta))}
+
+
+def _subsample(rows: np.ndarray, cols: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    if rows.size <= limit:
+        return rows, cols
+    pick = np.linspace(0, rows.size - 1, limit).round().astype(np.int64)
+    return rows[pick], cols[pick]
+
+
+def region_kernels(kernel_map: KernelMap, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The (n, 21, 21) kernels at LR pixels ``(rows[i], cols[i])``: stored ones, else PCA reconstructions."""
+    if kernel_map.kernels_f16 is not None:
+        flat = kernel_map.kernels_f16[rows, cols].astype(np.float32)
+        return flat.reshape(-1, 21, 21)
+    return kernel_map.pca.reconstruct(kernel_map.codes[rows, cols], normalise=True)
+
+
+def region_stats(labels_lr: np.ndarray, kernel_map: KernelMap) -> list[RegionStats]:
+    """One :class:`RegionStats` per non-empty label ``1..`` of ``labels_lr`` (h, w) on the LR grid."""
+    labels = np.asarray(labels_lr)
+    if labels.shape != kernel_map.lr_hw:
+        raise ValueError(f"label map {labels.shape} does not match the kernel map {kernel_map.lr_hw}")
+    out: list[RegionStats] = []
+    for label in sorted(int(v) for v in np.unique(labels) if v > 0):
+        rows, cols = np.nonzero(labels == label)
+        n = int(rows.size)
+        rows, cols = _subsample(rows, cols, MAX_STAT_PIXELS)
+        kernels = np.clip(region_kernels(kernel_map, rows, cols), 0.0, None)
+        kernels /= np.maximum(kernels.sum(axis=(1, 2), keepdims=True), 1e-12)
+        var1, var2, theta = fit_gaussian(kernels, scale=None)
+        mean = kernels.mean(axis=0)
+        out.append(RegionStats(
+            label=label, n_pixels=n, mean_kernel=(mean / max(float(mean.sum()), 1e-12)).astype(np.float32),
+            sigma1=np.sqrt(np.maximum(var1, 0.0)), sigma2=np.sqrt(np.maximum(var2, 0.0)), theta=theta,
+        ))
+    return out
+
+
+def label_bbox(labels_lr: np.ndarray, label: int, margin: int = 0) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)`` bounding box of ``label`` grown by ``margin`` LR px (clipped), or None."""
+    rows, cols = np.nonzero(np.asarray(labels_lr) == label)
+    if rows.size == 0:
+        return None
+    h, w = labels_lr.shape
+    return (max(0, int(rows.min()) - margin), min(h, int(rows.max()) + 1 + margin),
+            max(0, int(cols.min()) - margin), min(w, int(cols.max()) + 1 + margin))
+
+
+def kernel_error_map(est_kernels: np.ndarray, true_kernels: np.ndarray) -> np.ndarray:
+    """(h, w) float32: mean |est − true| over the 441 taps of each LR pixel's kernel (both (h, w, 21, 21))."""
+    est = np.asarray(est_kernels, np.float32)
+    true = np.asarray(true_kernels, np.float32)
+    if est.shape != true.shape or est.ndim != 4:
+        raise ValueError(f"need two (h, w, 21, 21) arrays, got {est.shape} and {true.shape}")
+    return np.abs(est - true).mean(axis=(2, 3)).astype(np.float32)
+
+
+def ikc_changes(sr_images: list[np.ndarray], codes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per iteration ``i ≥ 1``: mean |SR_i − SR_{i−1}| (×255, 8-bit levels) and ‖h_i − h_{i−1}‖₂.
+
+    Both arrays have one entry per iteration; entry 0 is 0 (nothing before it).
+    """
+    n = len(sr_images)
+    image_change = np.zeros(n, np.float64)
+    code_change = np.zeros(n, np.float64)
+    for i in range(1, n):
+        image_change[i] = 255.0 * float(np.mean(np.abs(sr_images[i] - sr_images[i - 1])))
+        code_change[i] = float(np.linalg.norm(np.asarray(codes[i]) - np.asarray(codes[i - 1])))
+    return image_change, code_change
+
+
+def lattice_overlay_rgba(kernel_map: KernelMap, *, step_lr: int | None = None, px_per_lr: int | None = None,
+                         ) -> tuple[np.ndarray, int]:
+    """Kernel heat maps drawn on a lattice over the LR grid, transparent elsewhere.
+
+    Returns ``(rgba_u8, px_per_lr)``: an RGBA image of ``(h·p, w·p)`` pixels, ``p = px_per_lr``
+    (automatic: about 1200 px across the longer side), to be shown scaled by ``scale / p`` in scene
+    (SR px) units. Each kernel fills 70 % of its lattice cell, with a thin dark frame.
+    """
+    h, w = kernel_map.lr_hw
+    points = lattice_points(h, w, step_lr)
+    step = step_lr if step_lr is not None else max(4, int(round(max(h, w) / 12)))
+    p = px_per_lr if px_per_lr is not None else max(1, min(16, int(round(1200 / max(h, w)))))
+    canvas = np.zeros((h * p, w * p, 4), np.uint8)
+    cell = max(9, int(step * p * 0.7))
+    for row, col in points:
+        heat = kernel_heatmap_u8(kernel_map.kernel_at(col, row, space="lr").kernel, cell)
+        cy, cx = row * p + p // 2, col * p + p // 2
+        y0, x0 = cy - cell // 2, cx - cell // 2
+        y0c, x0c = max(0, y0), max(0, x0)
+        y1c, x1c = min(canvas.shape[0], y0 + cell), min(canvas.shape[1], x0 + cell)
+        if y1c <= y0c or x1c <= x0c:
+            continue
+        patch = heat[y0c - y0 : y1c - y0, x0c - x0 : x1c - x0]
+        canvas[y0c:y1c, x0c:x1c, :3] = patch
+        canvas[y0c:y1c, x0c:x1c, 3] = 235
+        # frame
+        for ys, xs in ((slice(y0c, y0c + 1), slice(x0c, x1c)), (slice(y1c - 1, y1c), slice(x0c, x1c)),
+                       (slice(y0c, y1c), slice(x0c, x0c + 1)), (slice(y0c, y1c), slice(x1c - 1, x1c))):
+            canvas[ys, xs] = (20, 20, 24, 255)
+    return canvas, p
+
+
+def labels_rgba(labels: np.ndarray, alpha: int = 110) -> np.ndarray:
+    """(h, w, 4) uint8: label ``k ≥ 1`` in ``REGION_COLOURS[k − 1]`` at ``alpha``, label 0 transparent."""
+    lab = np.asarray(labels)
+    lut = np.zeros((256, 4), np.uint8)
+    for k, colour in enumerate(REGION_COLOURS, start=1):
+        lut[k, :3] = colour
+        lut[k, 3] = alpha
+    return lut[np.clip(lab, 0, 255).astype(np.uint8)]
+
+
+def error_map_rgb(error: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """An (h, w) error map as RGB uint8 (inferno), scaled to ``vmax`` (default: its 99th percentile)."""
+    import cv2
+
+    e = np.asarray(error, np.float32)
+    top = float(vmax) if vmax else float(np.percentile(e, 99)) if e.size else 1.0
+    grey = np.clip(np.rint(255.0 * e / max(top, 1e-12)), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+def comparison_picture(lr_rgb_f32: np.ndarray, sr_rgb_f32: np.ndarray, gap_px: int = 8) -> np.ndarray:
+    """Input (nearest-enlarged to the SR size) and result side by side, float32 RGB in [0, 1]."""
+    sh, sw = sr_rgb_f32.shape[:2]
+    lh, lw = lr_rgb_f32.shape[:2]
+    ys = np.minimum((np.arange(sh) * lh) // sh, lh - 1)
+    xs = np.minimum((np.arange(sw) * lw) // sw, lw - 1)
+    left = lr_rgb_f32[ys][:, xs]
+    gap = np.ones((sh, gap_px, 3), np.float32)
+    return np.ascontiguousarray(np.concatenate([left, gap, sr_rgb_f32], axis=1), dtype=np.float32)
+
+
+def stamp_disk(labels: np.ndarray, cx: float, cy: float, radius: float, value: int) -> bool:
+    """Set every pixel of ``labels`` whose centre lies within ``radius`` of ``(cx, cy)`` (col, row
+    coordinates, pixel centres at ``+0.5``) to ``value``; True when anything changed."""
+    h, w = labels.shape
+    r = max(0.5, float(radius))
+    y0, y1 = max(0, int(math.floor(cy - r))), min(h, int(math.ceil(cy + r)) + 1)
+    x0, x1 = max(0, int(math.floor(cx - r))), min(w, int(math.ceil(cx + r)) + 1)
+    if y1 <= y0 or x1 <= x0:
+        return False
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    inside = (yy + 0.5 - cy) ** 2 + (xx + 0.5 - cx) ** 2 <= r * r
+    block = labels[y0:y1, x0:x1]
+    changed = bool(np.any(block[inside] != value))
+    block[inside] = value
+    return changed
