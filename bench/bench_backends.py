@@ -177,58 +177,6 @@ def _bench_variants(network: str, graph: Path, feed: dict, a: argparse.Namespace
         rows.append([network, k, f"{statistics.median(v) * 1e3:.0f}"])
     rows.append([network, "session create: graph / saved optimised",
                  f"{t_create * 1e3:.0f} / {t_create_saved * 1e3:.0f}"])
-    if network == "manet":
-        _bench_manet_channel_softmax(feed, a, rows)
-
-
-def _channel_softmax(logits: Any) -> Any:
-    """Softmax over axis 1 of (N, C, H, W) as ReduceMax, Sub, Exp, a 1×1 convolution with ones (the
-    channel sum, a GEMM in ORT) and Div. onnxruntime's Softmax on a non-last axis of a 4-D tensor
-    transposes internally and dominated MANet's ORT time; this form runs several times faster."""
-    import torch
-    import torch.nn.functional as F
-
-    e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
-    ones = torch.ones(1, logits.shape[1], 1, 1, dtype=logits.dtype, device=logits.device)
-    return e / F.conv2d(e, ones)
-
-
-def _bench_manet_channel_softmax(feed: dict, a: argparse.Namespace, rows: list[list[str]]) -> None:
-    """Proposal for engine.archs.manet: the same MANet with :func:`_channel_softmax` at the end."""
-    import torch
-
-    from engine.archs import build_network, get_spec
-    from engine.archs.manet import PRESETS, MANet
-
-    class ChannelSoftmaxMANet(MANet):
-        def forward(self, lr_rgb: Any) -> Any:  # MANet.forward with the softmax replaced
-            f0 = self.head(lr_rgb)
-            f1 = self.block_high(f0)
-            u = self.up(self.block_low(self.down(f1)))
-            u = self.block_up(u + f1)
-            return _channel_softmax(self.tail(u + f0))
-
-    base = build_network("manet", "small", 4, generator=torch.Generator().manual_seed(0)).eval()
-    cfg = PRESETS["small"]
-    model = ChannelSoftmaxMANet(cfg.channels, cfg.channels_low, cfg.kernel_size, cfg.split, cfg.reduction).eval()
-    model.load_state_dict(base.state_dict())
-    args = (torch.from_numpy(feed["lr_rgb"]),)
-    graph = a.work_dir / f"manet_small_x4_channel_softmax{'' if a.dynamic else '_static'}.onnx"
-    if a.reexport or not graph.is_file():
-        _export(model, args, get_spec("manet"), graph, a.dynamic)
-    session = _ort_session(graph, a.threads)
-    with torch.inference_mode():
-        want = base(*args).numpy()
-        runs = {"proposed channel softmax: ORT": lambda: session.run(None, feed),
-                "proposed channel softmax: torch": lambda: model(*args)}
-        diff = float(np.max(np.abs(session.run(None, feed)[0] - want)))
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(a.repeats):
-            for k, fn in runs.items():
-                times[k].append(_time_once(fn))
-    for k, v in times.items():
-        rows.append(["manet", k, f"{statistics.median(v) * 1e3:.0f}"])
-    rows.append(["manet", "proposed channel softmax: max |ORT - torch builtin|", f"{diff:.1e}"])
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from engine.archs import NETWORKS, build_network, count_parameters, example_inputs, get_spec, ikc, manet, rrdb_sft
+from engine.atomic import write_atomic
 from engine.errors import ModelError
 from engine.modelcards import ModelCard, TensorSpec, find_cards, save_card, sha256_file, verify_weights
 from engine.paths import models_dir as default_models_dir
@@ -327,28 +328,9 @@ def export_onnx(
     raise ModelError(f"could not export {network} ({preset}, x{scale}): " + "; ".join(failures))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())  # mkstemp creates 0600; shipped files are world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, data)
 
 
 # --- cards ----------------------------------------------------------------------------------------

@@ -42,13 +42,11 @@ Writing (:func:`write_image`)
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 import struct
 import sys
-import uuid
 import warnings
 import zlib
 from dataclasses import dataclass, field, replace
@@ -56,6 +54,8 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
+
+from engine.atomic import CreateError, write_atomic
 import tifffile
 from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 from PIL import Image as PILImage
@@ -1067,38 +1067,13 @@ def _encode_webp(
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``target``, fsync, then ``os.replace`` onto it."""
-    temp = target.parent / f".{target.name[:80]}.{uuid.uuid4().hex[:12]}.part"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    """:func:`engine.atomic.write_atomic`, with failures as :class:`ImageWriteError` naming the target."""
     try:
-        fd = os.open(temp, flags, 0o666)  # the umask applies, as for any new file
-    except OSError as exc:
+        write_atomic(target, data)
+    except CreateError as exc:
         raise ImageWriteError(target, f"cannot create a file here ({_os_reason(exc)})") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise ImageWriteError(target, f"write failed ({_os_reason(exc)})") from exc
-        raise
-    _fsync_folder(target.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable where the platform allows (POSIX); best effort."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    except OSError as exc:
+        raise ImageWriteError(target, f"write failed ({_os_reason(exc)})") from exc
 
 
 def write_bytes_atomically(target: str | os.PathLike[str], data: bytes) -> Path:

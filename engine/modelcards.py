@@ -22,12 +22,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import write_atomic
 from engine.errors import ModelError
 from engine.paths import models_dir as _default_models_dir
 
@@ -275,19 +275,7 @@ def save_card(card: ModelCard, path: str | os.PathLike[str] | None = None) -> Pa
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(card.to_json(), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(p, text.encode("utf-8"))
     return p
 
 

@@ -5,6 +5,8 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 # Threaded BLAS on a 2-core shared machine makes small eigh/SVD calls slower, not faster.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Same for torch's intra-op pool: tiny test networks run faster single-threaded on 2 shared cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 

@@ -12,7 +12,6 @@ import argparse
 import glob
 import logging
 import sys
-import time
 from concurrent.futures import CancelledError
 from pathlib import Path
 
