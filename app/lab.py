@@ -1,0 +1,297 @@
+"""The degradation lab: paint regions on a sharp image, give each its own kernel, synthesise the
+spatially variant LR image, run MANet on it and map the estimated-vs-painted kernel error.
+
+:func:`synthesise_and_estimate` is the experiment as plain data (it runs on the engine worker);
+:class:`LabPanel` is its interactive front end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.degradation.degrade import blur_subsample_variant, quantize_u8
+from engine.degradation.fields import region_field
+from engine.degradation.kernels import anisotropic_gaussian_kernel
+from engine.metrics import kernel_error
+from engine.progress import NULL_PROGRESS, Progress
+
+from app.analysis import REGION_COLOURS, error_map_rgb, kernel_error_map
+from app.panels import KernelView
+from app.viewer import RegionModel, to_u8
+
+DEFAULT_PARAMS = ((3.0, 1.0, 30.0), (1.0, 1.0, 0.0), (2.5, 2.5, 0.0), (3.0, 0.8, 120.0), (2.0, 1.2, 75.0),
+                  (1.5, 0.7, 160.0))
+"""Default (σ1, σ2 in HR px, θ in degrees) per region label 1..6."""
+
+
+@dataclass
+class LabResult:
+    """What the lab experiment produced: the synthesised LR image, the painted (true) and estimated kernel
+    fields on the LR grid, the per-pixel error map, and summary errors (overall and per region)."""
+
+    lr_rgb_f32: np.ndarray
+    true_kernels: np.ndarray  # (h, w, 21, 21)
+    est_kernels: np.ndarray  # (h, w, 21, 21)
+    error_map: np.ndarray  # (h, w) mean |est − true| per pixel
+    overall: dict[str, float]
+    per_region: dict[int, float]
+    provider: str
+
+
+def region_kernels_from_params(params: dict[int, tuple[float, float, float]], n_labels: int, scale: int
+                               ) -> np.ndarray:
+    """(n, 21, 21) kernels for labels 1..n from ``{label: (σ1, σ2 HR px, θ degrees)}`` (MANet convention)."""
+    out = []
+    for label in range(1, n_labels + 1):
+        s1, s2, th = params.get(label, DEFAULT_PARAMS[(label - 1) % len(DEFAULT_PARAMS)])
+        out.append(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, math.radians(th), scale))
+    return np.stack(out).astype(np.float32)
+
+
+def synthesise_and_estimate(
+    hr_rgb_f32: np.ndarray,
+    labels_lr: np.ndarray,
+    params: dict[int, tuple[float, float, float]],
+    scale: int,
+    models,
+    *,
+    softness_lr_px: float = 1.5,
+    progress: Progress = NULL_PROGRESS,
+) -> LabResult:
+    """Blur + subsample ``hr_rgb_f32`` (H×W×3, [0, 1]) with the painted kernel field, round to 8 bit, run
+    MANet, and compare its kernels with the painted ones. ``labels_lr`` is (H//s, W//s) uint8."""
+    from engine.pipeline.blind import estimate_kernel_map
+
+    s = int(scale)
+    h, w = labels_lr.shape
+    hr = np.ascontiguousarray(hr_rgb_f32[: h * s, : w * s], np.float32)
+    n = max(1, int(labels_lr.max()))
+    kernels = region_kernels_from_params(params, n, s)
+    field = region_field(labels_lr.astype(np.int32), kernels, s, softness_lr_px=softness_lr_px)
+    progress.set_progress(0.05, "synthesising")
+    lr = quantize_u8(blur_subsample_variant(hr, field, s))
+    progress.check_cancelled()
+    progress.set_progress(0.25, "estimating kernels")
+    kmap = estimate_kernel_map(lr, models, progress=progress.sub_progress(0.25, 0.7))
+    est = kmap.reconstruct_all()
+    est = np.clip(est, 0.0, None)
+    est /= np.maximum(est.sum(axis=(2, 3), keepdims=True), 1e-12)
+    emap = kernel_error_map(est, field)
+    per_region = {int(k): float(emap[labels_lr == k].mean()) for k in np.unique(labels_lr)}
+    progress.set_progress(1.0)
+    return LabResult(lr, field, est, emap, kernel_error(est, field), per_region, models.provider)
+
+
+class LabPanel(QtWidgets.QWidget):
+    """Paint, set kernels, synthesise, estimate, compare."""
+
+    run_requested = QtCore.Signal()
+    open_requested = QtCore.Signal()
+    send_to_studio = QtCore.Signal(object)  # LR rgb_f32
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.scale = 4
+        self.hr_rgb_f32: np.ndarray | None = None
+        self.hr_name = ""
+        self.result: LabResult | None = None
+        self.regions = RegionModel(self)
+        self.params: dict[int, tuple[float, float, float]] = {
+            k: DEFAULT_PARAMS[k - 1] for k in range(1, len(REGION_COLOURS) + 1)}
+
+        # views: sharp image with painting | synthesised LR | error map (linked, SR px scene units)
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.setBackground((24, 25, 28))
+        self.titles = [self.glw.addLabel(t, color=(200, 200, 205), size="9pt", row=0, col=c)
+                       for c, t in enumerate(("Sharp image: paint regions", "Synthesised LR",
+                                              "Kernel error |est − painted|"))]
+        self.vbs = [self.glw.addViewBox(row=1, col=c, lockAspect=True, invertY=True, enableMenu=False)
+                    for c in range(3)]
+        for vb in self.vbs[1:]:
+            vb.setXLink(self.vbs[0])
+            vb.setYLink(self.vbs[0])
+        self.hr_item = pg.ImageItem()
+        self.lr_item = pg.ImageItem()
+        self.err_item = pg.ImageItem()
+        self.vbs[0].addItem(self.hr_item)
+        self.vbs[1].addItem(self.lr_item)
+        self.vbs[2].addItem(self.err_item)
+        self.overlay = self.regions.make_overlay()
+        self.vbs[0].addItem(self.overlay, ignoreBounds=True)
+        self.err_overlay = self.regions.make_overlay()
+        self.err_overlay.setOpacity(0.35)
+        self.vbs[2].addItem(self.err_overlay, ignoreBounds=True)
+
+        # controls
+        self.open_button = QtWidgets.QPushButton("Open sharp image…")
+        self.tool = QtWidgets.QComboBox()
+        self.tool.addItem("Brush", "brush")
+        self.tool.addItem("Eraser", "eraser")
+        self.tool.addItem("Pan / zoom", None)
+        self.region = QtWidgets.QComboBox()
+        for k, rgb in enumerate(REGION_COLOURS, start=1):
+            pix = QtGui.QPixmap(14, 14)
+            pix.fill(QtGui.QColor(*rgb))
+            self.region.addItem(QtGui.QIcon(pix), f"Region {k}", k)
+        self.radius = QtWidgets.QDoubleSpinBox()
+        self.radius.setRange(0.5, 64)
+        self.radius.setValue(6.0)
+        self.radius.setSuffix(" LR px")
+        self.sigma1 = self._slider(2, 50)  # tenths of px
+        self.sigma2 = self._slider(2, 50)
+        self.theta = self._slider(0, 179)
+        self.sigma1_label, self.sigma2_label, self.theta_label = (QtWidgets.QLabel() for _ in range(3))
+        self.preview = KernelView(112)
+        self.run_button = QtWidgets.QPushButton("Synthesise + estimate")
+        self.run_button.setObjectName("primary")
+        self.to_studio = QtWidgets.QPushButton("Open LR in studio")
+        self.to_studio.setEnabled(False)
+        self.summary = QtWidgets.QLabel("Paint regions, choose their kernels, then synthesise.")
+        self.summary.setWordWrap(True)
+        self.summary.setProperty("role", "muted")
+
+        form = QtWidgets.QFormLayout()
+        form.addRow("Tool", self.tool)
+        form.addRow("Region", self.region)
+        form.addRow("Brush", self.radius)
+        for label, slider, value in (("σ1", self.sigma1, self.sigma1_label), ("σ2", self.sigma2, self.sigma2_label),
+                                     ("θ", self.theta, self.theta_label)):
+            row = QtWidgets.QHBoxLayout()
+            row.addWidget(slider, 1)
+            value.setMinimumWidth(52)
+            row.addWidget(value)
+            form.addRow(label, row)
+        side = QtWidgets.QVBoxLayout()
+        side.addWidget(self.open_button)
+        side.addLayout(form)
+        prev_row = QtWidgets.QHBoxLayout()
+        prev_row.addStretch(1)
+        prev_row.addWidget(self.preview)
+        prev_row.addStretch(1)
+        side.addLayout(prev_row)
+        side.addWidget(self.run_button)
+        side.addWidget(self.to_studio)
+        side.addWidget(self.summary)
+        side.addStretch(1)
+        side_widget = QtWidgets.QWidget()
+        side_widget.setLayout(side)
+        side_widget.setFixedWidth(300)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.addWidget(self.glw, 1)
+        layout.addWidget(side_widget)
+
+        self.tool.currentIndexChanged.connect(self._on_tool)
+        self.region.currentIndexChanged.connect(self._on_region)
+        self.radius.valueChanged.connect(self.regions.set_brush_radius)
+        for slider in (self.sigma1, self.sigma2, self.theta):
+            slider.valueChanged.connect(self._on_params)
+        self.run_button.clicked.connect(self.run_requested)
+        self.open_button.clicked.connect(self.open_requested)
+        self.to_studio.clicked.connect(self._on_to_studio)
+        self.regions.tool = "brush"
+        self.regions.set_brush_radius(6.0)
+        self._on_region()
+
+    @staticmethod
+    def _slider(lo: int, hi: int) -> QtWidgets.QSlider:
+        s = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        s.setRange(lo, hi)
+        return s
+
+    # image -----------------------------------------------------------------------------------------
+    def set_image(self, hr_rgb_f32: np.ndarray, name: str, scale: int) -> None:
+        """Use a sharp image (cropped to a multiple of ``scale``) and reset the painting."""
+        s = int(scale)
+        h, w = hr_rgb_f32.shape[0] // s, hr_rgb_f32.shape[1] // s
+        if h < 8 or w < 8:
+            raise ValueError(f"image too small for ×{s} (needs at least {8 * s}×{8 * s} px)")
+        self.scale = s
+        self.hr_rgb_f32 = np.ascontiguousarray(hr_rgb_f32[: h * s, : w * s])
+        self.hr_name = name
+        self.hr_item.setImage(to_u8(self.hr_rgb_f32), autoLevels=False, levels=(0, 255))
+        self.regions.reset((h, w))
+        self.regions.set_scale(s)
+        self.lr_item.clear()
+        self.err_item.clear()
+        self.result = None
+        self.to_studio.setEnabled(False)
+        self.titles[0].setText(f"{name}: paint regions")
+        self.fit()
+
+    def fit(self) -> None:
+        """Show the whole image in every view."""
+        if self.hr_rgb_f32 is not None:
+            h, w = self.hr_rgb_f32.shape[:2]
+            self.vbs[0].setRange(rect=QtCore.QRectF(0, 0, w, h), padding=0.02)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        QtCore.QTimer.singleShot(0, self.fit)
+
+    def paint_default_regions(self) -> None:
+        """Two painted regions (left third red, right third blue): a starting point and a test fixture."""
+        h, w = self.regions.labels.shape
+        labels = np.zeros((h, w), np.uint8)
+        labels[:, : w // 3] = 1
+        labels[:, 2 * w // 3 :] = 2
+        self.regions.set_labels(labels)
+
+    # controls --------------------------------------------------------------------------------------
+    @QtCore.Slot()
+    def _on_tool(self, *_a) -> None:
+        self.regions.tool = self.tool.currentData()
+
+    @QtCore.Slot()
+    def _on_region(self, *_a) -> None:
+        label = int(self.region.currentData())
+        self.regions.label = label
+        s1, s2, th = self.params[label]
+        for slider, value in ((self.sigma1, s1), (self.sigma2, s2), (self.theta, th)):
+            slider.blockSignals(True)
+            slider.setValue(int(round(value * 10 if slider is not self.theta else value)))
+            slider.blockSignals(False)
+        self._on_params()
+
+    @QtCore.Slot()
+    def _on_params(self, *_a) -> None:
+        label = int(self.region.currentData())
+        s1, s2, th = self.sigma1.value() / 10.0, self.sigma2.value() / 10.0, float(self.theta.value())
+        self.params[label] = (s1, s2, th)
+        self.sigma1_label.setText(f"{s1:.1f} px")
+        self.sigma2_label.setText(f"{s2:.1f} px")
+        self.theta_label.setText(f"{th:.0f}°")
+        self.preview.set_kernel(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, math.radians(th), self.scale))
+
+    def set_region_params(self, label: int, sigma1: float, sigma2: float, theta_deg: float) -> None:
+        self.params[label] = (float(sigma1), float(sigma2), float(theta_deg))
+        if int(self.region.currentData()) == label:
+            self._on_region()
+
+    # result ----------------------------------------------------------------------------------------
+    def show_result(self, result: LabResult) -> None:
+        self.result = result
+        s = self.scale
+        self.lr_item.setImage(to_u8(result.lr_rgb_f32), autoLevels=False, levels=(0, 255))
+        self.lr_item.setTransform(QtGui.QTransform.fromScale(s, s))
+        self.err_item.setImage(error_map_rgb(result.error_map), autoLevels=False, levels=(0, 255))
+        self.err_item.setTransform(QtGui.QTransform.fromScale(s, s))
+        parts = [f"Kernel error over the image: mean L1 {result.overall['mean_l1']:.2e}, "
+                 f"PSNR {result.overall['psnr']:.1f} dB ({result.provider})."]
+        for label, err in sorted(result.per_region.items()):
+            name = "unpainted" if label == 0 else f"region {label}"
+            parts.append(f"{name}: {err:.2e}")
+        self.summary.setText("\n".join(parts))
+        self.titles[2].setText(f"Kernel error (max {float(result.error_map.max()):.1e})")
+        self.fit()
+        self.to_studio.setEnabled(True)
+
+    @QtCore.Slot()
+    def _on_to_studio(self) -> None:
+        if self.result is not None:
+            self.send_to_studio.emit(self.result.lr_rgb_f32)
+

@@ -1,0 +1,395 @@
+"""Side panels of the studio: run settings, the hover kernel inspector and the painted-regions panel."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.upscale import UpscaleOptions
+from engine.visualize import kernel_heatmap_u8
+
+from app.analysis import REGION_COLOURS, RegionStats
+
+METHOD_LABELS = {
+    "manet": "MANet + RRDB-SFT (blind)",
+    "ikc": "IKC (iterative correction)",
+    "bicubic": "Bicubic (baseline)",
+    "nonblind": "Non-blind RRDB-SFT (σ1, σ2, θ)",
+}
+DEVICES = {"auto": "Auto (GPU if available)", "cuda": "CUDA GPU", "cpu": "CPU"}
+
+
+class KernelView(pg.GraphicsLayoutWidget):
+    """A 21×21 kernel as a heat map with true (nearest-neighbour) pixels; no mouse interaction."""
+
+    def __init__(self, size_px: int = 168, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground((24, 25, 28))
+        self.setFixedSize(size_px, size_px)
+        self.ci.setContentsMargins(2, 2, 2, 2)
+        self.vb = self.addViewBox(lockAspect=True, invertY=True, enableMouse=False, enableMenu=False)
+        self.item = pg.ImageItem()
+        self.vb.addItem(self.item)
+        self.vb.setRange(xRange=(0, 21), yRange=(0, 21), padding=0.0)
+        self.kernel: np.ndarray | None = None
+        self.set_kernel(None)
+
+    def set_kernel(self, kernel: np.ndarray | None) -> None:
+        self.kernel = None if kernel is None else np.asarray(kernel, np.float32)
+        if kernel is None:
+            self.item.setImage(np.full((21, 21, 3), 40, np.uint8), autoLevels=False, levels=(0, 255))
+        else:
+            self.item.setImage(kernel_heatmap_u8(kernel), autoLevels=False, levels=(0, 255))
+
+
+def _form_label(text: str) -> QtWidgets.QLabel:
+    label = QtWidgets.QLabel(text)
+    label.setProperty("role", "muted")
+    return label
+
+
+class RunPanel(QtWidgets.QWidget):
+    """Method, scale, device, tile size, IKC steps and the non-blind kernel; Run/Cancel, progress, ETA."""
+
+    run_requested = QtCore.Signal()
+    cancel_requested = QtCore.Signal()
+    run_all_requested = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.method = QtWidgets.QComboBox()
+        for key, text in METHOD_LABELS.items():
+            self.method.addItem(text, key)
+        self.scale = QtWidgets.QComboBox()
+        for s in (2, 3, 4):
+            self.scale.addItem(f"×{s}", s)
+        self.scale.setCurrentIndex(2)
+        self.device = QtWidgets.QComboBox()
+        for key, text in DEVICES.items():
+            self.device.addItem(text, key)
+        self.tile = QtWidgets.QSpinBox()
+        self.tile.setRange(0, 2048)
+        self.tile.setSingleStep(32)
+        self.tile.setSpecialValueText("auto")
+        self.tile.setSuffix(" px")
+        self.ikc_steps = QtWidgets.QSpinBox()
+        self.ikc_steps.setRange(0, 20)
+        self.ikc_steps.setValue(7)
+        self.sigma1 = self._double(0.2, 6.0, 2.0, " px")
+        self.sigma2 = self._double(0.2, 6.0, 1.2, " px")
+        self.theta = self._double(0.0, 180.0, 30.0, "°", step=5.0, decimals=0)
+
+        form = QtWidgets.QFormLayout()
+        form.setLabelAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
+        form.addRow(_form_label("Method"), self.method)
+        form.addRow(_form_label("Scale"), self.scale)
+        form.addRow(_form_label("Device"), self.device)
+        form.addRow(_form_label("Tile size"), self.tile)
+        self._ikc_row = (_form_label("IKC steps"), self.ikc_steps)
+        form.addRow(*self._ikc_row)
+        self.nonblind_box = QtWidgets.QWidget()
+        nb = QtWidgets.QHBoxLayout(self.nonblind_box)
+        nb.setContentsMargins(0, 0, 0, 0)
+        for w in (self.sigma1, self.sigma2, self.theta):
+            nb.addWidget(w)
+        form.addRow(_form_label("σ1 σ2 θ"), self.nonblind_box)
+        self._form = form
+
+        self.run_button = QtWidgets.QPushButton("Run")
+        self.run_button.setObjectName("primary")
+        self.run_button.setToolTip("Upscale the selected image (Ctrl+R)")
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the run after the current tile (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.run_all_button = QtWidgets.QPushButton("Upscale all…")
+        self.run_all_button.setToolTip("Run every image of the queue into a folder")
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addWidget(self.run_button, 2)
+        buttons.addWidget(self.cancel_button, 1)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        self.eta = QtWidgets.QLabel("")
+        self.eta.setProperty("role", "muted")
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.run_all_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.eta)
+        layout.addStretch(1)
+
+        self.run_button.clicked.connect(self.run_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.run_all_button.clicked.connect(self.run_all_requested)
+        self.method.currentIndexChanged.connect(self._update_visibility)
+        self._update_visibility()
+
+    @staticmethod
+    def _double(lo: float, hi: float, value: float, suffix: str, step: float = 0.1, decimals: int = 2
+                ) -> QtWidgets.QDoubleSpinBox:
+        box = QtWidgets.QDoubleSpinBox()
+        box.setRange(lo, hi)
+        box.setSingleStep(step)
+        box.setDecimals(decimals)
+        box.setValue(value)
+        box.setSuffix(suffix)
+        return box
+
+    @QtCore.Slot()
+    def _update_visibility(self) -> None:
+        method = self.method.currentData()
+        self._form.setRowVisible(self.ikc_steps, method == "ikc")
+        self._form.setRowVisible(self.nonblind_box, method == "nonblind")
+
+    def options(self) -> UpscaleOptions:
+        """The :class:`~engine.upscale.UpscaleOptions` the controls describe."""
+        tile = self.tile.value() or None
+        return UpscaleOptions(
+            method=self.method.currentData(), scale=int(self.scale.currentData()),
+            tile=max(16, tile) if tile else None, ikc_steps=self.ikc_steps.value(),
+            nonblind_sigmas=(self.sigma1.value(), self.sigma2.value(), math.radians(self.theta.value())),
+        )
+
+    def device_key(self) -> str:
+        return str(self.device.currentData())
+
+    def set_running(self, running: bool, label: str = "") -> None:
+        self.run_button.setEnabled(not running)
+        self.run_all_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress.setValue(0)
+            self.progress.setFormat(f"{label} %p%" if label else "%p%")
+            self.eta.setText("starting…")
+
+    def show_progress(self, fraction: float, eta_text: str) -> None:
+        self.progress.setValue(int(round(1000 * fraction)))
+        self.eta.setText(eta_text)
+
+    def finish(self, text: str) -> None:
+        self.progress.setFormat(text)
+        self.eta.setText("")
+
+
+class KernelInspector(QtWidgets.QWidget):
+    """The kernel under the cursor: heat map (21×21 true pixels), fitted σ1, σ2, θ, and where it is."""
+
+    lattice_toggled = QtCore.Signal(bool)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.view = KernelView(176)
+        self.title = QtWidgets.QLabel("Hover over the image")
+        self.title.setProperty("role", "heading")
+        self.sigma1 = QtWidgets.QLabel("–")
+        self.sigma2 = QtWidgets.QLabel("–")
+        self.theta = QtWidgets.QLabel("–")
+        self.where = QtWidgets.QLabel("–")
+        self.source = QtWidgets.QLabel("–")
+        self.where.setWordWrap(True)
+        for w in (self.sigma1, self.sigma2, self.theta, self.where, self.source):
+            w.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        form = QtWidgets.QFormLayout()
+        form.addRow(_form_label("σ1"), self.sigma1)
+        form.addRow(_form_label("σ2"), self.sigma2)
+        form.addRow(_form_label("θ"), self.theta)
+        form.addRow(_form_label("at"), self.where)
+        form.addRow(_form_label("from"), self.source)
+        self.lattice = QtWidgets.QCheckBox("Kernel lattice over the image (L)")
+        self.lattice.toggled.connect(self.lattice_toggled)
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.view)
+        top.addLayout(form, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(top)
+        layout.addWidget(self.lattice)
+        layout.addStretch(1)
+        self.info = None
+
+    def show_info(self, info, title: str, where: str, source: str) -> None:
+        """Show a :class:`~engine.pipeline.kernelmap.KernelInfo` (or None to clear)."""
+        self.info = info
+        self.title.setText(title)
+        if info is None:
+            self.view.set_kernel(None)
+            for w in (self.sigma1, self.sigma2, self.theta):
+                w.setText("–")
+        else:
+            self.view.set_kernel(info.kernel)
+            self.sigma1.setText(f"{info.sigma1:.2f} px")
+            self.sigma2.setText(f"{info.sigma2:.2f} px")
+            self.theta.setText(f"{math.degrees(info.theta):.0f}°")
+        self.where.setText(where)
+        self.source.setText(source)
+
+
+class RegionsPanel(QtWidgets.QWidget):
+    """Brush/eraser, region colour, brush size, mask save/load, per-region statistics and "Upscale region"."""
+
+    tool_changed = QtCore.Signal(object)  # None, "brush", "eraser"
+    label_changed = QtCore.Signal(int)
+    radius_changed = QtCore.Signal(float)
+    clear_requested = QtCore.Signal()
+    save_requested = QtCore.Signal()
+    load_requested = QtCore.Signal()
+    upscale_region_requested = QtCore.Signal(int)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pan = QtWidgets.QToolButton(text="Pan")
+        self.brush = QtWidgets.QToolButton(text="Brush (B)")
+        self.eraser = QtWidgets.QToolButton(text="Eraser (E)")
+        group = QtWidgets.QButtonGroup(self)
+        for i, b in enumerate((self.pan, self.brush, self.eraser)):
+            b.setCheckable(True)
+            group.addButton(b, i)
+        self.pan.setChecked(True)
+        group.idClicked.connect(self._on_tool)
+        self._group = group
+        tools = QtWidgets.QHBoxLayout()
+        for b in (self.pan, self.brush, self.eraser):
+            tools.addWidget(b)
+        self.colour = QtWidgets.QComboBox()
+        names = ("red", "blue", "green", "amber", "purple", "cyan")
+        for k, (rgb, name) in enumerate(zip(REGION_COLOURS, names), start=1):
+            pix = _colour_icon(rgb)
+            self.colour.addItem(pix, f"Region {k} ({name})", k)
+        self.colour.currentIndexChanged.connect(lambda _i: self.label_changed.emit(self.current_label()))
+        self.radius = QtWidgets.QDoubleSpinBox()
+        self.radius.setRange(0.5, 64.0)
+        self.radius.setValue(3.0)
+        self.radius.setSuffix(" LR px")
+        self.radius.setToolTip("Brush radius; [ and ] change it")
+        self.radius.valueChanged.connect(self.radius_changed)
+        form = QtWidgets.QFormLayout()
+        form.addRow(_form_label("Colour"), self.colour)
+        form.addRow(_form_label("Radius"), self.radius)
+        files = QtWidgets.QHBoxLayout()
+        for text, sig in (("Save mask…", self.save_requested), ("Load mask…", self.load_requested),
+                          ("Clear", self.clear_requested)):
+            b = QtWidgets.QPushButton(text)
+            b.clicked.connect(sig)
+            files.addWidget(b)
+        self.table = QtWidgets.QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["region", "px", "σ1", "σ2", "θ"])
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        for col in (0, 1):
+            header.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setMinimumHeight(90)
+        self.plot = pg.PlotWidget(background=(24, 25, 28))
+        self.plot.setMinimumHeight(150)
+        self.plot.showGrid(x=False, y=True, alpha=0.25)
+        self.plot.setLabel("left", "value (px, or rad for θ)")
+        self.plot.getAxis("bottom").setTicks([[(0, "σ1"), (1, "σ2"), (2, "θ")]])
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.mean_kernels = QtWidgets.QHBoxLayout()
+        self.mean_kernels.addStretch(1)
+        self.upscale_region = QtWidgets.QPushButton("Upscale region (preview)")
+        self.upscale_region.setToolTip("Run the chosen method on the selected region's bounding box only")
+        self.upscale_region.clicked.connect(lambda: self.upscale_region_requested.emit(self.selected_region()))
+        self.hint = QtWidgets.QLabel("Paint on the input view; statistics need a MANet result.")
+        self.hint.setWordWrap(True)
+        self.hint.setProperty("role", "muted")
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(tools)
+        layout.addLayout(form)
+        layout.addLayout(files)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.table)
+        layout.addLayout(self.mean_kernels)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.upscale_region)
+        self.stats: list[RegionStats] = []
+
+    @QtCore.Slot(int)
+    def _on_tool(self, index: int) -> None:
+        self.tool_changed.emit((None, "brush", "eraser")[index])
+
+    def set_tool(self, tool: str | None) -> None:
+        index = {None: 0, "brush": 1, "eraser": 2}[tool]
+        self._group.button(index).setChecked(True)
+        self.tool_changed.emit(tool)
+
+    def current_label(self) -> int:
+        return int(self.colour.currentData())
+
+    def selected_region(self) -> int:
+        row = self.table.currentRow()
+        if 0 <= row < len(self.stats):
+            return self.stats[row].label
+        return self.stats[0].label if self.stats else self.current_label()
+
+    def show_stats(self, stats: list[RegionStats], note: str = "") -> None:
+        """Fill the table, the mean-kernel thumbnails and the σ1/σ2/θ spread plot."""
+        self.stats = stats
+        self.table.setRowCount(len(stats))
+        for row, st in enumerate(stats):
+            summ = st.summary()
+            cells = [f"{st.label}", f"{st.n_pixels}",
+                     "{:.2f}±{:.2f}".format(*summ["sigma1"]), "{:.2f}±{:.2f}".format(*summ["sigma2"]),
+                     "{:.0f}°±{:.0f}".format(math.degrees(summ["theta"][0]), math.degrees(summ["theta"][1]))]
+            for col, text in enumerate(cells):
+                item = QtWidgets.QTableWidgetItem(text)
+                if col == 0:
+                    item.setBackground(_colour_brush(REGION_COLOURS[(st.label - 1) % len(REGION_COLOURS)]))
+                self.table.setItem(row, col, item)
+        if stats and self.table.currentRow() < 0:
+            self.table.selectRow(0)
+        # mean kernels
+        while self.mean_kernels.count() > 1:
+            w = self.mean_kernels.takeAt(0).widget()
+            if w is not None:
+                w.hide()
+                w.setParent(None)
+                w.deleteLater()
+        for st in stats[:4]:
+            kv = KernelView(64)
+            kv.set_kernel(st.mean_kernel)
+            kv.setToolTip(f"mean kernel of region {st.label}")
+            self.mean_kernels.insertWidget(self.mean_kernels.count() - 1, kv)
+        # spread plot: per parameter, one box (min..max line, mean ± std bar) per region
+        self.plot.clear()
+        n = max(1, len(stats))
+        width = 0.7 / n
+        for i, st in enumerate(stats):
+            colour = REGION_COLOURS[(st.label - 1) % len(REGION_COLOURS)]
+            xs = np.arange(3) - 0.35 + width * (i + 0.5)
+            values = (st.sigma1, st.sigma2, st.theta)
+            means = np.array([np.mean(v) for v in values])
+            stds = np.array([np.std(v) for v in values])
+            lows = np.array([np.min(v) for v in values])
+            highs = np.array([np.max(v) for v in values])
+            self.plot.addItem(pg.ErrorBarItem(x=xs, y=(lows + highs) / 2, height=highs - lows,
+                                              beam=0.0, pen=pg.mkPen(colour + (120,), width=1)))
+            self.plot.addItem(pg.ErrorBarItem(x=xs, y=means, height=2 * stds, beam=width * 0.5,
+                                              pen=pg.mkPen(colour, width=2)))
+            self.plot.addItem(pg.ScatterPlotItem(x=xs, y=means, brush=pg.mkBrush(colour), size=8,
+                                                 pen=pg.mkPen((20, 20, 20))))
+        self.plot.setXRange(-0.5, 2.5, padding=0)
+        self.hint.setText(note or ("Mean ± std (thick) and min–max (thin) of the kernels in each region."
+                                   if stats else "Paint on the input view; statistics need a MANet result."))
+
+
+def _colour_icon(rgb: tuple[int, int, int]) -> QtGui.QIcon:
+    pix = QtGui.QPixmap(14, 14)
+    pix.fill(QtGui.QColor(*rgb))
+    return QtGui.QIcon(pix)
+
+
+def _colour_brush(rgb: tuple[int, int, int]) -> QtGui.QBrush:
+    return QtGui.QBrush(QtGui.QColor(*rgb, 150))
