@@ -127,6 +127,9 @@ def build_network(
         model = spec.builder(preset, scale)
     model = model.to_empty(device="cpu")
     init_weights(model, generator)
+    for module in model.modules():  # constant buffers (not in the weights) come back uninitialised
+        if hasattr(module, "init_constants"):
+            module.init_constants()
     return model
 
 

@@ -168,13 +168,20 @@ class MANet(nn.Module):
         self.up = nn.ConvTranspose2d(channels_low, channels, 2, stride=2)
         self.block_up = MABlock(channels, split, reduction)
         self.tail = nn.Conv2d(channels, kernel_size * kernel_size, 3, padding=1)
+        self.register_buffer("channel_ones", torch.empty(1, kernel_size * kernel_size, 1, 1), persistent=False)
+        self.init_constants()
+
+    def init_constants(self) -> None:
+        """Fill the non-persistent constant buffers (also called after materialising from meta)."""
+        with torch.no_grad():
+            self.channel_ones.fill_(1.0)
 
     def forward(self, lr_rgb: torch.Tensor) -> torch.Tensor:
         f0 = self.head(lr_rgb)
         f1 = self.block_high(f0)
         u = self.up(self.block_low(self.down(f1)))
         u = self.block_up(u + f1)
-        return channel_softmax(self.tail(u + f0))
+        return channel_softmax(self.tail(u + f0), self.channel_ones)
 
 
 def build(preset: str, scale: int) -> MANet:
@@ -189,17 +196,16 @@ def build(preset: str, scale: int) -> MANet:
     return MANet(cfg.channels, cfg.channels_low, cfg.kernel_size, cfg.split, cfg.reduction)
 
 
-def channel_softmax(logits: torch.Tensor) -> torch.Tensor:
+def channel_softmax(logits: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
     """Softmax over axis 1 of (N, C, H, W), written as max-subtract, exp, channel sum, divide.
 
     Mathematically ``torch.softmax(logits, dim=1)``. Exported to ONNX, this form (ReduceMax, Sub,
     Exp, a 1×1 convolution with ones for the channel sum, Div) runs several times faster in
     onnxruntime than its Softmax on a non-last axis, which transposes internally and took about 70 %
-    of MANet's time (see bench/bench_backends.py). The ones tensor is a constant, not a parameter,
-    so weight files are unaffected.
+    of MANet's time (see bench/bench_backends.py). ``ones`` is a (1, C, 1, 1) tensor of ones held by
+    the module as a non-persistent buffer: a graph constant, absent from the weight files.
     """
     e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
-    ones = torch.ones(1, logits.shape[1], 1, 1, dtype=logits.dtype, device=logits.device)
     return e / F.conv2d(e, ones)
 
 
