@@ -4,7 +4,8 @@ All functions take ``lr_rgb_f32`` (h×w×3 float32 RGB in [0, 1]) and return pla
 are processed in tiles (:mod:`engine.tiling`) with the output kept in host memory; every tile is a
 cancellation point of the :class:`~engine.progress.Progress` passed in.
 
-Tile sizes (``tile=None`` → automatic) are in LR pixels. MANet is tiled exactly (context ≥ 12 LR px,
+Tile sizes (``tile=None`` → automatic, from a memory budget: see :data:`BYTES_PER_LR_PX`) are in
+LR pixels. MANet is tiled exactly (context ≥ 12 LR px,
 origins on multiples of 8); RRDB-SFT and SFTMD use the overlap their cards give, cropping each tile
 to its core. IKC's predictor and corrector pool over the whole image: images up to
 ``WHOLE_IMAGE_PIXELS`` go through them in one piece; larger ones are cut into pieces whose outputs
@@ -25,12 +26,18 @@ from engine.pca import KernelPCA
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet
 from engine.progress import NULL_PROGRESS, Progress
-from engine.tiling import tiled_apply
+from engine.tiling import tile_size_for_budget, tiled_apply
 
 MANET_MULTIPLE = 8
 MANET_CONTEXT = 12
 NEIGHBOURHOOD = 32  # LR px fed to MANet to recompute one kernel exactly
-DEFAULT_TILE = {"manet": 192, "rrdb_sft": 128, "sftmd": 128}
+# Activation memory per LR pixel of a tile (bytes; generous estimates for the paper presets, so the
+# small presets stay well inside the budget). The automatic tile is the largest one whose padded
+# area times this fits the memory budget; out-of-memory still halves it (engine.tiling).
+BYTES_PER_LR_PX = {"manet": 12_000, "rrdb_sft": 12_000, "sftmd": 24_000}
+CPU_BUDGET_BYTES = 1 << 30
+GPU_BUDGET_BYTES = 2 << 30
+MAX_AUTO_TILE = 1024
 KEEP_KERNELS_MAX_BYTES = 192 * 1024 * 1024  # keep float16 kernels when they fit in this
 WHOLE_IMAGE_PIXELS = 512 * 512  # predictor input (LR px) processed in one piece up to this
 CORRECTOR_PIXELS = 1024 * 1024  # corrector input (SR px) processed in one piece up to this
@@ -56,12 +63,14 @@ def _pad_edge(chw: np.ndarray, multiple: int) -> np.ndarray:
     return chw
 
 
-def _tile_for(network: str, models: ModelSet, tile: int | None) -> int:
+def _tile_for(network: str, models: ModelSet, tile: int | None, context: int = 0, align: int = 1) -> int:
+    """``tile`` if given, else the largest tile (LR px) that fits the device's memory budget."""
     if tile is not None:
         return int(tile)
-    base = DEFAULT_TILE[network]
     runner = models.runners.get(network)
-    return base * 4 if runner is not None and runner.on_gpu else base
+    budget = GPU_BUDGET_BYTES if runner is not None and runner.on_gpu else CPU_BUDGET_BYTES
+    side = tile_size_for_budget(budget, BYTES_PER_LR_PX[network], context, align)
+    return min(side, MAX_AUTO_TILE)
 
 
 def _context_for(models: ModelSet, network: str, default: int) -> int:
@@ -143,7 +152,8 @@ def estimate_kernel_map(
 
     out = tiled_apply(
         per_tile, [lr_chw], scale=1, out_channels=N_TAPS if keep else pca.n_components,
-        tile=_tile_for("manet", models, tile), context=MANET_CONTEXT, align=MANET_MULTIPLE,
+        tile=_tile_for("manet", models, tile, MANET_CONTEXT, MANET_MULTIPLE), context=MANET_CONTEXT,
+        align=MANET_MULTIPLE,
         progress=progress,
     )
     if keep:
@@ -173,9 +183,10 @@ def sr_from_codes(
     def per_tile(crops: list[np.ndarray]) -> np.ndarray:
         return runner.run({"lr_rgb": crops[0][None], "kernel_code": crops[1][None]})["sr_rgb"][0]
 
+    context = _context_for(models, "rrdb_sft", 16)
     out = tiled_apply(
         per_tile, [lr_chw, code_chw], scale=models.scale, out_channels=3,
-        tile=_tile_for("rrdb_sft", models, tile), context=_context_for(models, "rrdb_sft", 16),
+        tile=_tile_for("rrdb_sft", models, tile, context), context=context,
         progress=progress, channels_last=True,
     )
     return _clip01(out)
@@ -280,9 +291,10 @@ def _sftmd_hwc(lr_chw: np.ndarray, code: np.ndarray, models: ModelSet, tile: int
     def per_tile(crops):
         return sftmd.run({"lr_rgb": crops[0][None], "kernel_code": code[None]})["sr_rgb"][0]
 
+    context = _context_for(models, "sftmd", 16)
     return tiled_apply(
-        per_tile, [lr_chw], scale=models.scale, out_channels=3, tile=_tile_for("sftmd", models, tile),
-        context=_context_for(models, "sftmd", 16), progress=progress, channels_last=True,
+        per_tile, [lr_chw], scale=models.scale, out_channels=3, tile=_tile_for("sftmd", models, tile, context),
+        context=context, progress=progress, channels_last=True,
     )
 
 
