@@ -419,6 +419,8 @@ class MainWindow(QtWidgets.QMainWindow):
         scale = result.scale if result is not None else self.run_panel.options().scale
         self.viewer.set_images(img.rgb_f32, None if result is None else entry.sr_u8, scale)
         lr_hw = (img.height, img.width)
+        if self.regions.labels.shape != lr_hw:
+            self.regions.reset(lr_hw)
         if entry.labels is not None and entry.labels.shape == lr_hw:
             self.regions.set_labels(entry.labels)
         else:
@@ -1043,7 +1045,18 @@ class MainWindow(QtWidgets.QMainWindow):
             self.ikc_panel.timer.stop()
             self.bridge.cancel()
             self.bridge.shutdown()
+            self._dispose_plot_menus()
         super().closeEvent(event)
+
+    def _dispose_plot_menus(self) -> None:
+        """pyqtgraph gives every ViewBox and PlotItem a parentless context menu; delete them with the window."""
+        import pyqtgraph as pg
+
+        for view in self.findChildren(pg.GraphicsView):
+            for item in view.scene().items():
+                for menu in (getattr(item, "menu", None), getattr(item, "ctrlMenu", None)):
+                    if isinstance(menu, QtWidgets.QMenu) and menu.parent() is None:
+                        menu.deleteLater()
 
 
 def sample_image_path() -> Path:
