@@ -137,7 +137,7 @@ def lattice_overlay_rgba(kernel_map: KernelMap, *, step_lr: int | None = None, p
     step = step_lr if step_lr is not None else max(4, int(round(max(h, w) / 12)))
     p = px_per_lr if px_per_lr is not None else max(1, min(16, int(round(1200 / max(h, w)))))
     canvas = np.zeros((h * p, w * p, 4), np.uint8)
-    cell = max(9, int(step * p * 0.7))
+    cell = max(9, int(step * p * 0.55))
     for row, col in points:
         heat = kernel_heatmap_u8(kernel_map.kernel_at(col, row, space="lr").kernel, cell)
         cy, cx = row * p + p // 2, col * p + p // 2

@@ -22,7 +22,7 @@ from engine.progress import NULL_PROGRESS, Progress
 
 from app.analysis import REGION_COLOURS, error_map_rgb, kernel_error_map
 from app.panels import KernelView
-from app.viewer import RegionModel, to_u8
+from app.viewer import RegionModel, View, to_u8
 
 DEFAULT_PARAMS = ((3.0, 1.0, 30.0), (1.0, 1.0, 0.0), (2.5, 2.5, 0.0), (3.0, 0.8, 120.0), (2.0, 1.2, 75.0),
                   (1.5, 0.7, 160.0))
@@ -104,17 +104,21 @@ class LabPanel(QtWidgets.QWidget):
         self.params: dict[int, tuple[float, float, float]] = {
             k: DEFAULT_PARAMS[k - 1] for k in range(1, len(REGION_COLOURS) + 1)}
 
-        # views: sharp image with painting | synthesised LR | error map (linked, SR px scene units)
-        self.glw = pg.GraphicsLayoutWidget()
-        self.glw.setBackground((24, 25, 28))
-        self.titles = [self.glw.addLabel(t, color=(200, 200, 205), size="9pt", row=0, col=c)
-                       for c, t in enumerate(("Sharp image: paint regions", "Synthesised LR",
-                                              "Kernel error |est − painted|"))]
-        self.vbs = [self.glw.addViewBox(row=1, col=c, lockAspect=True, invertY=True, enableMenu=False)
-                    for c in range(3)]
-        for vb in self.vbs[1:]:
-            vb.setXLink(self.vbs[0])
-            vb.setYLink(self.vbs[0])
+        # views: the sharp image (painted) large on the left; synthesised LR and the error map on the right.
+        # All three use scene coordinates in HR px (the LR images are drawn scaled by s).
+        self.views = [View("Sharp image: paint regions"), View("Synthesised LR"),
+                      View("Kernel error |estimated − painted|")]
+        self.vbs = [v.vb for v in self.views]
+        self.titles = [v.label for v in self.views]
+        right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        right.addWidget(self.views[1].widget)
+        right.addWidget(self.views[2].widget)
+        self.glw = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.glw.addWidget(self.views[0].widget)
+        self.glw.addWidget(right)
+        self.glw.setStretchFactor(0, 3)
+        self.glw.setStretchFactor(1, 2)
+        right.setSizes([300, 300])
         self.hr_item = pg.ImageItem()
         self.lr_item = pg.ImageItem()
         self.err_item = pg.ImageItem()
@@ -227,7 +231,8 @@ class LabPanel(QtWidgets.QWidget):
         """Show the whole image in every view."""
         if self.hr_rgb_f32 is not None:
             h, w = self.hr_rgb_f32.shape[:2]
-            self.vbs[0].setRange(rect=QtCore.QRectF(0, 0, w, h), padding=0.02)
+            for vb in self.vbs:
+                vb.setRange(rect=QtCore.QRectF(0, 0, w, h), padding=0.02)
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt API)
         super().showEvent(event)

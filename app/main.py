@@ -1,7 +1,8 @@
 """``kernelscope``: opens the desktop studio window.
 
-``kernelscope [IMAGE ...] [--screenshot PATH]``: images (or folders) open into the queue; with
-``--screenshot`` the window is rendered once it has laid itself out, saved as PNG, and the app quits.
+``kernelscope [IMAGE ...] [--screenshot PATH] [--selftest]``: images (or folders) open into the queue;
+with ``--screenshot`` the window is rendered once it has laid itself out, saved as PNG, and the app
+quits; ``--selftest`` runs :mod:`app.selftest` without a display.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kernelscope", description="Kernelscope desktop studio")
     parser.add_argument("images", nargs="*", type=Path, help="images or folders to open")
     parser.add_argument("--screenshot", type=Path, help="save a PNG of the window and quit")
+    parser.add_argument("--selftest", action="store_true",
+                        help="check without a display that models load and the sample upscales, then exit")
     parser.add_argument("--version", action="version", version=f"kernelscope {__version__}")
     return parser
 
@@ -42,6 +45,10 @@ def create_application(argv0: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.selftest:  # headless: no QApplication
+        from app.selftest import run_selftest
+
+        return run_selftest()
     apply_opencv_limits()  # before anything imports cv2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from PySide6 import QtCore

@@ -131,8 +131,8 @@ class RegionModel(QtCore.QObject):
         item.setImage(labels_rgba(self.labels), autoLevels=False, levels=(0, 255))
 
 
-class _View:
-    """One pyqtgraph view: a ViewBox with crosshair lines, inside its own GraphicsView."""
+class View:
+    """One pyqtgraph view: a title, a ViewBox with crosshair lines, inside its own GraphicsView (also used by the lab)."""
 
     def __init__(self, title: str) -> None:
         self.widget = pg.GraphicsLayoutWidget()
@@ -172,9 +172,9 @@ class CompareViewer(QtWidgets.QWidget):
         self._sr_u8: np.ndarray | None = None
         self.split_mode = False
 
-        self.lr_view = _View("Input (LR)")
-        self.sr_view = _View("Result (SR)")
-        self.split_view = _View("Before | after — drag the divider")
+        self.lr_view = View("Input (LR)")
+        self.sr_view = View("Result (SR)")
+        self.split_view = View("Before | after — drag the divider")
         self.sr_view.vb.setXLink(self.lr_view.vb)
         self.sr_view.vb.setYLink(self.lr_view.vb)
 
@@ -330,7 +330,7 @@ class CompareViewer(QtWidgets.QWidget):
         return self.active_viewboxes()[0].viewRect()
 
     # hover ---------------------------------------------------------------------------------------------
-    def _hover(self, view: _View, scene_pos: QtCore.QPointF, space: str) -> None:
+    def _hover(self, view: View, scene_pos: QtCore.QPointF, space: str) -> None:
         if self.geometry_ is None:
             return
         p = view.vb.mapSceneToView(scene_pos)

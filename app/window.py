@@ -199,7 +199,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(self.inspector_dock, self.regions_dock)
         self.inspector_dock.raise_()
         self.resizeDocks([self.queue_dock, self.run_dock], [215, 360], QtCore.Qt.Orientation.Horizontal)
-        self.resizeDocks([self.run_dock, self.inspector_dock], [290, 560], QtCore.Qt.Orientation.Vertical)
+        self.resizeDocks([self.run_dock, self.inspector_dock], [285, 565], QtCore.Qt.Orientation.Vertical)
 
         # status bar
         self.provider_label = QtWidgets.QLabel("device: –")

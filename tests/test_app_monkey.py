@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
+import shiboken6  # noqa: E402
 from PySide6 import QtCore, QtGui, QtTest, QtWidgets  # noqa: E402
 
 from app.window import MainWindow  # noqa: E402
@@ -16,6 +17,11 @@ from engine.paths import resources_dir  # noqa: E402
 
 N_ACTIONS = 200
 SEED = int(os.environ.get("KERNELSCOPE_MONKEY_SEED", "20261123"))
+
+
+def _address(widget: QtWidgets.QWidget) -> int:
+    """The C++ object's address (Python wrappers of the same widget may differ between calls)."""
+    return shiboken6.getCppPointer(widget)[0]
 
 
 def _key(w: QtWidgets.QWidget, key: QtCore.Qt.Key, text: str = "") -> None:
@@ -35,7 +41,7 @@ def test_monkey_200_actions(qtbot, tmp_path, tiny_models_dir):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
 
-    before = {id(w) for w in QtWidgets.QApplication.topLevelWidgets()}
+    before = {_address(w) for w in QtWidgets.QApplication.topLevelWidgets()}
     settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
     w = MainWindow(settings, models_dir=tiny_models_dir)
     w.show()
@@ -133,5 +139,5 @@ def test_monkey_200_actions(qtbot, tmp_path, tiny_models_dir):
     qtbot.wait(10)
     QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
     QtWidgets.QApplication.processEvents()
-    left = [x for x in QtWidgets.QApplication.topLevelWidgets() if id(x) not in before]
+    left = [x for x in QtWidgets.QApplication.topLevelWidgets() if _address(x) not in before]
     assert left == [], f"widgets left behind: {left}"
