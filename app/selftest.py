@@ -1,0 +1,222 @@
+"""``kernelscope --selftest``: check, without a display, that this installation can upscale.
+
+Runs the checks a user (or the installer build) needs before trusting a bundle:
+
+1. every model card in ``models/`` loads, and every card's ONNX graph has the sha256 the card records;
+2. every PCA basis card's ``.npz`` has its recorded sha256 and loads;
+3. the bundled sample (``resources/sample_lr.png``, RGB) is upscaled ×4 with MANet and with IKC
+   (one correction step) on the best available execution provider, and each result has shape
+   ``(4·H, 4·W, 3)`` with finite values in [0, 1].
+
+It prints a short report and returns 0, or 1 with a ``SELFTEST FAILED`` line naming what broke.
+This module never imports Qt (no QApplication is created), so it runs on headless machines.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+SELFTEST_METHODS = ("manet", "ikc")
+"""Methods upscaled on the sample (both ship at ×4)."""
+SELFTEST_SCALE = 4
+SELFTEST_IKC_STEPS = 1
+"""One correction step runs all three IKC networks (predictor, SFTMD, corrector) at a quarter of the cost."""
+SAMPLE_NAME = "sample_lr.png"
+REPORT_FILE_NAME = "kernelscope-selftest.txt"
+
+
+@dataclass
+class SelftestReport:
+    """What the self-test found: one line per passed check, one per failure."""
+
+    lines: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _environment_lines() -> list[str]:
+    """Version, frozen or source, where models live, onnxruntime and its providers."""
+    from engine import __version__
+    from engine.paths import models_dir, project_root
+
+    frozen = bool(getattr(sys, "frozen", False))
+    lines = [
+        f"kernelscope {__version__} ({'bundle' if frozen else 'source tree'}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()})",
+        f"root: {project_root()}",
+        f"models: {models_dir()}",
+    ]
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        lines.append("onnxruntime: not installed")
+    else:
+        lines.append(f"onnxruntime {ort.__version__}: {', '.join(ort.get_available_providers())}")
+    return lines
+
+
+def check_model_cards(models_folder: Path) -> list[str]:
+    """Load every network card in ``models_folder`` and verify its graph's sha256.
+
+    Returns one line per card; raises :class:`~engine.errors.ModelError` on the first bad card, and
+    when there are no cards at all.
+    """
+    from engine.errors import ModelError
+    from engine.modelcards import find_cards, verify
+
+    cards = find_cards(models_folder)
+    if not cards:
+        raise ModelError(f"no model cards found in {models_folder}")
+    lines = []
+    for card in cards:
+        verify(card)
+        size_kib = card.graph_path.stat().st_size / 1024
+        lines.append(f"card {card.id}: graph {card.graph} sha256 ok ({size_kib:.0f} KiB)")
+    return lines
+
+
+def check_pca_bases(models_folder: Path) -> list[str]:
+    """Verify the sha256 of every PCA basis named by a ``"kind": "pca"`` card and load it.
+
+    Returns one line per basis; raises :class:`~engine.errors.ModelError` on the first bad one.
+    """
+    from engine.errors import ModelError
+    from engine.modelcards import sha256_file
+    from engine.pca import KernelPCA
+
+    lines = []
+    for path in sorted(models_folder.glob("pca_*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"PCA card {path} cannot be read: {exc}") from exc
+        if not isinstance(data, dict) or data.get("kind") != "pca":
+            continue
+        npz = models_folder / str(data.get("file", ""))
+        if not npz.is_file():
+            raise ModelError(f"PCA basis {npz} named by {path.name} is missing")
+        expected = str(data.get("sha256") or "").lower()
+        if expected and sha256_file(npz) != expected:
+            raise ModelError(f"PCA basis {npz} does not match the sha256 recorded in {path.name}")
+        basis = KernelPCA.load(npz)
+        lines.append(f"pca {data.get('id', npz.stem)}: sha256 ok, {basis.n_components} components")
+    return lines
+
+
+def check_upscale(sample: Path, method: str, *, device: str = "auto", models_folder: Path | None = None) -> str:
+    """Upscale ``sample`` ×4 with ``method`` on the best provider for ``device``; check the output.
+
+    The networks come from ``models_folder`` (default: the shipped models folder).
+
+    Returns a one-line summary; raises :class:`AssertionError` when the output has the wrong shape,
+    non-finite values or values outside [0, 1], and lets engine errors through.
+    """
+    import numpy as np
+
+    from engine.imageio import read_image
+    from engine.pipeline.models import load_for_method
+    from engine.upscale import UpscaleOptions, upscale
+
+    image = read_image(sample)
+    start = time.perf_counter()
+    models = load_for_method(method, SELFTEST_SCALE, device=device, models_dir=models_folder)
+    options = UpscaleOptions(method=method, scale=SELFTEST_SCALE, ikc_steps=SELFTEST_IKC_STEPS)
+    result = upscale(image, options, models)
+    seconds = time.perf_counter() - start
+    rgb_f32 = result.image.rgb_f32
+    want = (image.height * SELFTEST_SCALE, image.width * SELFTEST_SCALE, 3)
+    if tuple(rgb_f32.shape) != want:
+        raise AssertionError(f"{method}: output shape {tuple(rgb_f32.shape)}, expected {want}")
+    if not np.all(np.isfinite(rgb_f32)):
+        raise AssertionError(f"{method}: output has non-finite values")
+    lo, hi = float(rgb_f32.min()), float(rgb_f32.max())
+    if lo < 0.0 or hi > 1.0:
+        raise AssertionError(f"{method}: output values in [{lo:.3g}, {hi:.3g}], expected within [0, 1]")
+    return (
+        f"upscale {method} x{SELFTEST_SCALE}: {image.width}x{image.height} -> {want[1]}x{want[0]} on "
+        f"{result.provider} in {seconds:.2f} s (values {lo:.3f}..{hi:.3f})"
+    )
+
+
+def collect(
+    models_folder: Path | None = None, sample: Path | None = None, *, device: str = "auto"
+) -> SelftestReport:
+    """Run every check, continuing after a failure so the report lists all of them."""
+    from engine.paths import models_dir, resources_dir
+
+    folder = Path(models_folder) if models_folder is not None else models_dir()
+    sample_path = Path(sample) if sample is not None else resources_dir() / SAMPLE_NAME
+    report = SelftestReport(lines=_environment_lines())
+
+    def attempt(label: str, check: Callable[[], list[str] | str]) -> None:
+        try:
+            out = check()
+        except Exception as exc:  # noqa: BLE001 - the self-test reports every failure
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            report.failures.append(f"{label}: {type(exc).__name__}: {first}".rstrip(": "))
+            report.lines.append(f"FAIL {label}")
+            report.lines.extend("    " + ln for ln in traceback.format_exc().rstrip().splitlines()[-3:])
+            return
+        report.lines.extend([out] if isinstance(out, str) else out)
+
+    attempt("model cards", lambda: check_model_cards(folder))
+    attempt("PCA bases", lambda: check_pca_bases(folder))
+    if not sample_path.is_file():
+        report.failures.append(f"sample image {sample_path} is missing")
+    else:
+        for method in SELFTEST_METHODS:
+            attempt(
+                f"upscale {method}",
+                lambda m=method: check_upscale(sample_path, m, device=device, models_folder=folder),
+            )
+    return report
+
+
+def run_selftest(
+    models_folder: Path | None = None,
+    sample: Path | None = None,
+    *,
+    device: str = "auto",
+    out: TextIO | None = None,
+) -> int:
+    """Run the self-test, print the report to ``out`` and return the exit code (0 = passed).
+
+    ``out`` defaults to stdout; a windowed executable on Windows has no stdout, so there the report
+    goes to ``<temp>/kernelscope-selftest.txt`` (:data:`REPORT_FILE_NAME`) instead.
+    """
+    from engine.imageio import apply_opencv_limits
+
+    apply_opencv_limits()  # before anything loads cv2
+    report = collect(models_folder, sample, device=device)
+    if out is None and sys.stdout is None:
+        import tempfile
+
+        with open(Path(tempfile.gettempdir()) / REPORT_FILE_NAME, "w", encoding="utf-8") as f:
+            return _print_report(report, f)
+    return _print_report(report, out if out is not None else sys.stdout)
+
+
+def _print_report(report: SelftestReport, stream: TextIO) -> int:
+    for line in report.lines:
+        print(line, file=stream)
+    if report.ok:
+        print("SELFTEST PASSED", file=stream)
+        return 0
+    for failure in report.failures:
+        print(f"SELFTEST FAILED: {failure}", file=stream)
+    stream.flush()
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover - ``python -m app.selftest``
+    sys.exit(run_selftest())
