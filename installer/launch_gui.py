@@ -1,7 +1,8 @@
 """Entry script of the bundled ``kernelscope`` executable (the desktop studio).
 
 ``--selftest`` is handled here, before anything imports Qt, so the bundle's self-test runs on machines
-without a display; every other argument goes to :func:`app.main.main`.
+without a display whatever ``app.main`` imports at the top; every other argument goes to
+:func:`app.main.main` (which also understands ``--selftest``, for source installs).
 """
 
 from __future__ import annotations
