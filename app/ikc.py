@@ -94,7 +94,7 @@ class IkcPanel(QtWidgets.QWidget):
         self.plot.setMaximumHeight(190)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setLabel("bottom", "iteration")
-        self.plot.setLabel("left", "image change (8-bit levels)")
+        self.plot.setLabel("left", "ΔSR (8-bit levels)")
         self.plot.addLegend(offset=(-10, 10))
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()

@@ -13,6 +13,7 @@ QWidget {{ font-size: 10pt; }}
 QDockWidget {{ color: #d8d8dc; font-weight: 600; }}
 QDockWidget::title {{ background: #25272b; padding: 6px 8px; border-bottom: 1px solid #34363b; }}
 QTabWidget::pane {{ border: 0; }}
+QTabBar {{ qproperty-drawBase: 0; }}
 QTabBar::tab {{ background: #222327; color: #a9abb2; padding: 7px 16px; border: 0;
                border-bottom: 2px solid transparent; }}
 QTabBar::tab:selected {{ color: #ffffff; border-bottom: 2px solid {ACCENT}; background: #1b1c1f; }}

@@ -199,7 +199,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(self.inspector_dock, self.regions_dock)
         self.inspector_dock.raise_()
         self.resizeDocks([self.queue_dock, self.run_dock], [215, 360], QtCore.Qt.Orientation.Horizontal)
-        self.resizeDocks([self.run_dock, self.inspector_dock], [285, 565], QtCore.Qt.Orientation.Vertical)
+        self.resizeDocks([self.run_dock, self.inspector_dock], [305, 545], QtCore.Qt.Orientation.Vertical)
 
         # status bar
         self.provider_label = QtWidgets.QLabel("device: –")
@@ -430,7 +430,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle(f"{entry.name} — {APP_NAME}")
         self.ikc_panel.set_result(img.rgb_f32, None if result is None else result.ikc, scale, entry.ikc_changes)
         self._on_lattice(self.inspector.lattice.isChecked())
-        self.inspector.show_info(None, self._inspector_title(), "–", self._inspector_source())
+        self.inspector.show_info(None, self._inspector_title(), "move the mouse over either view",
+                                 self._inspector_source())
         self._update_actions()
 
     def _remember_recent(self, path: Path) -> None:

@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # 4. before/after divider
         w.act_split.setChecked(True)
+        w.viewer.fit()
         w.viewer.set_divider(geo.sr_w * 0.45)
         wait_until(app, lambda: True)
         shot(w, args.out / "split.png")
