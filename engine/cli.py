@@ -20,6 +20,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # the command ran and something failed (bad input, some files skipped)
 EXIT_USAGE = 2  # wrong arguments
 EXIT_CANCELLED = 130  # Ctrl-C
+TRAINING_MODULES = {"torch", "onnx", "onnxscript", "yaml"}
+"""Packages of the ``train`` extra: sub-commands that need them say so instead of a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in TRAINING_MODULES:
+            print(
+                f"kernelscope-cli {args.command}: needs the training extras ({exc.name} is not installed); "
+                "install them with: pip install 'kernelscope[train]'",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

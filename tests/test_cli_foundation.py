@@ -158,3 +158,23 @@ def test_metrics_unreadable_file(hr_path, tmp_path, capsys) -> None:
     assert main(["metrics", str(bad), str(hr_path)]) == 1
     err = capsys.readouterr().err
     assert "broken.png" in err and "Traceback" not in err
+
+
+def test_missing_training_extra_is_one_clear_line(monkeypatch, capsys):
+    import builtins
+
+    from engine.cli import main
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    for mod in [m for m in list(__import__("sys").modules) if m == "torch" or m.startswith(("torch.", "engine.export", "engine.archs"))]:
+        monkeypatch.delitem(__import__("sys").modules, mod)
+    assert main(["export", "--all"]) == 1
+    err = capsys.readouterr().err
+    assert "needs the training extras" in err and "Traceback" not in err
