@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from PySide6 import QtCore
 
-from engine.progress import Cancelled, Progress
+from engine.progress import Cancelled
 from engine.service import JobHandle, Worker
 
 log = logging.getLogger(__name__)
@@ -41,19 +41,6 @@ class Job:
     @property
     def job_id(self) -> int:
         return self.handle.job_id
-
-
-class _OomLogHandler(logging.Handler):
-    """Forwards the tiler's "out of memory … retrying" warnings to a callback (any thread)."""
-
-    def __init__(self, callback: Callable[[str], None]) -> None:
-        super().__init__(level=logging.WARNING)
-        self._callback = callback
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "out of memory" in message:
-            self._callback(message)
 
 
 class EngineBridge(QtCore.QObject):
@@ -79,8 +66,6 @@ class EngineBridge(QtCore.QObject):
         self._done.connect(self._on_done, QtCore.Qt.ConnectionType.QueuedConnection)
         self._progress.connect(self._on_progress, QtCore.Qt.ConnectionType.QueuedConnection)
         self._notice.connect(self._on_notice, QtCore.Qt.ConnectionType.QueuedConnection)
-        self._oom_handler = _OomLogHandler(self._notice.emit)
-        logging.getLogger("engine.tiling").addHandler(self._oom_handler)
 
     # models ------------------------------------------------------------------------------------
     def models_for(self, method: str, scale: int, device: str) -> Any:
@@ -112,7 +97,7 @@ class EngineBridge(QtCore.QObject):
                 job.last_emit = now
             self._progress.emit(job_id, fraction, message)
 
-        handle = self._worker.submit(fn, *args, on_progress=on_progress, **kwargs)
+        handle = self._worker.submit(fn, *args, on_progress=on_progress, on_notice=self._notice.emit, **kwargs)
         job = Job(handle, kind, tag)
         box["id"] = handle.job_id
         self._jobs[handle.job_id] = job
@@ -140,7 +125,6 @@ class EngineBridge(QtCore.QObject):
         return bool(self._jobs)
 
     def shutdown(self) -> None:
-        logging.getLogger("engine.tiling").removeHandler(self._oom_handler)
         self._worker.shutdown(wait=True)
         QtCore.QCoreApplication.processEvents()
 

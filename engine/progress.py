@@ -2,7 +2,8 @@
 
 Long functions take a ``progress: Progress`` argument (default :data:`NULL_PROGRESS`), call
 ``progress.set_progress(fraction)`` as they go, ``progress.check_cancelled()`` at every cancellation
-point (every tile), and hand ``progress.sub_progress(offset, length)`` to the work they delegate.
+point (every tile), ``progress.notify(message)`` for events the user should hear about (an
+out-of-memory retry), and hand ``progress.sub_progress(offset, length)`` to the work they delegate.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ class Progress:
         self,
         callback: Callable[[float, str], None] | None = None,
         cancel_event: threading.Event | None = None,
+        notice_callback: Callable[[str], None] | None = None,
     ) -> None:
         self._callback = callback
+        self._notice_callback = notice_callback
         self._cancel = cancel_event if cancel_event is not None else threading.Event()
         self.fraction = 0.0
         self.message = ""
+        self.notices: list[str] = []
 
     # reporting -----------------------------------------------------------------------------
     def set_progress(self, fraction: float, message: str = "") -> None:
@@ -38,6 +42,12 @@ class Progress:
             self.message = message
         if self._callback is not None:
             self._callback(self.fraction, self.message)
+
+    def notify(self, message: str) -> None:
+        """Report something the user should know that is not progress (e.g. an out-of-memory retry)."""
+        self.notices.append(message)
+        if self._notice_callback is not None:
+            self._notice_callback(message)
 
     def sub_progress(self, offset: float, length: float) -> "Progress":
         """A view that maps its own [0, 1] onto ``[offset, offset + length]`` of this one."""
@@ -67,10 +77,16 @@ class _SubProgress(Progress):
         self.fraction = min(1.0, max(0.0, float(fraction)))
         self._parent.set_progress(self._offset + self._length * self.fraction, message)
 
+    def notify(self, message: str) -> None:
+        self._parent.notify(message)
+
 
 class _NullProgress(Progress):
     def cancel(self) -> None:  # a shared default must never become cancelled
         raise RuntimeError("NULL_PROGRESS cannot be cancelled; pass your own Progress")
+
+    def notify(self, message: str) -> None:  # shared: keep nothing
+        pass
 
 
 NULL_PROGRESS: Progress = _NullProgress()

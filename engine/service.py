@@ -74,11 +74,16 @@ class Worker:
         fn: Callable[..., Any],
         *args: Any,
         on_progress: ProgressCallback | None = None,
+        on_notice: Callable[[str], None] | None = None,
         supersede: bool = False,
         **kwargs: Any,
     ) -> JobHandle:
-        """Queue ``fn(*args, progress=<Progress>, **kwargs)``; ``on_progress`` is called from the worker."""
-        progress = Progress(on_progress)
+        """Queue ``fn(*args, progress=<Progress>, **kwargs)``.
+
+        ``on_progress(fraction, message)`` and ``on_notice(message)`` (e.g. an out-of-memory retry)
+        are called from the worker thread.
+        """
+        progress = Progress(on_progress, notice_callback=on_notice)
 
         def run() -> Any:
             progress.check_cancelled()

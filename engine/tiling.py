@@ -147,6 +147,7 @@ def tiled_apply(
             if on_split is not None:
                 on_split(t, core // 2)
             log.warning("out of memory on a %d px tile; retrying as %d smaller tiles", core, len(parts))
+            progress.notify(f"out of memory on a {core} px tile; retrying as {len(parts)} tiles of ≤ {core // 2} px")
             pending[:0] = parts
             continue
         expected = (out_channels, (t.iy1 - t.iy0) * scale, (t.ix1 - t.ix0) * scale)

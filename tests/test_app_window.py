@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 from PySide6 import QtCore, QtGui, QtTest, QtWidgets  # noqa: E402
 
-from app.window import MainWindow, upscale_job  # noqa: E402
+from app.window import MainWindow  # noqa: E402
 from engine.degradation.degrade import blur_subsample_variant, quantize_u8  # noqa: E402
 from engine.degradation.fields import region_field  # noqa: E402
 from engine.imageio import Image, read_image, write_image  # noqa: E402
@@ -373,10 +371,17 @@ def test_paste_image_from_clipboard(window):
 
 
 def test_out_of_memory_retry_is_reported(window, qtbot):
-    def job(*, progress):
-        logging.getLogger("engine.tiling").warning("out of memory on a %d px tile; retrying as %d smaller tiles",
-                                                   256, 4)
-        return 1
+    from engine.errors import DeviceOutOfMemory
+    from engine.tiling import tiled_apply
+
+    def fragile(crops):
+        if crops[0].shape[-1] > 16:
+            raise DeviceOutOfMemory("simulated: tile too large")
+        return crops[0].copy()
+
+    def job(*, progress):  # a real tiled run whose first tile runs out of memory
+        return tiled_apply(fragile, [np.zeros((1, 32, 32), np.float32)], scale=1, out_channels=1,
+                           tile=32, context=0, min_tile=4, progress=progress)
 
     with qtbot.waitSignal(window.bridge.finished, timeout=10_000):
         window.bridge.submit("test", job)

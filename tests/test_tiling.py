@@ -152,3 +152,18 @@ def test_channels_last_canvas_matches_channels_first():
     assert np.array_equal(hwc, chw.transpose(1, 2, 0))
     fed = tiled_apply(fn, [x], scale=3, out_channels=3, tile=12, context=4, blend="feather", channels_last=True)
     assert np.abs(fed - fn([x]).transpose(1, 2, 0)).max() < 1e-5
+
+
+def test_out_of_memory_split_is_notified_through_progress():
+    notices = []
+    progress = Progress(notice_callback=notices.append)
+    sub = progress.sub_progress(0.0, 0.5)
+
+    def fragile(crops):
+        if crops[0].shape[-1] > 16:
+            raise DeviceOutOfMemory("simulated")
+        return crops[0].copy()
+
+    tiled_apply(fragile, [np.zeros((1, 32, 32), np.float32)], scale=1, out_channels=1, tile=32, context=0,
+                min_tile=4, progress=sub)
+    assert len(notices) == 1 and "out of memory on a 32 px tile" in notices[0]
