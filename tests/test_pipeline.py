@@ -125,3 +125,15 @@ def test_region_preview_matches_full_run(manet_models):
     assert np.abs(masked.sr_rgb_f32 - full[40:56, 20:36]).max() < 1 / 255
     with pytest.raises(ValueError, match="empty"):
         run_on_region(sr_fn, lr, 4, mask=np.zeros((64, 72), bool))
+
+
+def test_ikc_large_results_keep_codes_and_render_on_demand(ikc_models):
+    lr = lr_image(24, 32, seed=6)
+    kept = run_ikc(lr, ikc_models, steps=2)
+    lean = run_ikc(lr, ikc_models, steps=2, keep_images_max_bytes=0)
+    assert [it.stored for it in lean.iterations] == [False, False, True]
+    assert [it.stored for it in kept.iterations] == [True, True, True]
+    assert kept.iterations[0].sr_rgb_f32.dtype == np.float32
+    for a, b in zip(kept.iterations, lean.iterations):
+        assert np.array_equal(a.code, b.code)
+        assert np.abs(a.sr_rgb_f32 - b.sr_rgb_f32).max() < 1e-3  # float16 storage vs re-rendered

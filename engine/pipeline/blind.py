@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -39,6 +40,7 @@ CPU_BUDGET_BYTES = 1 << 30
 GPU_BUDGET_BYTES = 2 << 30
 MAX_AUTO_TILE = 1024
 KEEP_KERNELS_MAX_BYTES = 192 * 1024 * 1024  # keep float16 kernels when they fit in this
+KEEP_IKC_IMAGES_MAX_BYTES = 1 << 30  # keep IKC's intermediate images (float16) when they fit in this
 WHOLE_IMAGE_PIXELS = 512 * 512  # predictor input (LR px) processed in one piece up to this
 CORRECTOR_PIXELS = 1024 * 1024  # corrector input (SR px) processed in one piece up to this
 N_TAPS = KERNEL_SIZE * KERNEL_SIZE
@@ -242,14 +244,49 @@ def run_bicubic(lr_rgb_f32: np.ndarray, scale: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # IKC: predictor → SFTMD → (corrector → SFTMD) × t
 # ---------------------------------------------------------------------------------------------
-@dataclass
 class IkcIteration:
-    """One IKC step: its SR image, its 10-d code and the 21×21 kernel reconstructed from the code."""
+    """One IKC step: its SR image, its 10-d code and the 21×21 kernel reconstructed from the code.
 
-    index: int
-    sr_rgb_f32: np.ndarray
-    code: np.ndarray
-    kernel: np.ndarray
+    The SR image is stored as given, or — for intermediate steps of large images — kept as float16
+    or not kept at all and re-rendered from the code when asked for (SFTMD is deterministic), so
+    keeping every iteration does not multiply the memory of a large result by t + 1.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        sr_rgb_f32: np.ndarray | None,
+        code: np.ndarray,
+        kernel: np.ndarray,
+        render: Callable[[], np.ndarray] | None = None,
+    ) -> None:
+        if sr_rgb_f32 is None and render is None:
+            raise ValueError("an IKC iteration needs its image or a way to render it")
+        self.index = index
+        self.code = code
+        self.kernel = kernel
+        self._sr = sr_rgb_f32
+        self._render = render
+
+    @property
+    def stored(self) -> bool:
+        return self._sr is not None
+
+    @property
+    def sr_rgb_f32(self) -> np.ndarray:
+        """(s·h, s·w, 3) float32 in [0, 1] (rendered again from the code if it was not kept)."""
+        if self._sr is None:
+            return self._render()
+        return self._sr if self._sr.dtype == np.float32 else self._sr.astype(np.float32)
+
+    def compact(self, keep: bool) -> None:
+        """Store the image as float16 (``keep``) or drop it (re-rendered on demand)."""
+        if self._sr is None:
+            return
+        self._sr = self._sr.astype(np.float16) if keep else None
+
+    def __repr__(self) -> str:
+        return f"IkcIteration({self.index}, code={np.round(self.code, 3).tolist()}, stored={self.stored})"
 
 
 @dataclass
@@ -323,8 +360,15 @@ def run_ikc(
     steps: int = 7,
     tile: int | None = None,
     progress: Progress = NULL_PROGRESS,
+    keep_images_max_bytes: int = KEEP_IKC_IMAGES_MAX_BYTES,
 ) -> IkcResult:
-    """IKC with every iteration kept: ``h0 = P(LR)``, ``SR_i = F(LR, h_i)``, ``h_i = h_{i-1} + C(SR_{i-1}, h_{i-1})``."""
+    """IKC with every iteration kept: ``h0 = P(LR)``, ``SR_i = F(LR, h_i)``, ``h_i = h_{i-1} + C(SR_{i-1}, h_{i-1})``.
+
+    The final image is kept in float32. Earlier images are kept as float16 when all of them fit in
+    ``keep_images_max_bytes``; otherwise only their codes are kept and
+    :attr:`IkcIteration.sr_rgb_f32` renders them again on demand. At most one full-precision
+    intermediate image is alive at a time, so peak memory does not grow with the step count.
+    """
     if steps < 0:
         raise ValueError("steps must be ≥ 0")
     lr_chw = _chw(lr_rgb_f32)
@@ -335,20 +379,31 @@ def run_ikc(
     def predict(crops):
         return predictor.run({"lr_rgb": crops[0][None]})["kernel_code"][0]
 
+    h, w = lr_chw.shape[-2:]
+    sr_bytes_f16 = h * w * models.scale**2 * 3 * 2
+    keep_f16 = n_stages * sr_bytes_f16 <= keep_images_max_bytes
+
+    def renderer(code: np.ndarray) -> Callable[[], np.ndarray]:
+        return lambda: _clip01(_sftmd_hwc(lr_chw, code, models, tile, NULL_PROGRESS))
+
     result = IkcResult(provider=models.provider)
     code = _pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS).astype(np.float32)
+    prev_sr: np.ndarray | None = None
     for i in range(n_stages):
         progress.check_cancelled()
         if i > 0:
-            prev_sr_chw = result.iterations[-1].sr_rgb_f32.transpose(2, 0, 1)  # a view; pieces are copied
+            prev_sr_chw = prev_sr.transpose(2, 0, 1)  # a view; pieces are copied
 
             def correct(crops, code=code):
                 return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
 
             code = (code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS)).astype(np.float32)
-        sr = _sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(i / n_stages, 1.0 / n_stages))
+            result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
+            prev_sr = None
+        sr = _clip01(_sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(i / n_stages, 1.0 / n_stages)))
         kernel = np.clip(pca.reconstruct(code), 0.0, None)
         kernel = (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
-        result.iterations.append(IkcIteration(i, _clip01(sr), code.copy(), kernel))
+        result.iterations.append(IkcIteration(i, sr, code.copy(), kernel, render=renderer(code.copy())))
+        prev_sr = sr
     progress.set_progress(1.0)
     return result
