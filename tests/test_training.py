@@ -231,3 +231,18 @@ def test_ship_updates_weights_graph_and_card(tmp_path, models_tmp, monkeypatch):
     assert card.graph_path.is_file() and card.graph_sha256 == sha256_file(card.graph_path)
     state = torch.load(card.weights_path, weights_only=True)
     assert all(torch.equal(state[k], v) for k, v in result.state.items())
+
+
+def test_resume_takes_a_new_lr_and_schedule_from_the_config(tmp_path, models_tmp):
+    common = dict(stage="manet", kernel_loss="l2", log_every=1)
+    first = train(tiny_config(tmp_path, models_tmp, name="relr", steps=2, lr=1e-4, milestones=[10], **common))
+    assert math.isfinite(first.loss)
+    train(tiny_config(tmp_path, models_tmp, name="relr", steps=3, lr=4e-4, milestones=[3], **common), resume=True)
+    ckpt = torch.load(tmp_path / "runs" / "relr" / CKPT_NAME, weights_only=False)
+    group = ckpt["optimizer"]["param_groups"][0]
+    assert group["initial_lr"] == pytest.approx(4e-4)
+    assert group["lr"] == pytest.approx(2e-4)  # halved at the new milestone, step 3
+    rows = (tmp_path / "runs" / "relr" / LOG_NAME).read_text().strip().splitlines()
+    assert [r.split(",")[2] for r in rows[1:]] == ["0.0001", "0.0001", "0.0002"]
+    with pytest.raises(ConfigError, match="kernel_loss"):
+        config_from_dict({"kernel_loss": "huber"})

@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="initial learning rate (default: the stage's)")
     parser.add_argument("--milestones", type=int, nargs="+", help="steps where the lr is halved")
     parser.add_argument("--seed", type=int, help="root seed")
+    parser.add_argument("--kernel-loss", choices=("l1", "l2"), help="MANet kernel loss (default l1)")
     parser.add_argument("--workers", type=int, help="data worker processes (0: in-process, exact resume)")
     parser.add_argument("--threads", type=int, help="torch threads per process (0: torch default)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
@@ -59,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 _KEYS = (
-    "name", "stage", "preset", "scale", "steps", "batch_size", "patch_size", "lr", "milestones", "seed",
+    "name", "stage", "preset", "scale", "steps", "batch_size", "patch_size", "lr", "milestones", "seed", "kernel_loss",
     "workers", "threads", "device", "amp", "max_images", "ckpt_every", "val_every", "log_every", "val_images",
     "max_minutes", "runs_dir", "models_dir", "init_from_models", "ship", "progress_bar",
 )
@@ -80,8 +81,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from engine.training.trainer import train
 
-    command = "kernelscope-cli train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
-        if sys.argv[1:2] == ["train"] else " ".join(shlex.quote(a) for a in sys.argv)
+    argv = [shlex.quote(a) for a in sys.argv]
+    if sys.argv[0].replace("\\", "/").endswith("engine/training/__main__.py"):
+        command = " ".join(["python -m engine.training", *argv[1:]])
+    elif "train" in sys.argv[1:]:
+        command = " ".join(["kernelscope-cli", *argv[sys.argv.index("train"):]])
+    else:
+        command = " ".join(argv)
     try:
         result = train(cfg, resume=args.resume, command=command)
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as exc:

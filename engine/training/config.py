@@ -61,6 +61,9 @@ class TrainConfig:
         jpeg_prob: probability that a patch is JPEG-compressed with q ~ U[jpeg_min, jpeg_max].
         jpeg_min: lowest JPEG quality.
         jpeg_max: highest JPEG quality.
+        kernel_loss: MANet stage: ``l1`` (the paper's) or ``l2`` distance between estimated and true
+            kernels (both summed over taps; ``l2`` gives error-proportional gradients that leave the
+            constant mean-kernel solution faster on short runs).
         code_noise: corrector stage: σ of the Gaussian perturbation of the true code.
         predictor_prob: corrector stage: probability that the current code is the predictor's
             instead of a perturbed true code (needs a predictor card).
@@ -101,6 +104,7 @@ class TrainConfig:
     jpeg_prob: float = 0.0
     jpeg_min: int = 70
     jpeg_max: int = 100
+    kernel_loss: str = "l1"
     code_noise: float = 0.5
     predictor_prob: float = 0.5
     log_every: int = 10
@@ -125,6 +129,8 @@ class TrainConfig:
             raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.kernel_loss not in ("l1", "l2"):
+            raise ConfigError(f"kernel_loss must be 'l1' or 'l2', got {self.kernel_loss!r}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         for key in ("steps", "batch_size", "patch_size", "log_every", "ckpt_every"):

@@ -3,13 +3,15 @@
 ======================  =============  =====================================================  ==========
 stage                   network        loss                                                   protocol
 ======================  =============  =====================================================  ==========
-``manet``               manet          L1(estimated per-pixel kernels, true kernel)           MANet
+``manet``               manet          L1(estimated per-pixel kernels, true kernel) [#]_       MANet
 ``rrdb_sft``            rrdb_sft       L1(SR, HR), true kernel's PCA code spread over LR grid MANet
 ``rrdb_sft_blind``      rrdb_sft       L1(SR, HR), codes of the frozen MANet's kernels        MANet
 ``sftmd``               sftmd          L1(SR, HR), true kernel's 10-d PCA code                IKC
 ``ikc_predictor``       ikc_predictor  L2(predicted code, true code)                          IKC
 ``ikc_corrector``       ikc_corrector  L2(Δ, true − current) on the frozen SFTMD's SR         IKC
 ======================  =============  =====================================================  ==========
+
+.. [#] summed over the 441 taps of each kernel, averaged over LR pixels and the batch.
 
 Validation (monitoring only, on a fixed degraded Set5 from ``engine.data.build_test_set``; never
 used to select anything): one case per image, the kernel chosen by a fixed rule
@@ -112,6 +114,7 @@ class StageContext:
         code_std: per-component spread of the true codes over the training kernels (corrector).
         code_noise: corrector perturbation, in units of ``code_std``.
         predictor_prob: corrector: probability of starting from the predictor's code.
+        kernel_loss: MANet: ``l1`` or ``l2`` (see ``TrainConfig.kernel_loss``).
         val_cases: cached validation cases.
     """
 
@@ -123,6 +126,7 @@ class StageContext:
     code_std: torch.Tensor | None = None
     code_noise: float = 0.5
     predictor_prob: float = 0.5
+    kernel_loss: str = "l1"
     val_cases: list[ValCase] | None = None
 
 
@@ -226,7 +230,13 @@ def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: StageCon
 
         est = estimate_kernels(model, lr)
         target = batch["kernel"][:, :, None, None].expand_as(est)
-        return F.l1_loss(est.float(), target)
+        # L1 distance per kernel (sum over the 441 taps), averaged over LR pixels. The mean over
+        # taps has the same optimum but ~1e-9 gradients in the early layers, which Adam's ε (1e-8)
+        # damps: training then sits on the mean kernel.
+        diff = est.float() - target
+        if ctx.kernel_loss == "l2":  # squared L2 distance per kernel (×441 keeps it O(1e-1))
+            return diff.square().sum(dim=1).mean() * diff.shape[1]
+        return diff.abs().sum(dim=1).mean()
     if name in ("rrdb_sft", "rrdb_sft_blind", "sftmd"):
         sr = model(lr, _sr_input_code(ctx, batch))
         return F.l1_loss(sr.float(), batch["hr"])

@@ -117,13 +117,13 @@ class CsvLog:
                 next(reader, None)
                 rows = [r for r in reader if r and int(r[0]) <= keep_until]
         with path.open("w", newline="") as f:
-            w = csv.writer(f)
+            w = csv.writer(f, lineterminator="\n")
             w.writerow(self.header)
             w.writerows(rows)
 
     def append(self, step: int, loss: float | None, lr: float, seconds: float, val: float | None) -> None:
         with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([
+            csv.writer(f, lineterminator="\n").writerow([
                 step,
                 "" if loss is None else f"{loss:.6g}",
                 f"{lr:.3g}",
@@ -228,6 +228,7 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
         base_steps = _load_start_weights(model, cfg, spec.network, models_dir)
     model.to(device)
     ctx = build_context(spec, cfg.preset, cfg.scale, device, models_dir, cfg.code_noise, cfg.predictor_prob)
+    ctx.kernel_loss = cfg.kernel_loss
     lr0 = cfg.lr if cfg.lr is not None else spec.lr
     betas = tuple(cfg.betas) if cfg.betas is not None else spec.betas
     optimizer = torch.optim.Adam(model.parameters(), lr=lr0, betas=betas)
@@ -245,6 +246,14 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
         scheduler.load_state_dict(ckpt["scheduler"])
         # the config's schedule wins, so a run can be extended (more steps, later halvings)
         scheduler.milestones = Counter(cfg.resolved_milestones())
+        if lr0 != ckpt["config"].get("lr") and lr0 != ckpt["optimizer"]["param_groups"][0].get("initial_lr"):
+            # a new initial lr in the config: restart the schedule from it at the current step
+            passed = sum(1 for m in cfg.resolved_milestones() if m <= int(ckpt["step"]))
+            for group in optimizer.param_groups:
+                group["initial_lr"] = lr0
+                group["lr"] = lr0 * cfg.lr_gamma**passed
+            scheduler.base_lrs = [lr0 for _ in optimizer.param_groups]
+            scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
         scaler.load_state_dict(ckpt["scaler"])
         step = int(ckpt["step"])
         seconds_before = float(ckpt["seconds"])
@@ -259,12 +268,14 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     # data -------------------------------------------------------------------------------------
-    pool = TrainPool(train_paths(cfg.train_sets), max_images=cfg.max_images, min_size=cfg.patch_size)
-    maker = _make_maker(cfg, pool, local_batch, ctx)
     batches: Iterator[dict[str, Any]]
-    if cfg.workers > 0:
+    if step >= cfg.steps:  # a finished run resumed only to ship or re-plot: no data needed
+        batches = iter(())
+    elif cfg.workers > 0:
         from torch.utils.data import DataLoader
 
+        pool = TrainPool(train_paths(cfg.train_sets), max_images=cfg.max_images, min_size=cfg.patch_size)
+        maker = _make_maker(cfg, pool, local_batch, ctx)
         loader = DataLoader(
             BatchDataset(maker, cfg.seed, info.rank, step),
             batch_size=None,
@@ -276,10 +287,12 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
         )
         batches = iter(loader)
     else:
-        batches = batch_stream(maker, data_rng)
+        pool = TrainPool(train_paths(cfg.train_sets), max_images=cfg.max_images, min_size=cfg.patch_size)
+        batches = batch_stream(_make_maker(cfg, pool, local_batch, ctx), data_rng)
 
     log = CsvLog(run_dir / LOG_NAME, spec.val_metric, keep_until=step if resume else None) if info.is_main else None
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
+    commands = (list(ckpt.get("commands", [ckpt.get("command", "")])) if resume else []) + [cmd]
     dev_words = describe_device(device, cfg.threads)
 
     def save_ckpt() -> None:
@@ -306,6 +319,7 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
                 "world_size": info.world_size,
                 "config": cfg.to_dict(),
                 "command": cmd,
+                "commands": commands,
                 "device": dev_words,
             },
             ckpt_path,
@@ -392,6 +406,6 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
     if cfg.ship and info.is_main:
         from engine.training.ship import ship
 
-        shipped = ship(cfg, result, command=cmd, models_dir=models_dir)
+        shipped = ship(cfg, result, command=" && ".join(c for c in commands if c), models_dir=models_dir)
         result.shipped_card = shipped
     return result
