@@ -404,7 +404,7 @@ def test_other_errors_are_left_alone(exc):
 
 def test_onnx_runner_turns_oom_into_device_out_of_memory(tiny_card):
     class OomSession:
-        def run(self, names, feed):
+        def run(self, names, feed, run_options=None):
             raise OOM_CASES["ort RuntimeException"]()
 
     runner = OnnxRunner(tiny_card, OomSession(), CPU)

@@ -150,10 +150,15 @@ class OnnxRunner(Runner):
     def __init__(self, card: ModelCard, session: Any, provider: str) -> None:
         super().__init__(card, provider)
         self.session = session
+        self.run_options = _ort().RunOptions()
+        # Give the CPU arena back after every run: otherwise it keeps the largest tile's activations
+        # for the life of the session (hundreds of MB per network), which dominated peak RSS on
+        # large images. Measured: same speed, peak RSS of an RRDB-SFT tile 726 → 432 MB.
+        self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            results = self.session.run(self.output_names, feed)
+            results = self.session.run(self.output_names, feed, self.run_options)
         except Exception as exc:
             err = classify_device_error(exc, self.provider)
             if err is exc:

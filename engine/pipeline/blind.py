@@ -36,7 +36,7 @@ NEIGHBOURHOOD = 32  # LR px fed to MANet to recompute one kernel exactly
 # small presets stay well inside the budget). The automatic tile is the largest one whose padded
 # area times this fits the memory budget; out-of-memory still halves it (engine.tiling).
 BYTES_PER_LR_PX = {"manet": 12_000, "rrdb_sft": 12_000, "sftmd": 24_000}
-CPU_BUDGET_BYTES = 1 << 30
+CPU_BUDGET_BYTES = 512 << 20
 GPU_BUDGET_BYTES = 2 << 30
 MAX_AUTO_TILE = 1024
 KEEP_KERNELS_MAX_BYTES = 192 * 1024 * 1024  # keep float16 kernels when they fit in this
@@ -145,12 +145,16 @@ def estimate_kernel_map(
     pca = models.pca("rrdb_sft") if "rrdb_sft" in models.pcas else models.pca("manet")
     keep = h * w * N_TAPS * 2 <= keep_kernels_max_bytes
 
+    components = pca.components  # (d, 441)
+    offset = (components @ pca.mean)[:, None]  # (d, 1): projecting (k - mean) without copying k
+
     def per_tile(crops: list[np.ndarray]) -> np.ndarray:
         kernels = manet_kernels(models, crops[0])  # (441, th, tw)
         if keep:
             return kernels
-        codes = pca.project(np.moveaxis(kernels, 0, -1))  # (th, tw, d)
-        return np.ascontiguousarray(np.moveaxis(codes, -1, 0))
+        th, tw = kernels.shape[-2:]
+        codes = components @ kernels.reshape(N_TAPS, th * tw) - offset  # (d, th·tw), no (n, 441) copy
+        return codes.reshape(-1, th, tw).astype(np.float32, copy=False)
 
     out = tiled_apply(
         per_tile, [lr_chw], scale=1, out_channels=N_TAPS if keep else pca.n_components,
