@@ -27,6 +27,7 @@ Layout: :func:`run_evaluation` runs the cases and returns the JSON-ready result 
 from __future__ import annotations
 
 import datetime as _dt
+import fnmatch
 import math
 import os
 import platform
@@ -114,7 +115,8 @@ class EvalConfig:
         ikc_fixed_step: the IKC iteration reported; ``None`` chooses it on Set5 Gaussian8
             (:func:`choose_ikc_step`).
         max_images: per benchmark, use only its first N images (absent: all of them).
-        skip: ``(method, protocol)`` pairs not to run (to fit a time budget); their cells say so.
+        skip: ``(method, protocol, benchmark)`` patterns not to run (to fit a time budget); protocol
+            and benchmark are shell-style patterns (``variant*``, ``*``). Their cells say "not run".
         seed: evaluation seed of the test sets.
         device, backend, threads, tile, models_dir: how the networks run (see
             :func:`engine.pipeline.models.load_models` and :mod:`engine.pipeline.blind`).
@@ -128,7 +130,7 @@ class EvalConfig:
     ikc_steps: int = 7
     ikc_fixed_step: int | None = None
     max_images: Mapping[str, int] = field(default_factory=dict)
-    skip: frozenset[tuple[str, str]] = frozenset()
+    skip: frozenset[tuple[str, str, str]] = frozenset()
     seed: int = 0
     device: str = "auto"
     backend: str = "auto"
@@ -160,13 +162,15 @@ class EvalConfig:
                 raise ValueError(f"max_images names an unknown benchmark {name!r}")
             if int(n) < 1:
                 raise ValueError(f"max_images for {name} must be ≥ 1, got {n}")
-        for method, protocol in self.skip:
-            if method not in METHODS or protocol not in PROTOCOLS:
-                raise ValueError(f"cannot skip {method}@{protocol}: unknown method or protocol")
+        for method, protocol, bench in self.skip:
+            if (method not in METHODS or not fnmatch.filter(PROTOCOLS, protocol)
+                    or not fnmatch.filter(BENCHMARKS, bench)):
+                raise ValueError(f"cannot skip {method}@{protocol}@{bench}: it names no known method, "
+                                 "protocol or benchmark")
         if "ikc" in self.methods:
             if self.ikc_fixed_step is None:
                 if (STEP_RULE_BENCHMARK not in self.benchmarks or STEP_RULE_PROTOCOL not in self.protocols
-                        or ("ikc", STEP_RULE_PROTOCOL) in self.skip):
+                        or self.is_skipped("ikc", STEP_RULE_PROTOCOL, STEP_RULE_BENCHMARK)):
                     raise ValueError(
                         "the automatic IKC iteration is chosen on Set5 gaussian8 only: include Set5 in the "
                         "benchmarks and gaussian8 in the protocols, or give a fixed step (--ikc-fixed-step N)"
@@ -179,10 +183,15 @@ class EvalConfig:
         n = self.max_images.get(benchmark)
         return None if n is None else int(n)
 
-    def methods_for(self, protocol: str) -> tuple[str, ...]:
-        """The requested methods that apply to ``protocol`` and are not skipped there."""
+    def is_skipped(self, method: str, protocol: str, benchmark: str) -> bool:
+        """True when a ``skip`` pattern covers this cell."""
+        return any(method == m and fnmatch.fnmatchcase(protocol, p) and fnmatch.fnmatchcase(benchmark, b)
+                   for m, p, b in self.skip)
+
+    def methods_for(self, protocol: str, benchmark: str) -> tuple[str, ...]:
+        """The requested methods that apply to ``protocol`` and are not skipped on ``benchmark``."""
         return tuple(m for m in self.methods
-                     if (m, protocol) not in self.skip and not_applicable(m, protocol) is None)
+                     if not self.is_skipped(m, protocol, benchmark) and not_applicable(m, protocol) is None)
 
     def networks(self) -> tuple[str, ...]:
         """The networks the requested methods need, in a stable order, each once."""
@@ -443,8 +452,8 @@ def aggregate(
                 reason = not_applicable(m, p)
                 if reason is not None:
                     cells[b][p][m] = {"na": reason}
-                elif (m, p) in config.skip:
-                    cells[b][p][m] = {"skipped": f"not run (skipped: {m}@{p})"}
+                elif config.is_skipped(m, p, b):
+                    cells[b][p][m] = {"skipped": "not run (--skip, to fit the time budget)"}
                 elif records is None:
                     cells[b][p][m] = {"pending": True}
                 else:
@@ -479,7 +488,7 @@ def aggregate(
         "methods": list(config.methods),
         "ikc_steps": config.ikc_steps,
         "images": used,
-        "skipped": sorted(f"{m}@{p}" for m, p in config.skip),
+        "skipped": sorted(f"{m}@{p}@{b}" for m, p, b in config.skip),
         "metric": f"PSNR-Y (dB) / SSIM-Y, BT.601 luma, {config.scale} px shaved, 8-bit rounded; mean over cases",
         "environment": dict(environment or {}),
         "models": [dict(m) for m in models],
@@ -641,7 +650,7 @@ def run_evaluation(
         records: list[dict[str, Any]] = []
         for case in iter_test_set(bench, protocol, config.scale, config.seed, max_images=config.images_for(bench)):
             sub = progress.sub_progress(done / max(total, 1), 1.0 / max(total, 1))
-            record = evaluate_case(case, config.methods_for(protocol), models, ikc_steps=config.ikc_steps,
+            record = evaluate_case(case, config.methods_for(protocol, bench), models, ikc_steps=config.ikc_steps,
                                    tile=config.tile, progress=sub)
             records.append(record)
             done += 1

@@ -247,16 +247,20 @@ def test_cli_end_to_end_on_tiny_models(shared_data, tiny_models_dir, tmp_path):
 def test_skipped_cells_are_labelled_and_never_run():
     from engine.commands.evaluate import parse_skip
 
-    skip = parse_skip(["ikc@manet9", "manet_oracle@manet9"])
-    assert skip == {("ikc", "manet9"), ("manet_oracle", "manet9")}
-    with pytest.raises(ValueError):
-        parse_skip(["ikc"])
+    skip = parse_skip(["ikc@manet9", "manet_oracle@manet9", "ikc@variant*@Set14"])
+    assert skip == {("ikc", "manet9", "*"), ("manet_oracle", "manet9", "*"), ("ikc", "variant*", "Set14")}
+    for bad in (["ikc"], ["ikc@@Set5"], ["a@b@c@d"]):
+        with pytest.raises(ValueError):
+            parse_skip(bad)
     config = _config(["Set5"], ["gaussian8", "manet9"], skip=skip)
     config.validate()
-    assert config.methods_for("manet9") == ("bicubic", "manet")
-    assert config.methods_for("gaussian8") == ("bicubic", "manet", "ikc", "sftmd_oracle")
+    assert config.methods_for("manet9", "Set5") == ("bicubic", "manet")
+    assert config.methods_for("gaussian8", "Set5") == ("bicubic", "manet", "ikc", "sftmd_oracle")
+    assert "ikc" not in config.methods_for("variant3", "Set14") and "ikc" in config.methods_for("variant3", "Set5")
     with pytest.raises(ValueError, match="Set5 gaussian8"):
-        _config(["Set5"], ["gaussian8"], skip=frozenset({("ikc", "gaussian8")})).validate()
+        _config(["Set5"], ["gaussian8"], skip=parse_skip(["ikc@gauss*@Set*"])).validate()
+    with pytest.raises(ValueError, match="no known"):
+        _config(["Set5"], ["gaussian8"], skip=parse_skip(["ikc@manet10"])).validate()
     recs = [{k: v for k, v in _record("a", 25, [24.0, 24.5], kernels=True).items() if k not in ("ikc", "manet_oracle")}]
     cases = {"Set5": {"gaussian8": _drop_na([_record("a", 27, [28.0, 29.0])], "gaussian8"),
                       "manet9": _drop_na(recs, "manet9")}}
@@ -265,4 +269,4 @@ def test_skipped_cells_are_labelled_and_never_run():
     assert results["cells"]["Set5"]["manet9"]["manet"]["psnr"] == pytest.approx(25.0)
     md = render_markdown(results)
     assert "| RRDB-SFT oracle (true kernels) | not run |" in md
-    assert "ikc@manet9" in md
+    assert "ikc@manet9@*" in md

@@ -59,14 +59,18 @@ def parse_max_images(items: list[str] | None, benchmarks: list[str]) -> dict[str
     return out
 
 
-def parse_skip(items: list[str] | None) -> frozenset[tuple[str, str]]:
-    """``["ikc@manet9"]`` → ``{("ikc", "manet9")}``. Raises ``ValueError`` on a malformed item."""
+def parse_skip(items: list[str] | None) -> frozenset[tuple[str, str, str]]:
+    """``["ikc@manet9", "ikc@variant*@Set5"]`` → ``{("ikc", "manet9", "*"), ("ikc", "variant*", "Set5")}``.
+
+    PROTOCOL and BENCHMARK are shell-style patterns; a missing BENCHMARK means every benchmark.
+    Raises ``ValueError`` on a malformed item.
+    """
     out = set()
     for item in items or []:
-        method, sep, protocol = item.partition("@")
-        if not sep or not method or not protocol:
-            raise ValueError(f"--skip: expected METHOD@PROTOCOL, got {item!r}")
-        out.add((method, protocol))
+        parts = item.split("@")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"--skip: expected METHOD@PROTOCOL or METHOD@PROTOCOL@BENCHMARK, got {item!r}")
+        out.add((parts[0], parts[1], parts[2] if len(parts) == 3 else "*"))
     return frozenset(out)
 
 
@@ -88,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="IKC iteration reported: 'auto' (best on Set5 gaussian8, the default) or N")
     parser.add_argument("--max-images", nargs="+", default=None, metavar="N|NAME=N",
                         help="use only the first N images of every benchmark, or NAME=N for one")
-    parser.add_argument("--skip", nargs="+", default=None, metavar="METHOD@PROTOCOL",
-                        help="method/protocol pairs not to run (e.g. ikc@manet9), to fit a time budget")
+    parser.add_argument("--skip", nargs="+", default=None, metavar="METHOD@PROTOCOL[@BENCHMARK]",
+                        help="cells not to run, to fit a time budget (e.g. ikc@manet9 'ikc@variant*@Set5'); "
+                             "they read 'not run'")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed of the test sets (default 0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where networks run")
     parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
