@@ -246,3 +246,8 @@ def test_resume_takes_a_new_lr_and_schedule_from_the_config(tmp_path, models_tmp
     assert [r.split(",")[2] for r in rows[1:]] == ["0.0001", "0.0001", "0.0002"]
     with pytest.raises(ConfigError, match="kernel_loss"):
         config_from_dict({"kernel_loss": "huber"})
+
+
+def test_worker_processes_feed_batches(tmp_path, models_tmp):
+    result = train(tiny_config(tmp_path, models_tmp, name="workers", stage="ikc_predictor", workers=1))
+    assert result.step == 2 and math.isfinite(result.loss)
