@@ -102,6 +102,7 @@ def ship(cfg: "TrainConfig", result: "TrainResult", *, command: str, models_dir:
         "date": today,
         "final_loss": _round(loss),
         "set5_val": _round(val),
+        "command": command,
     }
     runs = list(previous.get("runs", [])) if continued else []
     runs.append(run_entry)
