@@ -154,6 +154,10 @@ def test_bars_read_from_measured_cells():
     md = render_markdown(results)
     assert "PRELIMINARY" in md and "(not run yet)" in md
     assert "| MANet LR-PSNR ≥ 40 dB on nine-kernel BSD100 | 37.00 | 40.00 | **no** (gap 3.00 dB) |" in md
+    # a bar checked on part of its benchmark says so
+    sub = aggregate(_config(["Set5", "BSD100"], config.protocols, max_images={"BSD100": 1}), cases, complete=False)
+    assert {b["id"]: b["subsample"] for b in sub["bars"]}["lr_psnr"] == "1/100 BSD100 images"
+    assert "**no** (gap 3.00 dB) — on 1/100 BSD100 images only |" in render_markdown(sub)
 
 
 def test_card_metrics_hold_each_networks_numbers():
