@@ -131,7 +131,9 @@ def check_onnxruntime(variant: str, installed: dict[str, str | None]) -> str:
 
 
 def check_environment(variant: str) -> dict[str, str]:
-    """Check PyInstaller, the checkout the project is imported from and onnxruntime; return versions."""
+    """Check onnxruntime, PyInstaller and the checkout the project is imported from; return versions."""
+    ort_installed = {d: installed_version(d) for d in ORT_DISTRIBUTIONS.values()}
+    ort = check_onnxruntime(variant, ort_installed)  # first: the wrong runtime is the costliest mistake
     pyi = installed_version("pyinstaller")
     if pyi is None:
         raise BuildError("PyInstaller is not installed in this environment: `pip install -e '.[build]'`")
@@ -143,8 +145,6 @@ def check_environment(variant: str) -> dict[str, str]:
     if engine_dir != ROOT / "engine":
         raise BuildError(f"`engine` is imported from {engine_dir}, not from this checkout ({ROOT}); "
                          "run this script with the project's virtual environment (`pip install -e .`)")
-    ort_installed = {d: installed_version(d) for d in ORT_DISTRIBUTIONS.values()}
-    ort = check_onnxruntime(variant, ort_installed)
     return {
         "kernelscope": engine.__version__,
         "python": platform.python_version(),
