@@ -24,6 +24,7 @@ from app.bridge import EngineBridge
 from app.geometry import HoverHit, eta_seconds, format_duration
 from app.ikc import IkcPanel
 from app.lab import LabPanel, synthesise_and_estimate
+from app.loader import ImageLoader
 from app.qtcompat import guard_bool_refcounts
 from app.panels import METHOD_LABELS, KernelInspector, RegionsPanel, RunPanel
 from app.viewer import CompareViewer, RegionModel, to_u8
@@ -92,17 +93,6 @@ def batch_job(bridge: EngineBridge, path: Path | None, image: Image | None, name
     return write_image(target, result.image)
 
 
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given, and the readable-suffix files inside folders (recursively, sorted)."""
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in READ_SUFFIXES))
-        else:
-            out.append(p)
-    return out
-
-
 class NoticeBar(QtWidgets.QFrame):
     """A non-modal message strip above the viewer (bad files, OOM retries); closes on click."""
 
@@ -146,6 +136,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setDockOptions(QtWidgets.QMainWindow.DockOption.AnimatedDocks
                             | QtWidgets.QMainWindow.DockOption.AllowTabbedDocks)
         self.bridge = EngineBridge(self, models_dir=models_dir)
+        self.loader = ImageLoader(self)
+        self._last_opened: dict[int, QueueEntry] = {}
         self.entries: list[QueueEntry] = []
         self.current: QueueEntry | None = None
         self._run_job: int | None = None
@@ -283,6 +275,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(g, "Larger brush", lambda: self._bump_brush(1.25), "]")
 
     def _connect(self) -> None:
+        self.loader.opened.connect(self._on_image_read)
+        self.loader.finished.connect(self._on_read_finished)
         b = self.bridge
         b.progressed.connect(self._on_progress)
         b.finished.connect(self._on_finished)
@@ -310,32 +304,53 @@ class MainWindow(QtWidgets.QMainWindow):
         self.lab.send_to_studio.connect(self._on_lab_to_studio)
 
     # opening ----------------------------------------------------------------------------------------
-    def open_paths(self, paths: list[Path]) -> list[QueueEntry]:
-        """Open files and folders into the queue; unreadable ones are reported (non-modal) and skipped."""
-        opened: list[QueueEntry] = []
-        problems: list[str] = []
-        for path in expand_paths([Path(p) for p in paths]):
-            try:
-                image = read_image(path)
-            except ImageIOError as exc:
-                problems.append(f"{Path(exc.path).name}: {exc.reason}")
-                continue
-            except OSError as exc:  # pragma: no cover - unusual file system errors
-                problems.append(f"{path.name}: {exc.strerror or exc}")
-                continue
-            opened.append(self.add_image(image, path.name, path))
-            self._remember_recent(path)
-            self.settings.setValue("folders/open", str(path.parent))
-        if problems:
-            head = "Could not open " + ("1 file" if len(problems) == 1 else f"{len(problems)} files")
-            self.notify(f"{head} — " + "; ".join(problems))
-        if opened:
-            self.select_entry(opened[-1])
-        return opened
+    def open_paths(self, paths: list[Path]) -> int:
+        """Open files and folders into the queue, read on the loader thread (the window stays responsive).
 
-    def open_path(self, path: Path) -> bool:
-        """Open one file; False (with a message) when it cannot be read."""
-        return bool(self.open_paths([Path(path)]))
+        Images join the queue as they are decoded; unreadable files are reported together (non-modal)
+        and skipped; the last image opened is selected when the request finishes. Returns the request id
+        (:attr:`loader` signals ``opened`` and ``finished`` carry it).
+        """
+        paths = [Path(p) for p in paths]
+        if len(paths) == 1 and not paths[0].is_dir():
+            self.statusBar().showMessage(f"Reading {paths[0].name}…", 10_000)
+        else:
+            self.statusBar().showMessage(f"Reading {len(paths)} item(s)…", 10_000)
+        return self.loader.read(paths, "queue")
+
+    def open_path(self, path: Path) -> int:
+        """Open one file (see :meth:`open_paths`)."""
+        return self.open_paths([Path(path)])
+
+    @QtCore.Slot(int, str, object, object)
+    def _on_image_read(self, request_id: int, purpose: str, path: Path, image: Image) -> None:
+        if self._closed:
+            return
+        if purpose == "lab":
+            try:
+                self.lab.set_image(image.rgb_f32, path.name, self.run_panel.options().scale)
+            except ValueError as exc:
+                self.notify(f"Lab: {exc}")
+            return
+        self._last_opened[request_id] = self.add_image(image, path.name, path)
+        self._remember_recent(path)
+        self.settings.setValue("folders/open", str(path.parent))
+
+    @QtCore.Slot(int, str, object)
+    def _on_read_finished(self, request_id: int, purpose: str, problems: list[str]) -> None:
+        if self._closed:
+            return
+        last = self._last_opened.pop(request_id, None)
+        if problems:
+            if purpose == "lab":
+                self.notify("Lab: could not open " + "; ".join(problems))
+            else:
+                head = "Could not open " + ("1 file" if len(problems) == 1 else f"{len(problems)} files")
+                self.notify(f"{head} — " + "; ".join(problems))
+        elif last is not None:
+            self.statusBar().clearMessage()
+        if last is not None:
+            self.select_entry(last)
 
     def add_image(self, image: Image, name: str, path: Path | None = None) -> QueueEntry:
         entry = QueueEntry(name=name, image=image, path=path)
@@ -362,7 +377,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if mime is None:
             return False
         if mime.hasUrls() and any(u.isLocalFile() for u in mime.urls()):
-            return bool(self.open_paths([Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]))
+            self.open_paths([Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()])
+            return True
         if mime.hasImage():
             qimg = QtGui.QImage(mime.imageData())
             buf = QtCore.QBuffer()
@@ -855,14 +871,9 @@ class MainWindow(QtWidgets.QMainWindow):
                                      f"on {result.provider}", 10_000)
 
     # degradation lab ---------------------------------------------------------------------------------------
-    def lab_open_image(self, path: Path) -> bool:
-        try:
-            image = read_image(path)
-            self.lab.set_image(image.rgb_f32, Path(path).name, self.run_panel.options().scale)
-        except (ImageIOError, ValueError) as exc:
-            self.notify(f"Lab: {exc}")
-            return False
-        return True
+    def lab_open_image(self, path: Path) -> int:
+        """Read a sharp image into the degradation lab on the loader thread; returns the request id."""
+        return self.loader.read([Path(path)], "lab")
 
     @QtCore.Slot()
     def _on_lab_open(self) -> None:
@@ -1044,6 +1055,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._closed = True
             self.save_settings()
             self.ikc_panel.timer.stop()
+            self.loader.shutdown()
             self.bridge.cancel()
             self.bridge.shutdown()
             self._dispose_plot_menus()

@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         w.resize(1400, 900)
         w.show()
         w.open_paths([sample_image_path(), resources_dir() / "sample_hr_coffee.png"])
+        wait_until(app, lambda: not w.loader.busy())
         w.select_entry(w.entries[0])
-        wait_until(app, lambda: True)
 
         # 1. main view with a MANet result
         w.start_run()
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         # 6. degradation lab round trip
         w.tabs.setCurrentWidget(w.lab)
         w.lab_open_image(resources_dir() / "sample_hr_coffee.png")
+        wait_until(app, lambda: not w.loader.busy())
         h, wd = w.lab.regions.labels.shape
         labels = np.zeros((h, wd), np.uint8)
         yy, xx = np.mgrid[0:h, 0:wd]

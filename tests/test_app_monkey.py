@@ -47,6 +47,7 @@ def test_monkey_200_actions(qtbot, tmp_path, tiny_models_dir):
     w.show()
     qtbot.waitExposed(w)
     w.open_paths([small])
+    qtbot.waitUntil(lambda: not w.loader.busy(), timeout=10_000)
     outcomes: list[str] = []
     w.bridge.finished.connect(lambda _j, kind, _r: outcomes.append(f"{kind} ok"))
     w.bridge.failed.connect(lambda _j, kind, _r: outcomes.append(f"{kind} failed"))
@@ -85,6 +86,7 @@ def test_monkey_200_actions(qtbot, tmp_path, tiny_models_dir):
     def lab_round():
         if w.lab.hr_rgb_f32 is None:
             w.lab_open_image(sharp)
+            qtbot.waitUntil(lambda: w.lab.hr_rgb_f32 is not None, timeout=10_000)
         paint(w.lab.regions)
         w.lab.set_region_params(int(rng.integers(1, 4)), float(rng.uniform(0.3, 4)), float(rng.uniform(0.3, 2)),
                                 float(rng.uniform(0, 180)))

@@ -46,6 +46,23 @@ def small_lr(tmp_path):
     return path
 
 
+def read_and_wait(qtbot, w: MainWindow, start) -> list[str]:
+    """Call ``start()`` (an open_path/open_paths/lab_open_image call returning a loader request id) and
+    wait until the loader thread has finished that request; returns its problems ("name: reason")."""
+    done: dict[int, list[str]] = {}
+
+    def on_finished(request_id, _purpose, problems):
+        done[request_id] = problems
+
+    w.loader.finished.connect(on_finished)
+    try:
+        request_id = start()
+        qtbot.waitUntil(lambda: request_id in done, timeout=10_000)
+    finally:
+        w.loader.finished.disconnect(on_finished)
+    return done[request_id]
+
+
 def run_and_wait(qtbot, w: MainWindow, method: str = "manet", **panel) -> None:
     rp = w.run_panel
     rp.method.setCurrentIndex(rp.method.findData(method))
@@ -80,7 +97,7 @@ def drop(w: MainWindow, paths: list[Path]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-def test_drop_several_files_and_a_folder_with_a_corrupt_one(window, tmp_path):
+def test_drop_several_files_and_a_folder_with_a_corrupt_one(window, qtbot, tmp_path):
     folder = tmp_path / "folder"
     folder.mkdir()
     write_image(folder / "a.png", Image(np.full((20, 30, 3), 0.5, np.float32)))
@@ -88,6 +105,8 @@ def test_drop_several_files_and_a_folder_with_a_corrupt_one(window, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     drop(window, [bad, LR_SAMPLE, folder])
+    assert window.loader.busy() and not window.entries  # read on the loader thread, not during the drop
+    qtbot.waitUntil(lambda: not window.loader.busy(), timeout=10_000)
     assert [e.name for e in window.entries] == ["sample_lr.png", "a.png"]
     assert window.queue.count() == 2 and not window.queue.item(0).icon().isNull()
     assert window.current is window.entries[-1]
@@ -98,7 +117,7 @@ def test_drop_several_files_and_a_folder_with_a_corrupt_one(window, tmp_path):
 
 
 def test_run_shows_result_provider_and_full_progress(window, qtbot, small_lr):
-    assert window.open_path(small_lr)
+    assert read_and_wait(qtbot, window, lambda: window.open_path(small_lr)) == []
     seen = []
     window.bridge.progressed.connect(lambda _j, f, _m: seen.append(f))
     run_and_wait(qtbot, window, "manet")
@@ -112,7 +131,8 @@ def test_run_shows_result_provider_and_full_progress(window, qtbot, small_lr):
 
 
 def test_cancel_stops_a_run_and_keeps_the_window_usable(window, qtbot):
-    assert window.open_path(HR_SAMPLE)  # 600×400 LR with 32 px tiles: many cancellation points
+    # 600×400 LR with 32 px tiles: many cancellation points
+    assert read_and_wait(qtbot, window, lambda: window.open_path(HR_SAMPLE)) == []
     rp = window.run_panel
     rp.method.setCurrentIndex(rp.method.findData("nonblind"))
     rp.tile.setValue(32)
@@ -130,7 +150,7 @@ def test_cancel_stops_a_run_and_keeps_the_window_usable(window, qtbot):
 
 
 def test_hover_inspector_shows_exactly_kernel_at_in_lr_and_sr_views(window, qtbot, small_lr):
-    window.open_path(small_lr)
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
     run_and_wait(qtbot, window, "manet")
     kmap = window.current.result.kernel_map
     s = kmap.scale
@@ -160,7 +180,7 @@ def test_hover_inspector_shows_exactly_kernel_at_in_lr_and_sr_views(window, qtbo
 
 
 def test_split_mode_divider_and_zoom_keys(window, qtbot, small_lr):
-    window.open_path(small_lr)
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
     run_and_wait(qtbot, window, "bicubic")
     v = window.viewer
     window.act_split.trigger()  # Space
@@ -181,7 +201,7 @@ def test_split_mode_divider_and_zoom_keys(window, qtbot, small_lr):
 
 
 def test_paint_region_gives_its_statistics_and_region_upscale(window, qtbot, small_lr):
-    window.open_path(small_lr)
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
     run_and_wait(qtbot, window, "manet")
     kmap = window.current.result.kernel_map
     window.regions_panel.set_tool("brush")
@@ -213,8 +233,8 @@ def test_paint_region_gives_its_statistics_and_region_upscale(window, qtbot, sma
     assert item.image.shape[:2] == ((y1 - y0) * 4, (x1 - x0) * 4)
 
 
-def test_mask_png_round_trip_and_size_check(window, tmp_path, small_lr):
-    window.open_path(small_lr)
+def test_mask_png_round_trip_and_size_check(window, qtbot, tmp_path, small_lr):
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
     window.regions.label = 1
     window.regions.tool = "brush"
     window.regions.stroke([(5, 5), (20, 20)])
@@ -232,7 +252,7 @@ def test_mask_png_round_trip_and_size_check(window, tmp_path, small_lr):
 
 
 def test_degradation_lab_round_trip(window, qtbot):
-    assert window.lab_open_image(HR_SAMPLE)
+    assert read_and_wait(qtbot, window, lambda: window.lab_open_image(HR_SAMPLE)) == []
     lab = window.lab
     h, w = lab.regions.labels.shape
     assert (h, w) == (100, 150)
@@ -264,7 +284,7 @@ def test_degradation_lab_round_trip(window, qtbot):
 
 
 def test_ikc_slider_switches_views_and_kernels(window, qtbot, small_lr):
-    window.open_path(small_lr)
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
     run_and_wait(qtbot, window, "ikc", ikc_steps=2)
     ikc = window.current.result.ikc
     panel = window.ikc_panel
@@ -296,7 +316,7 @@ def test_save_result_formats_kernel_map_and_comparison(window, qtbot, tmp_path):
     alpha = np.linspace(0, 1, 32 * 40, dtype=np.float32).reshape(32, 40)
     write_image(src, Image(rng.random((32, 40, 3), dtype=np.float32), alpha, bit_depth=16,
                            icc_profile=None), bit_depth=16)
-    window.open_path(src)
+    read_and_wait(qtbot, window, lambda: window.open_path(src))
     run_and_wait(qtbot, window, "manet")
     png = window.save_result(tmp_path / "out.png")
     back = read_image(png)
@@ -317,7 +337,7 @@ def test_save_result_formats_kernel_map_and_comparison(window, qtbot, tmp_path):
 def test_upscale_all_into_a_folder(window, qtbot, tmp_path, small_lr):
     other = tmp_path / "other.png"
     write_image(other, Image(np.full((24, 24, 3), 0.3, np.float32)))
-    window.open_paths([small_lr, other])
+    read_and_wait(qtbot, window, lambda: window.open_paths([small_lr, other]))
     window.run_panel.method.setCurrentIndex(window.run_panel.method.findData("bicubic"))
     out = tmp_path / "out"
     out.mkdir()
@@ -339,7 +359,7 @@ def test_settings_and_recent_files_persist(qtbot, settings, tiny_models_dir, sma
     rp.device.setCurrentIndex(rp.device.findData("cpu"))
     rp.tile.setValue(96)
     rp.ikc_steps.setValue(3)
-    w.open_path(small_lr)
+    read_and_wait(qtbot, w, lambda: w.open_path(small_lr))
     w.show()
     w.queue_dock.hide()  # window layout: a closed dock stays closed
     w.close()
@@ -355,6 +375,7 @@ def test_settings_and_recent_files_persist(qtbot, settings, tiny_models_dir, sma
     actions = w2.recent_menu.actions()
     assert [a.text() for a in actions] == ["small_lr.png"]
     actions[0].trigger()
+    qtbot.waitUntil(lambda: not w2.loader.busy(), timeout=10_000)
     assert w2.current is not None and w2.current.path == small_lr
     assert settings.value("folders/open") == str(small_lr.parent)
     w2.close()
@@ -390,7 +411,7 @@ def test_out_of_memory_retry_is_reported(window, qtbot):
 
 
 def test_model_errors_are_messages_not_crashes(window, qtbot, small_lr):
-    window.open_path(small_lr)
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
     rp = window.run_panel
     rp.scale.setCurrentIndex(rp.scale.findData(3))  # the tiny test models exist at ×4 only
     rp.method.setCurrentIndex(rp.method.findData("manet"))
@@ -443,3 +464,15 @@ def test_screenshot_flag_writes_png(tmp_path, monkeypatch, tiny_models_dir):
     assert main([str(LR_SAMPLE), "--screenshot", str(out)]) == 0
     shot = QtGui.QImage(str(out))
     assert shot.width() >= 1000 and shot.height() >= 700
+
+
+def test_lab_reports_an_unreadable_file_and_keeps_its_image(window, qtbot, tmp_path):
+    assert read_and_wait(qtbot, window, lambda: window.lab_open_image(HR_SAMPLE)) == []
+    before = window.lab.hr_rgb_f32.copy()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    problems = read_and_wait(qtbot, window, lambda: window.lab_open_image(broken))
+    assert len(problems) == 1 and problems[0].startswith("broken.png: ")
+    assert "Lab: could not open broken.png" in window.notice.label.text()
+    np.testing.assert_array_equal(window.lab.hr_rgb_f32, before)
+    assert not window.entries  # the lab's image never joins the studio queue
