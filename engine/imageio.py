@@ -10,22 +10,29 @@ Reading (:func:`read_image`, :func:`decode_image_bytes`)
     2. Pillow parses the header only (no pixels): size, mode, ICC profile, EXIF, orientation. The size
        is checked against :data:`MIN_SIDE`, :data:`MAX_SIDE` and :data:`MAX_PIXELS` *before* any pixel
        memory is allocated (decompression bombs are refused here).
-    3. Pixels are decoded from memory by OpenCV (``IMREAD_UNCHANGED`` keeps 16 bit and alpha) or, for
-       TIFF, by tifffile; Pillow is the fallback decoder. A decoded array is accepted only if its
-       dtype, channel count and size agree with the header.
-    4. The EXIF orientation is applied to the pixels and reset to 1 in the EXIF that is carried on.
+    3. Cheap structure checks run before any decoder allocates the canvas the header claims (a
+       decoder given a corrupt file allocates first and fails later, so a 100-byte file could
+       otherwise cost gigabytes): PNG chunk lengths and critical-chunk CRCs, and enough compressed
+       data for the claimed size (PNG IDAT, Huffman-coded JPEG scans, BMP pixel data).
+    4. Pixels are decoded from memory: PNG by libspng (``pyspng``: every bit depth, palette and tRNS,
+       16 bit kept), TIFF by tifffile, everything else (and TIFF layouts tifffile does not read) by
+       Pillow. A decoded array is accepted only if its dtype, channel count and size agree with the
+       header.
+    5. The EXIF orientation is applied to the pixels and reset to 1 in the EXIF that is carried on.
 
     Every failure is an :class:`ImageReadError` naming the file and a short, user-readable reason.
-    OpenCV's own size limits are lowered to ours when this module first loads ``cv2``; entry points
-    should call :func:`apply_opencv_limits` before anything else imports ``cv2``.
+    OpenCV is not used (the runtime does not ship it).
 
     Thread safety: Pillow calls run inside ``warnings.catch_warnings()``, which swaps the global
     warning filters; harmless here (warnings are only silenced) but worth knowing.
 
 Writing (:func:`write_image`)
-    The format follows the suffix. The file is encoded completely in memory, written to a temporary
-    file beside the target, flushed to disk and moved onto the target with ``os.replace``: a failed
-    write leaves neither a partial file nor a temporary file. The input file is never overwritten.
+    The format follows the suffix. PNG is encoded here (Sub filter on every row, zlib level 1 with
+    the RLE strategy, strips deflated in parallel: the settings OpenCV uses by default, as fast and
+    as small); the other formats by Pillow and tifffile. The file is encoded completely in memory,
+    written to a temporary file beside the target, flushed to disk and moved onto the target with
+    ``os.replace``: a failed write leaves neither a partial file nor a temporary file. The input
+    file is never overwritten.
 
     ==========  ============  =====  =====================================================
     format      bit depth     alpha  metadata written
@@ -46,17 +53,18 @@ import io
 import logging
 import os
 import struct
-import sys
 import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
+import pyspng
+import tifffile
 
 from engine.atomic import CreateError, write_atomic
-import tifffile
 from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 from PIL import Image as PILImage
 
@@ -68,7 +76,6 @@ __all__ = [
     "READ_SUFFIXES",
     "WRITE_SUFFIXES",
     "Image",
-    "apply_opencv_limits",
     "ImageIOError",
     "ImageReadError",
     "ImageWriteError",
@@ -124,8 +131,6 @@ _PIL_HEADER_PARSERS: dict[str, type[PILImage.Image]] = {
     "webp": WebPImagePlugin.WebPImageFile,
 }
 _PIL_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
-# Header modes OpenCV decodes into what we expect (anything else, e.g. CMYK, goes to Pillow).
-_CV2_SAFE_MODES = _PIL_GREY_MODES | {"P", "PA", "RGB", "RGBA", "RGBa"}
 
 _EXIF_PREFIX = b"Exif\x00\x00"
 _EXIF_ORIENTATION_TAG = 0x0112
@@ -133,7 +138,19 @@ _TIFF_ORIENTATION_TAG = 274
 _JPEG_MAX_EXIF_BYTES = 65533 - len(_EXIF_PREFIX)
 _JPEG_MAX_SCANS = 1000
 _DEFLATE_MAX_RATIO = 1100  # deflate cannot compress better than about 1032:1
+# A Huffman-coded JPEG spends at least one bit per 8×8 block of its first component (the DC
+# difference), so at most 512 pixels per byte of scan data. Arithmetic coding has no such floor.
+_JPEG_MAX_PIXELS_PER_BYTE = 512
+_JPEG_HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
+# A BMP RLE code yields at most 255 pixels per 2 bytes (the skip codes, which can jump anywhere,
+# are not counted: a file made of them is refused).
+_BMP_RLE_MAX_PIXELS_PER_BYTE = 128
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CRITICAL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND"})
+_PNG_ZLIB_LEVEL = 1
+_PNG_STRIP_BYTES = 4 << 20  # filtered bytes per parallel deflate strip
+_PNG_MAX_THREADS = 4
+_PNG_IDAT_BYTES = 1 << 20  # largest IDAT chunk written
 
 _REASON_EMPTY = "file is empty"
 _REASON_CORRUPT = "truncated or corrupt image data"
@@ -255,41 +272,17 @@ class Image:
 
 
 # --------------------------------------------------------------------------------------------
-# OpenCV, with our limits
+# Compatibility
 # --------------------------------------------------------------------------------------------
-
-_OPENCV_LIMIT_VARIABLES = {
-    "OPENCV_IO_MAX_IMAGE_PIXELS": MAX_PIXELS,
-    "OPENCV_IO_MAX_IMAGE_WIDTH": MAX_SIDE,
-    "OPENCV_IO_MAX_IMAGE_HEIGHT": MAX_SIDE,
-}
 
 
 def apply_opencv_limits() -> bool:
-    """Give OpenCV's image decoders this module's limits (:data:`MAX_PIXELS`, :data:`MAX_SIDE`).
+    """Deprecated no-op, kept so that older entry points still import: nothing here uses OpenCV.
 
-    OpenCV reads ``OPENCV_IO_MAX_IMAGE_PIXELS``/``_WIDTH``/``_HEIGHT`` once, when ``cv2`` loads, so
-    this must run before anything imports ``cv2``: call it first thing in program entry points.
-    This module imports ``cv2`` only on first use and calls this function just before. Values
-    already set in the environment are kept (set by the user on purpose).
-
-    Returns:
-        ``True`` if the limits will apply in this process, ``False`` if ``cv2`` was already loaded
-        (they then apply only to child processes). Our own header checks run either way; OpenCV's
-        limit is the second line of defence.
+    This module used to decode with OpenCV and lowered OpenCV's size limits to ours here. Our own
+    header and structure checks are the only limits now. Returns ``True``.
     """
-    for name, value in _OPENCV_LIMIT_VARIABLES.items():
-        os.environ.setdefault(name, str(value))
-    return "cv2" not in sys.modules
-
-
-def _cv2():
-    """The ``cv2`` module, imported on first use after :func:`apply_opencv_limits`."""
-    if "cv2" not in sys.modules:
-        apply_opencv_limits()
-    import cv2
-
-    return cv2
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,7 +388,6 @@ class _Header(NamedTuple):
     icc_profile: bytes | None
     exif: bytes | None  # normalised: b"Exif\0\0" + TIFF structure
     orientation: int
-    has_transparency_key: bool  # PNG tRNS on a grey/RGB image (OpenCV drops it)
     grey: bool  # the file stores one colour channel
 
 
@@ -413,8 +405,10 @@ def _decode(data: bytes, label: str | os.PathLike[str], source_path: Path | None
     header = _read_header(data, fmt, label)
     _check_size(header.width, header.height, label)
     if fmt == "jpeg":
-        _check_jpeg_structure(data, label)
+        _check_jpeg_structure(data, header, label)
     elif fmt == "png" and not _png_structure_plausible(data, header):
+        raise ImageReadError(label, _REASON_CORRUPT)
+    elif fmt == "bmp" and not _bmp_structure_plausible(data):
         raise ImageReadError(label, _REASON_CORRUPT)
     pixels = _decode_pixels(data, fmt, header, label)
     try:
@@ -504,7 +498,6 @@ def _read_header(data: bytes, fmt: str, label: str | os.PathLike[str]) -> _Heade
                 mode = str(im.mode)
                 icc = im.info.get("icc_profile") or None
                 raw_exif = im.info.get("exif") or None
-                has_trns = "transparency" in im.info and mode in ("L", "RGB", "I", "I;16")
                 tiff_orientation = None
                 if fmt == "tiff":
                     tiff_orientation = getattr(im, "tag_v2", {}).get(_TIFF_ORIENTATION_TAG)
@@ -533,7 +526,7 @@ def _read_header(data: bytes, fmt: str, label: str | os.PathLike[str]) -> _Heade
     grey = mode in _PIL_GREY_MODES
     if fmt == "png" and len(data) > 25:  # Pillow reports 16-bit grey + alpha as RGBA
         grey = grey or data[25] in (0, 4)  # IHDR colour type: grey, grey + alpha
-    return _Header(width, height, mode, icc, exif, orientation, has_trns, grey)
+    return _Header(width, height, mode, icc, exif, orientation, grey)
 
 
 def _read_tiff_header_tifffile(data: bytes, label: str | os.PathLike[str]) -> _Header:
@@ -556,7 +549,7 @@ def _read_tiff_header_tifffile(data: bytes, label: str | os.PathLike[str]) -> _H
     if orientation not in range(1, 9):
         orientation = 1
     mode = "L" if grey else "RGB"
-    return _Header(width, height, mode, icc, None, orientation, False, grey)
+    return _Header(width, height, mode, icc, None, orientation, grey)
 
 
 def _check_size(width: int, height: int, label: str | os.PathLike[str]) -> None:
@@ -576,31 +569,42 @@ def _check_size(width: int, height: int, label: str | os.PathLike[str]) -> None:
         )
 
 
-def _check_jpeg_structure(data: bytes, label: str | os.PathLike[str]) -> None:
-    first_scan = _jpeg_first_scan(data)
-    # OpenCV 4 decodes a JPEG that stops early into a picture with a grey bottom (OpenCV 5 refuses
-    # it): refuse it whatever the installed version. Inside entropy-coded data every 0xFF byte is
-    # stuffed, so FF D9 / FF DA after the first scan start are real markers.
+def _check_jpeg_structure(data: bytes, header: _Header, label: str | os.PathLike[str]) -> None:
+    first_scan, frame = _jpeg_first_scan(data)
+    # A JPEG that stops early decodes into a picture with a grey bottom (libjpeg only warns):
+    # refuse it. Inside entropy-coded data every 0xFF byte is stuffed, so FF D9 / FF DA after the
+    # first scan start are real markers.
     if first_scan is None or data.rfind(b"\xff\xd9") < first_scan:
         raise ImageReadError(label, _REASON_CORRUPT)
     # Progressive JPEGs with thousands of scans take minutes to decode; real ones have about ten.
     if data.count(b"\xff\xda", first_scan) > _JPEG_MAX_SCANS:
         raise ImageReadError(label, f"too many JPEG scans (more than {_JPEG_MAX_SCANS})")
+    # Too little scan data for the claimed size: the decoder would allocate the whole canvas and
+    # fill it with grey (a few hundred bytes claiming 400 megapixels).
+    scan_bytes = len(data) - first_scan
+    if frame in _JPEG_HUFFMAN_FRAMES and scan_bytes * _JPEG_MAX_PIXELS_PER_BYTE < header.width * header.height:
+        raise ImageReadError(label, _REASON_CORRUPT)
 
 
 def _png_structure_plausible(data: bytes, header: _Header) -> bool:
-    """Cheap checks before OpenCV sees a PNG (it allocates what the file claims, then fails).
+    """Cheap checks before the PNG decoder sees the data (it allocates what the file claims first).
 
     False if a chunk's declared length runs past the end of the data (the file was cut short, or a
-    length field is corrupt: OpenCV would allocate and zero up to 2 GiB), or if the IDAT data is
-    too small to hold the pixels the header claims even at deflate's best ratio (about 1032:1).
+    length field is corrupt), if a critical chunk (IHDR, PLTE, IDAT, IEND) fails its CRC (libpng
+    refuses those; libspng is run without CRC checks), or if the IDAT data is too small to hold the
+    pixels the header claims even at deflate's best ratio (about 1032:1).
     """
+    view = memoryview(data)
     pos, idat_bytes = len(_PNG_SIGNATURE), 0
     while pos + 8 <= len(data):
         length = int.from_bytes(data[pos : pos + 4], "big")
         kind = data[pos + 4 : pos + 8]
         if length > 0x7FFFFFFF or pos + 12 + length > len(data):
             return False
+        if kind in _PNG_CRITICAL_CHUNKS:
+            stored = int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big")
+            if zlib.crc32(view[pos + 4 : pos + 8 + length]) != stored:
+                return False
         if kind == b"IDAT":
             idat_bytes += length
         elif kind == b"IEND":
@@ -614,12 +618,41 @@ def _png_structure_plausible(data: bytes, header: _Header) -> bool:
     return idat_bytes * _DEFLATE_MAX_RATIO >= pixel_bytes
 
 
-def _jpeg_first_scan(data: bytes) -> int | None:
-    """Offset of the first start-of-scan marker (FF DA), walking the marker segments; or None."""
-    pos, size = 2, len(data)
+def _bmp_structure_plausible(data: bytes) -> bool:
+    """False if a BMP's pixel data is too short for the size its header claims.
+
+    Uncompressed rows must all be there (the last one may lack its padding); RLE data must hold at
+    least one byte per :data:`_BMP_RLE_MAX_PIXELS_PER_BYTE` pixels. Other layouts are left to the
+    decoder.
+    """
+    if len(data) < 26:
+        return False
+    offset, dib_size = struct.unpack_from("<II", data, 10)
+    if dib_size == 12:  # BITMAPCOREHEADER: 16-bit sizes, never compressed
+        width, height, _, bits = struct.unpack_from("<HHHH", data, 18)
+        compression = 0
+    elif dib_size >= 40 and len(data) >= 34:
+        width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, 18)
+    else:
+        return True
+    width, height = abs(width), abs(height)
+    available = len(data) - offset
+    if compression in (0, 3, 6):  # BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS
+        row_bytes = (width * bits + 7) // 8
+        stride = (width * bits + 31) // 32 * 4
+        return height == 0 or available >= stride * (height - 1) + row_bytes
+    if compression in (1, 2):  # BI_RLE8, BI_RLE4
+        return available * _BMP_RLE_MAX_PIXELS_PER_BYTE >= width * height
+    return True
+
+
+def _jpeg_first_scan(data: bytes) -> tuple[int | None, int | None]:
+    """(offset of the first start-of-scan marker FF DA, the SOFn marker byte before it), walking
+    the marker segments; ``None`` for what was not found."""
+    pos, size, frame = 2, len(data), None
     while pos + 4 <= size:
         if data[pos] != 0xFF:
-            return None
+            return None, frame
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -628,11 +661,13 @@ def _jpeg_first_scan(data: bytes) -> int | None:
             pos += 2
             continue
         if marker == 0xD9:  # end of image before any scan
-            return None
+            return None, frame
         if marker == 0xDA:
-            return pos
+            return pos, frame
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # DHT, JPG, DAC are not frames
+            frame = marker
         pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    return None
+    return None, frame
 
 
 def _decode_pixels(
@@ -641,17 +676,12 @@ def _decode_pixels(
     """Try the decoders for this format in order; the first whose output is valid wins."""
     decoders: list[Callable[[bytes, _Header], _Pixels | None]]
     if fmt == "tiff":
-        decoders = [_decode_tifffile, _decode_opencv, _decode_pillow]
-    elif header.mode not in _CV2_SAFE_MODES:  # CMYK JPEG and the like: Pillow converts to RGB
+        decoders = [_decode_tifffile, _decode_pillow]  # Pillow: LZW, JPEG-in-TIFF, palette, CMYK...
+    elif fmt == "png":
+        # No fallback: Pillow fails where libspng fails, but only after allocating the canvas.
+        decoders = [_decode_png]
+    else:  # JPEG, WebP, BMP (after the structure checks in _decode)
         decoders = [_decode_pillow]
-    elif header.has_transparency_key:  # OpenCV ignores a tRNS colour key
-        decoders = [_decode_pillow, _decode_opencv]
-    elif fmt == "bmp" or (fmt == "webp" and _webp_is_animated(data)):
-        decoders = [_decode_opencv, _decode_pillow]  # variants OpenCV does not read
-    else:
-        # Where OpenCV fails on PNG/JPEG/WebP, Pillow fails too, but only after allocating the
-        # canvas the header claims: a 100-byte corrupt file could cost gigabytes.
-        decoders = [_decode_opencv]
     for decoder in decoders:
         try:
             pixels = decoder(data, header)
@@ -685,16 +715,78 @@ def _valid_pixels(values: np.ndarray, header: _Header) -> bool:
     return values.shape[:2] == (header.height, header.width)
 
 
-def _decode_opencv(data: bytes, header: _Header) -> _Pixels | None:
-    cv2 = _cv2()
-    values = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if values is None:
-        return None
-    if values.ndim == 3 and values.shape[2] == 3:
-        values = cv2.cvtColor(values, cv2.COLOR_BGR2RGB)
-    elif values.ndim == 3 and values.shape[2] == 4:
-        values = cv2.cvtColor(values, cv2.COLOR_BGRA2RGBA)
-    return _Pixels(values, premultiplied=False)
+def _decode_png(data: bytes, header: _Header) -> _Pixels | None:
+    """PNG of any bit depth and colour type through libspng, 16 bit kept; tRNS becomes alpha.
+
+    pyspng 0.1 offers the output layouts G8, GA8 (grey sources only), RGB8, RGBA8 and, as its
+    automatic choice for 16-bit sources, GA16 (grey) and RGBA16 (the others), with an opaque filler
+    alpha where the file has none; 16-bit grey + alpha is asked for as RGBA16 directly. libspng is
+    run without its tRNS option (pyspng passes no flags), so transparency is applied here: a
+    palette image's tRNS alphas through its palette indices (:func:`_png_palette_rgba`), a grey or
+    RGB colour key by giving the pixels equal to the key alpha 0. Sub-byte grey is scaled to 8 bits
+    by libspng (bit replication), and so is its key.
+    """
+    bits, colour_type = data[24], data[25]
+    trns = _png_find_chunk(data, b"tRNS", before_idat=True)
+    if colour_type == 3:
+        if trns:
+            return _Pixels(_png_palette_rgba(data, trns), premultiplied=False)
+        return _Pixels(pyspng.load(data, "RGB"), premultiplied=False)
+    if colour_type == 4:  # grey + alpha: through RGBA, then the grey and alpha planes
+        if bits == 16:
+            rgba = pyspng.c.spng_decode_image_bytes(data, pyspng.c.SPNG_FMT_RGBA16)
+        else:
+            rgba = pyspng.load(data, "RGBA")
+        return _Pixels(rgba[:, :, [0, 3]], premultiplied=False)
+    if bits == 16:
+        values = pyspng.load(data)  # GA16 / RGBA16 with a filler alpha
+        if values.dtype != np.uint16 or values.ndim != 3:
+            return None
+        if colour_type == 0:
+            values = values[:, :, 0]
+        elif colour_type == 2:
+            values = values[:, :, :3]
+    else:
+        values = pyspng.load(data, {0: "L", 2: "RGB", 6: "RGBA"}.get(colour_type, "RGBA"))
+    if trns is None or colour_type not in (0, 2):
+        return _Pixels(values, premultiplied=False)
+    top = (1 << bits) - 1
+    key = [int.from_bytes(trns[i : i + 2], "big") for i in range(0, 2 if colour_type == 0 else 6, 2)]
+    if len(trns) < 2 * len(key) or max(key) > top:
+        return _Pixels(values, premultiplied=False)  # malformed key: ignored, as libpng does
+    if bits < 8:
+        key = [k * (255 // top) for k in key]
+    if colour_type == 0:
+        keyed = values == key[0]
+    else:
+        keyed = np.all(values == np.array(key, dtype=values.dtype), axis=2)
+    maximum = np.iinfo(values.dtype).max
+    alpha = np.where(keyed, values.dtype.type(0), values.dtype.type(maximum))
+    colour = values[:, :, None] if values.ndim == 2 else values
+    return _Pixels(np.dstack([colour, alpha]), premultiplied=False)
+
+
+def _png_palette_rgba(data: bytes, trns: bytes) -> np.ndarray:
+    """RGBA uint8 (H×W×4) of an indexed PNG with tRNS alphas.
+
+    libspng cannot return palette indices, so the PLTE entries are replaced by ``(i, i, i)`` and
+    the image decoded as RGB: its red plane is then the index plane, which looks up the real
+    colours and the tRNS alphas (255 beyond the end of tRNS, as the PNG standard says).
+    """
+    for kind, start, end in _png_chunks(data):
+        if kind == b"PLTE":
+            break
+    else:
+        raise ValueError("indexed PNG without PLTE")
+    entries = (end - start) // 3
+    index_palette = np.repeat(np.arange(entries, dtype=np.uint8), 3).tobytes()
+    recoded = data[: start - 8] + _png_chunk(b"PLTE", index_palette) + data[end + 4 :]
+    index = pyspng.load(recoded, "RGB")[:, :, 0]
+    lut = np.zeros((256, 4), np.uint8)
+    lut[:entries, :3] = np.frombuffer(data, np.uint8, entries * 3, start).reshape(entries, 3)
+    lut[:entries, 3] = 255
+    lut[: min(entries, len(trns)), 3] = np.frombuffer(trns, np.uint8)[:entries]
+    return lut[index]
 
 
 def _decode_tifffile(data: bytes, header: _Header) -> _Pixels | None:
@@ -731,9 +823,15 @@ def _decode_tifffile(data: bytes, header: _Header) -> _Pixels | None:
 
 
 def _decode_pillow(data: bytes, header: _Header) -> _Pixels | None:
+    """Decode with Pillow's plugin for the sniffed format (not ``PIL.Image.open``, whose own
+    decompression-bomb limit of about 179 megapixels is below ours), converted to L/LA/RGB/RGBA
+    (16-bit grey kept)."""
+    parser = _PIL_HEADER_PARSERS.get(_sniff_format(data) or "")
+    if parser is None:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with PILImage.open(io.BytesIO(data)) as im:
+        with parser(io.BytesIO(data)) as im:
             if im.size != (header.width, header.height):
                 return None
             mode = im.mode
@@ -754,7 +852,7 @@ def _decode_pillow(data: bytes, header: _Header) -> _Pixels | None:
             else:  # RGB, P, CMYK, YCbCr, LAB, HSV, ...
                 target = "RGB"
             converted = im.convert(target) if im.mode != target else im
-            return _Pixels(np.array(converted, dtype=np.uint8), premultiplied=False)
+            return _Pixels(np.asarray(converted, dtype=np.uint8), premultiplied=False)  # read-only
 
 
 def _apply_orientation(values: np.ndarray, orientation: int) -> np.ndarray:
@@ -838,25 +936,19 @@ def _png_chunks(data: bytes):
         pos = end + 4
 
 
-def _png_find_chunk(data: bytes, kind: bytes) -> bytes | None:
+def _png_find_chunk(data: bytes, kind: bytes, *, before_idat: bool = False) -> bytes | None:
+    """Payload of the first chunk of this type (only up to the first IDAT if ``before_idat``)."""
     for chunk_kind, start, end in _png_chunks(data):
         if chunk_kind == kind:
             return data[start:end]
+        if before_idat and chunk_kind == b"IDAT":
+            return None
     return None
 
 
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+def _png_chunk(kind: bytes, payload: bytes | memoryview) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(kind))
     return len(payload).to_bytes(4, "big") + kind + payload + crc.to_bytes(4, "big")
-
-
-def _png_insert_after_ihdr(png: bytes, chunks: list[bytes]) -> bytes:
-    """Insert ready-made chunks right after IHDR (where iCCP and eXIf belong: before IDAT)."""
-    first = next(_png_chunks(png), None)
-    if first is None or first[0] != b"IHDR":
-        raise ValueError("encoded PNG does not start with IHDR")
-    cut = first[2] + 4
-    return png[:cut] + b"".join(chunks) + png[cut:]
 
 
 # --------------------------------------------------------------------------------------------
@@ -974,39 +1066,76 @@ def _encode(
     if fmt == "tiff":
         return _encode_tiff(colour, image.icc_profile, has_alpha=alpha is not None)
     if fmt == "bmp":
-        return _encode_opencv(".bmp", colour, [])
+        return _encode_pillow(colour, "BMP", {})
     if fmt == "jpeg":
         return _encode_jpeg(colour, quality, image.icc_profile, exif, target)
     return _encode_webp(colour, quality, image.icc_profile, exif)
 
 
-def _to_bgr(values: np.ndarray) -> np.ndarray:
-    """RGB(A) → BGR(A) for OpenCV; grey passes through."""
-    cv2 = _cv2()
-    if values.ndim == 3 and values.shape[2] == 3:
-        return cv2.cvtColor(values, cv2.COLOR_RGB2BGR)
-    if values.ndim == 3 and values.shape[2] == 4:
-        return cv2.cvtColor(values, cv2.COLOR_RGBA2BGRA)
-    return values
-
-
-def _encode_opencv(suffix: str, values: np.ndarray, params: list[int]) -> bytes:
-    ok, buffer = _cv2().imencode(suffix, _to_bgr(values), params)
-    if not ok:
-        raise ValueError(f"OpenCV could not encode {suffix}")
-    return buffer.tobytes()
-
-
 def _encode_png(values: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
-    # OpenCV's default settings: measured 2-4x faster than zlib level 4 on upscaled photos,
-    # for files 5-20 % larger.
-    png = _encode_opencv(".png", values, [])
-    chunks = []
+    """A PNG of ``values`` (H×W grey or H×W×C with C in 2..4: grey+alpha, RGB, RGBA; uint8 or
+    uint16), with the ICC profile (``iCCP``) and EXIF (``eXIf``) before the image data."""
+    height, width = values.shape[:2]
+    channels = 1 if values.ndim == 2 else values.shape[2]
+    depth = 16 if values.dtype == np.uint16 else 8
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    chunks = [_PNG_SIGNATURE, _png_chunk(b"IHDR", ihdr)]
     if icc:
         chunks.append(_png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
     if exif:
         chunks.append(_png_chunk(b"eXIf", exif[len(_EXIF_PREFIX) :]))
-    return _png_insert_after_ihdr(png, chunks) if chunks else png
+    stream = _png_deflate(_png_filter_sub(values))
+    view = memoryview(stream)
+    for start in range(0, len(stream), _PNG_IDAT_BYTES):
+        chunks.append(_png_chunk(b"IDAT", view[start : start + _PNG_IDAT_BYTES]))
+    chunks.append(_png_chunk(b"IEND", b""))
+    return b"".join(chunks)
+
+
+def _png_filter_sub(values: np.ndarray) -> np.ndarray:
+    """PNG scanlines with filter type 1 (Sub) on every row: (H, 1 + row bytes) uint8.
+
+    Sub stores each byte minus the same byte of the pixel to its left (modulo 256); samples are
+    big-endian. It is what OpenCV uses by default: one vectorised subtraction, and on photos about
+    as small as adaptive filtering at deflate level 1.
+    """
+    height = values.shape[0]
+    if values.dtype == np.uint16:
+        values = values.astype(">u2")
+    raw = np.ascontiguousarray(values).view(np.uint8).reshape(height, -1)
+    bpp = (1 if values.ndim == 2 else values.shape[2]) * values.dtype.itemsize
+    out = np.empty((height, raw.shape[1] + 1), np.uint8)
+    out[:, 0] = 1
+    out[:, 1 : 1 + bpp] = raw[:, :bpp]
+    np.subtract(raw[:, bpp:], raw[:, :-bpp], out=out[:, 1 + bpp :])
+    return out
+
+
+def _png_deflate(scanlines: np.ndarray) -> bytes:
+    """One zlib stream of the filtered scanlines (level 1, RLE strategy), compressed in parallel.
+
+    Strips of whole rows are deflated independently (raw deflate, each ended by a sync flush so it
+    stops on a byte boundary) and concatenated, as pigz does; the stream's Adler-32 is computed
+    over all the data. zlib releases the GIL, so threads compress strips at the same time.
+    """
+    rows_per_strip = max(1, _PNG_STRIP_BYTES // max(1, scanlines.shape[1]))
+    strips = [scanlines[r : r + rows_per_strip] for r in range(0, scanlines.shape[0], rows_per_strip)]
+    last = len(strips) - 1
+
+    def deflate(index: int) -> bytes:
+        compressor = zlib.compressobj(_PNG_ZLIB_LEVEL, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+        body = compressor.compress(strips[index])
+        return body + compressor.flush(zlib.Z_FINISH if index == last else zlib.Z_SYNC_FLUSH)
+
+    threads = min(_PNG_MAX_THREADS, len(strips), os.cpu_count() or 1)
+    if threads > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="png-deflate") as pool:
+            bodies = list(pool.map(deflate, range(len(strips))))
+    else:
+        bodies = [deflate(i) for i in range(len(strips))]
+    adler = zlib.adler32(scanlines)
+    return b"\x78\x01" + b"".join(bodies) + adler.to_bytes(4, "big")
 
 
 def _encode_tiff(values: np.ndarray, icc: bytes | None, *, has_alpha: bool) -> bytes:
@@ -1042,11 +1171,7 @@ def _encode_jpeg(
             log.warning("%s: EXIF too long for a JPEG segment (%d bytes); dropped", target, len(exif))
         else:
             options["exif"] = exif
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _pil_image(values).save(buffer, "JPEG", **options)
-    return buffer.getvalue()
+    return _encode_pillow(values, "JPEG", options)
 
 
 def _encode_webp(
@@ -1059,10 +1184,14 @@ def _encode_webp(
         options["icc_profile"] = icc
     if exif:
         options["exif"] = exif
+    return _encode_pillow(values, "WEBP", options)
+
+
+def _encode_pillow(values: np.ndarray, pil_format: str, options: dict[str, object]) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _pil_image(values).save(buffer, "WEBP", **options)
+        _pil_image(values).save(buffer, pil_format, **options)
     return buffer.getvalue()
 
 

@@ -652,7 +652,7 @@ def test_decompression_bomb_is_refused_before_allocating(tmp_path, monkeypatch):
 @pytestmark_bad
 def test_png_too_small_to_hold_its_claimed_size(tmp_path, monkeypatch):
     """Within the size limits, but 64 bytes of IDAT cannot inflate to 10000×10000 px: refused
-    before any decoder runs (OpenCV would allocate the whole canvas first)."""
+    before any decoder runs (a decoder would allocate the whole canvas first)."""
     path = tmp_path / "liar.png"
     path.write_bytes(_raw_png(None, width=10000, height=10000))
     monkeypatch.setattr(imageio, "_decode_pixels", lambda *args: pytest.fail("pixels decoded"))
@@ -688,31 +688,170 @@ def test_too_small(tmp_path, width, height):
     )
 
 
-def test_opencv_limits_are_applied_before_cv2_loads(tmp_path):
-    """In a fresh process, importing engine.imageio does not load cv2, and after
-    apply_opencv_limits() OpenCV itself refuses an image wider than MAX_SIDE."""
-    wide = tmp_path / "wide.png"
-    wide.write_bytes(_raw_png(np.zeros((4, MAX_SIDE + 1, 1), np.uint8)))
-    script = (
-        "import sys, numpy as np\n"
-        "from engine import imageio\n"
-        "assert 'cv2' not in sys.modules, 'cv2 imported at import time'\n"
-        "assert imageio.apply_opencv_limits()\n"
-        "import cv2\n"
-        "data = np.fromfile(sys.argv[1], np.uint8)\n"
-        "try:\n"
-        "    out = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)\n"
-        "except cv2.error:\n"
-        "    out = None\n"
-        "print('refused' if out is None else 'decoded')\n"
+def test_apply_opencv_limits_is_a_harmless_leftover():
+    """Kept for old callers; the module neither needs nor loads OpenCV."""
+    assert imageio.apply_opencv_limits() is True
+
+
+# ---------------------------------------------------------------------------------------------
+# PNG details: libspng decoding, the own encoder, structure checks of the other formats
+# ---------------------------------------------------------------------------------------------
+
+
+def _with_chunk_before_idat(png: bytes, kind: bytes, payload: bytes) -> bytes:
+    cut = png.index(b"IDAT") - 4
+    return png[:cut] + _png_chunk(kind, payload) + png[cut:]
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("layout", ["grey", "rgb"])
+def test_png_colour_key_becomes_alpha(depth, layout):
+    rng = np.random.default_rng(30 + depth)
+    ints = _random_ints(rng, layout, depth, h=9, w=11)
+    ints[2, 3] = ints[0, 0]
+    ints[5, 7] = ints[0, 0]
+    key = ints[0, 0]
+    payload = b"".join(int(v).to_bytes(2, "big") for v in key)
+    image = decode_image_bytes(_with_chunk_before_idat(_raw_png(ints), b"tRNS", payload), "key.png")
+    keyed = np.all(ints == key, axis=2)
+    assert image.bit_depth == depth and image.alpha_f32 is not None
+    np.testing.assert_array_equal(image.alpha_f32 == 0, keyed)
+    np.testing.assert_array_equal(image.alpha_f32[~keyed], 1.0)
+    scale = 65535.0 if depth == 16 else 255.0
+    np.testing.assert_array_equal(np.rint(image.rgb_f32 * scale), _expected_rgb_ints(ints))
+
+
+def test_png_sub_byte_grey_with_colour_key():
+    """4-bit grey: samples are scaled by bit replication (3 -> 0x33), the key with them."""
+    rows = b"".join(b"\x00" + bytes([0x01, 0x23, 0x45, 0x67]) for _ in range(4))
+    ihdr = struct.pack(">IIBBBBB", 8, 4, 4, 0, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"tRNS", b"\x00\x03")
+        + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b"")
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_IO_MAX_IMAGE")}
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(wide)], capture_output=True, text=True, env=env,
-        timeout=60, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "refused"
+    image = decode_image_bytes(data, "grey4.png")
+    np.testing.assert_array_equal(rgb_to_u8(image.rgb_f32[0, :, 0]), np.arange(8) * 17)
+    np.testing.assert_array_equal(image.alpha_f32[0], [1, 1, 1, 0, 1, 1, 1, 1])
+
+
+def test_png_palette_with_partial_transparency_matches_pillow():
+    rng = np.random.default_rng(31)
+    pal = PILImage.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).quantize(16)
+    alphas = bytes(range(0, 256, 16))
+    data = _pil_bytes(pal, "PNG", transparency=alphas)
+    image = decode_image_bytes(data, "pal.png")
+    with PILImage.open(io.BytesIO(data)) as pil:
+        expected = np.asarray(pil.convert("RGBA"))
+    np.testing.assert_array_equal(rgb_to_u8(image.rgb_f32), expected[:, :, :3])
+    np.testing.assert_array_equal(rgb_to_u8(image.alpha_f32), expected[:, :, 3])
+
+
+def test_png_bad_crc_in_image_data_is_refused():
+    data = bytearray(_raw_png(_random_ints(np.random.default_rng(32), "rgb", 8)))
+    crc_at = data.index(b"IEND") - 8  # last 4 bytes of the IDAT chunk
+    data[crc_at] ^= 0xFF
+    with pytest.raises(ImageReadError, match="truncated or corrupt"):
+        decode_image_bytes(bytes(data), "crc.png")
+
+
+def _idat_stream(png: bytes) -> bytes:
+    return b"".join(png[start:end] for kind, start, end in imageio._png_chunks(png) if kind == b"IDAT")
+
+
+@pytest.mark.parametrize("strip_bytes", [97, 1 << 22])
+@pytest.mark.parametrize(("layout", "depth"), [("rgb", 16), ("rgba", 8), ("grey", 8), ("grey", 16), ("rgba", 16)])
+def test_png_encoder_output_is_standard(tmp_path, monkeypatch, strip_bytes, layout, depth):
+    """The own encoder (Sub filter, strips deflated in parallel) writes PNGs that zlib, libpng
+    (through OpenCV) and Pillow read back exactly, whether the stream is one strip or many."""
+    monkeypatch.setattr(imageio, "_PNG_STRIP_BYTES", strip_bytes)
+    ints = _random_ints(np.random.default_rng(33), layout, depth, h=40, w=23)
+    ints[10:20] = ints[10:11]  # some repetition for the deflate matcher
+    target = tmp_path / "out.png"
+    write_image(target, _as_image(ints, depth), keep_grey=True)
+    png = target.read_bytes()
+
+    raw = zlib.decompress(_idat_stream(png))  # checks the Adler-32 too
+    row_bytes = 1 + ints.shape[1] * ints.shape[2] * depth // 8
+    assert len(raw) == ints.shape[0] * row_bytes
+    assert set(raw[::row_bytes]) == {1}  # Sub filter on every row
+    if strip_bytes < 100:
+        assert len(imageio._png_filter_sub(ints)) > 1
+
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded.ndim == 3 and decoded.shape[2] >= 3:
+        decoded = decoded[:, :, [2, 1, 0, 3][: decoded.shape[2]]]
+    np.testing.assert_array_equal(decoded.reshape(ints.shape), ints)
+    if depth == 8:
+        with PILImage.open(target) as pil:
+            np.testing.assert_array_equal(np.asarray(pil).reshape(ints.shape), ints)
+
+
+def test_png_metadata_chunks_come_before_the_image_data(tmp_path):
+    icc = _srgb_icc()
+    image = _as_image(_random_ints(np.random.default_rng(34), "rgb", 8), 8, icc_profile=icc,
+                      exif=_exif_bytes())
+    write_image(tmp_path / "m.png", image)
+    png = (tmp_path / "m.png").read_bytes()
+    kinds = [kind for kind, _, _ in imageio._png_chunks(png)]
+    assert kinds[:3] == [b"IHDR", b"iCCP", b"eXIf"] and kinds[-1] == b"IEND"
+    assert set(kinds[3:-1]) == {b"IDAT"}
+
+
+@pytestmark_bad
+def test_jpeg_claiming_more_pixels_than_its_data_can_hold(monkeypatch):
+    """A real 32×48 JPEG whose frame header is patched to 20000×20000: a few hundred bytes of scan
+    data cannot code 400 megapixels, so it is refused before any decoder allocates the canvas."""
+    data = bytearray(_pil_bytes(PILImage.fromarray(_quadrants()), "JPEG", quality=90))
+    sof = data.index(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, 20000, 20000)
+    monkeypatch.setattr(imageio, "_decode_pixels", lambda *args: pytest.fail("pixels decoded"))
+    with pytest.raises(ImageReadError, match="truncated or corrupt"):
+        decode_image_bytes(bytes(data), "liar.jpg")
+
+
+@pytestmark_bad
+@pytest.mark.parametrize("compression", ["raw", "rle8"])
+def test_bmp_too_short_for_its_size_is_refused(monkeypatch, compression):
+    grey = np.full((64, 64), 7, np.uint8)
+    if compression == "raw":
+        data = _pil_bytes(PILImage.fromarray(grey), "BMP")[:-100]
+    else:  # hand-made RLE8: every row a single 64-pixel run, then the height patched up
+        rows = b"".join(b"\x40\x07\x00\x00" for _ in range(64)) + b"\x00\x01"
+        palette = b"".join(bytes([i, i, i, 0]) for i in range(256))
+        offset = 14 + 40 + len(palette)
+        info = struct.pack("<IiiHHIIiiII", 40, 64, 64 * 1000, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+        data = b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + palette + rows
+    monkeypatch.setattr(imageio, "_decode_pixels", lambda *args: pytest.fail("pixels decoded"))
+    with pytest.raises(ImageReadError, match="truncated or corrupt"):
+        decode_image_bytes(data, "short.bmp")
+
+
+def test_rle_bmp_decodes():
+    rows = b"".join(bytes([0x40, 9 * r]) + b"\x00\x00" for r in range(8)) + b"\x00\x01"
+    palette = b"".join(bytes([i, i, i, 0]) for i in range(256))
+    offset = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, 64, 8, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    data = b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + palette + rows
+    image = decode_image_bytes(data, "rle.bmp")
+    assert image.was_grey and image.rgb_f32.shape == (8, 64, 3)
+    np.testing.assert_array_equal(rgb_to_u8(image.rgb_f32[:, 0, 0]), 9 * np.arange(8)[::-1])  # bottom-up
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "bmp", "webp"])
+def test_pillow_own_bomb_limit_does_not_cap_ours(monkeypatch, fmt):
+    """Pillow refuses images above its MAX_IMAGE_PIXELS in Image.open; our limit (MAX_PIXELS) is
+    the one that counts, so JPEG and BMP are decoded through the format plugins directly."""
+    pixels = _quadrants(64, 96)
+    options = {"jpeg": {"quality": 95, "subsampling": 0}, "bmp": {}, "webp": {"lossless": True}}[fmt]
+    data = _pil_bytes(PILImage.fromarray(pixels), {"jpeg": "JPEG", "bmp": "BMP", "webp": "WEBP"}[fmt], **options)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # 64×96 = 6144 > 2 × 1000
+    if fmt == "webp":  # Pillow's WebP parser checks the size itself: refused with its own reason
+        with pytest.raises(ImageReadError, match="decoder's safety limit"):
+            decode_image_bytes(data, "big.webp")
+        return
+    image = decode_image_bytes(data, f"big.{fmt}")
+    assert image.rgb_f32.shape == (64, 96, 3)
+    assert _psnr(image.rgb_f32, pixels.astype(np.float32) / 255.0) > 30.0
 
 
 def test_errors_pickle_with_path_and_reason(tmp_path):
