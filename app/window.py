@@ -245,7 +245,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu = f.addMenu("Open &recent")
         f.addSeparator()
         self.act_save = self._action(f, "&Save result…", self._on_save_result, QtGui.QKeySequence.StandardKey.Save)
-        self.act_save_kernels = self._action(f, "Save &kernel map (.npz)…", self._on_save_kernels)
+        self.act_save_kernels = self._action(f, "Save &kernels (.npz)…", self._on_save_kernels)
         self.act_save_cmp = self._action(f, "Save side-by-side &comparison…", self._on_save_comparison)
         self.act_run_all = self._action(f, "Upscale &all into folder…", self._on_run_all)
         f.addSeparator()
@@ -941,11 +941,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def save_kernel_map(self, path: Path) -> Path | None:
         result = self.current.result if self.current is not None else None
-        if result is None or result.kernel_map is None:
-            self.notify("No kernel map: run MANet first.")
+        if result is None or (result.kernel_map is None and result.ikc is None):
+            self.notify("No kernels to save: run MANet or IKC first.")
             return None
         try:
-            out = result.kernel_map.save_npz(path)
+            out = result.kernel_map.save_npz(path) if result.kernel_map is not None else result.ikc.save_npz(path)
         except (OSError, ImageIOError) as exc:
             self.notify(f"Could not save {Path(path).name}: {exc}")
             return None
@@ -990,7 +990,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot()
     def _on_save_kernels(self) -> None:
-        path = self._ask_save("Save kernel map", self._default_stem() + "_kernels.npz", "NumPy archive (*.npz)")
+        path = self._ask_save("Save kernels", self._default_stem() + "_kernels.npz", "NumPy archive (*.npz)")
         if path is not None:
             self.save_kernel_map(path)
 
@@ -1047,7 +1047,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_cancel.setEnabled(self.is_running() or bool(self._region_jobs))
         self.act_save.setEnabled(has_result)
         self.act_save_cmp.setEnabled(has_result)
-        self.act_save_kernels.setEnabled(has_result and self.current.result.kernel_map is not None)
+        self.act_save_kernels.setEnabled(has_result and (self.current.result.kernel_map is not None
+                                                      or self.current.result.ikc is not None))
         self.act_run_all.setEnabled(bool(self.entries) and not running)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt API)

@@ -283,7 +283,7 @@ def test_degradation_lab_round_trip(window, qtbot):
     assert len(window.entries) == n + 1 and window.current.image.rgb_f32.shape == (h, w, 3)
 
 
-def test_ikc_slider_switches_views_and_kernels(window, qtbot, small_lr):
+def test_ikc_slider_switches_views_and_kernels(window, qtbot, small_lr, tmp_path):
     read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
     run_and_wait(qtbot, window, "ikc", ikc_steps=2)
     ikc = window.current.result.ikc
@@ -308,6 +308,12 @@ def test_ikc_slider_switches_views_and_kernels(window, qtbot, small_lr):
     panel.play.setChecked(True)
     qtbot.waitUntil(lambda: not panel.play.isChecked(), timeout=5000)
     assert panel.current() == 2
+    # File ▸ Save kernels writes every iteration's kernel
+    assert window.act_save_kernels.isEnabled()
+    saved = np.load(window.save_kernel_map(tmp_path / "ikc_kernels.npz"))
+    np.testing.assert_array_equal(saved["iteration"], [0, 1, 2])
+    np.testing.assert_allclose(saved["kernels"], np.stack([it.kernel for it in ikc.iterations]), rtol=1e-6)
+    np.testing.assert_allclose(saved["codes"], np.stack([it.code for it in ikc.iterations]), rtol=1e-6)
 
 
 def test_save_result_formats_kernel_map_and_comparison(window, qtbot, tmp_path):

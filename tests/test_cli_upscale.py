@@ -80,6 +80,8 @@ def test_glob_ikc_and_saved_kernels(tmp_path, tiny_models):
     assert code == 0
     data = np.load(tmp_path / "o" / "x1_x4_ikc_kernels.npz")
     assert data["codes"].shape == (3, 10) and data["kernels"].shape == (3, 21, 21)
+    np.testing.assert_array_equal(data["iteration"], [0, 1, 2])
+    np.testing.assert_allclose(data["kernels"].sum(axis=(1, 2)), 1.0, rtol=1e-5)
 
 
 def test_estimate_writes_map_and_overview(tmp_path, tiny_models):

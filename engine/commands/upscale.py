@@ -221,21 +221,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _save_kernels(result, dst: Path) -> None:
-    import io
-
-    import numpy as np
-
-    from engine.imageio import write_bytes_atomically
-
+    """``<stem>_kernels.npz`` beside ``dst``: MANet's kernel map or IKC's per-iteration kernels."""
     target = dst.with_name(dst.stem + "_kernels.npz")
     if result.kernel_map is not None:
         result.kernel_map.save_npz(target)
     elif result.ikc is not None:
-        buf = io.BytesIO()
-        np.savez_compressed(
-            buf,
-            codes=np.stack([it.code for it in result.ikc.iterations]),
-            kernels=np.stack([it.kernel for it in result.ikc.iterations]),
-            layout=np.array("codes: (iterations, 10) IKC codes; kernels: (iterations, 21, 21)"),
-        )
-        write_bytes_atomically(target, buf.getvalue())
+        result.ikc.save_npz(target)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -307,6 +308,31 @@ class IkcResult:
     @property
     def final(self) -> IkcIteration:
         return self.iterations[-1]
+
+    def save_npz(self, path: str | Path) -> Path:
+        """Write every iteration's kernel to a compressed ``.npz`` (atomically; returns the path).
+
+        Arrays: ``codes`` (iterations, d) IKC PCA codes, ``kernels`` (iterations, 21, 21) float32
+        (each sums to 1), ``iteration`` (0 = the predictor's estimate, t = after t corrections).
+        """
+        import io
+
+        from engine.imageio import write_bytes_atomically
+
+        if not self.iterations:
+            raise ValueError("an IKC result without iterations has no kernels to save")
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            codes=np.stack([it.code for it in self.iterations]).astype(np.float32),
+            kernels=np.stack([it.kernel for it in self.iterations]).astype(np.float32),
+            iteration=np.array([it.index for it in self.iterations], np.int32),
+            layout=np.array("codes: (iterations, d) IKC PCA codes; kernels: (iterations, 21, 21); "
+                            "iteration 0 is the predictor's estimate, t after t corrections"),
+        )
+        target = Path(path)
+        write_bytes_atomically(target, buf.getvalue())
+        return target
 
 
 def _pooled(fn, chw_inputs: list[np.ndarray], max_pixels: int) -> np.ndarray:
