@@ -188,6 +188,18 @@ def test_bicubic_on_set5_gaussian8_is_plausible(shared_data):
     assert results["models"] == []
 
 
+def test_scoring_check_reproduces_the_published_clean_bicubic_on_set5(shared_data):
+    from engine.evaluation import STANDARD_BICUBIC_CLEAN, protocol_check
+
+    check = protocol_check(_config(["Set5"], ["gaussian8"], methods=("bicubic",)))
+    row = check["Set5"]
+    assert row["images"] == 5 and row["published"] == STANDARD_BICUBIC_CLEAN[4]["Set5"] == 28.42
+    assert row["bicubic_clean_psnr_y"] == pytest.approx(28.42, abs=0.02)
+    md = render_markdown(dict(run_evaluation(_config(["Set5"], ["gaussian8"], methods=("bicubic",),
+                                                     max_images={"Set5": 1})), protocol_check=check))
+    assert "Set5 28.4" in md and "(published 28.42)" in md
+
+
 def test_evaluate_case_gaussian8_oracle_and_ikc(shared_data, tiny_models_dir):
     from engine.data import TestCase, iter_test_set
     from engine.pipeline.models import load_models
