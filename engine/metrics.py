@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from engine.degradation import blur_subsample, blur_subsample_variant, quantize_u8
+from engine.degradation.degrade import separable_correlate
 
 __all__ = [
     "rgb_to_y_bt601",
@@ -133,9 +133,7 @@ def _gaussian_window_1d(size: int, sigma: float) -> np.ndarray:
 
 def _filter_valid(img: np.ndarray, window_1d: np.ndarray) -> np.ndarray:
     """Separable correlation of an H×W float64 image with ``window_1d``, 'valid' part only."""
-    r = len(window_1d) // 2
-    full = cv2.sepFilter2D(img, cv2.CV_64F, window_1d, window_1d, borderType=cv2.BORDER_REFLECT)
-    return full[r:-r, r:-r]
+    return separable_correlate(np.asarray(img, dtype=np.float64), window_1d, window_1d)
 
 
 def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:

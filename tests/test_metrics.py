@@ -207,3 +207,38 @@ def test_lr_psnr_rejects_mismatched_sizes() -> None:
         lr_psnr(np.zeros((40, 40, 3)), np.zeros((9, 10, 3)), np.zeros((21, 21)), 4, crop_border=4)
     with pytest.raises(ValueError, match="kernels"):
         lr_psnr(np.zeros((40, 40, 3)), np.zeros((10, 10, 3)), np.zeros((9, 10, 21, 21)), 4, crop_border=4)
+
+
+def _ssim_with_opencv(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two H×W float64 images on [0, 255] as engine.metrics computed it with OpenCV's
+    sepFilter2D (before the runtime dropped OpenCV); OpenCV is only a test reference here."""
+    import cv2
+
+    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    g /= g.sum()
+
+    def f(x: np.ndarray) -> np.ndarray:
+        return cv2.sepFilter2D(x, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)[5:-5, 5:-5]
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_a, mu_b = f(a), f(b)
+    var_a, var_b, cov = f(a * a) - mu_a**2, f(b * b) - mu_b**2, f(a * b) - mu_a * mu_b
+    m = (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(m.mean())
+
+
+@pytest.mark.parametrize("test_y_channel", [True, False])
+def test_ssim_agrees_with_the_former_opencv_filtering(test_y_channel: bool) -> None:
+    rng = np.random.default_rng(11)
+    a = _smooth_image(rng, 67, 53)
+    b = np.clip(a + 0.08 * rng.standard_normal(a.shape), 0, 1).astype(np.float32)
+    planes_a = np.round(a.astype(np.float64) * 255)
+    planes_b = np.round(b.astype(np.float64) * 255)
+    if test_y_channel:  # BT.601 Y on [0, 255] from the 8-bit levels, in float64
+        planes_a = (16 + planes_a @ np.array([65.481, 128.553, 24.966]) / 255)[..., None]
+        planes_b = (16 + planes_b @ np.array([65.481, 128.553, 24.966]) / 255)[..., None]
+    planes_a, planes_b = planes_a[2:-2, 2:-2], planes_b[2:-2, 2:-2]
+    expected = np.mean([_ssim_with_opencv(planes_a[..., c], planes_b[..., c]) for c in range(planes_a.shape[2])])
+    got = ssim(a, b, crop_border=2, test_y_channel=test_y_channel)
+    assert got == pytest.approx(expected, abs=1e-10)
+    assert 0.2 < got < 0.99

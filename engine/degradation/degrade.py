@@ -21,17 +21,25 @@ padding, no shift), crop to a multiple of ``s`` and downsample with MATLAB bicub
 
 ``degrade_*`` add optional Gaussian noise (sigma in 8-bit units), round to 8 bits and optionally
 JPEG-compress, in that order.
+
+Everything here is numpy (plus Pillow for JPEG): :func:`separable_correlate` for separable kernels
+(isotropic Gaussians), an FFT for the others.
 """
 
 from __future__ import annotations
 
-import cv2
+import io
+
 import numpy as np
+from PIL import Image as PILImage
+from PIL import JpegImagePlugin
 
 from engine.degradation.kernels import KERNEL_RADIUS, KERNEL_SIZE, isotropic_gaussian_kernel
 from engine.degradation.resize import imresize
 
 _BAND_PIXELS = 2048  # LR pixels per band in blur_subsample_variant (kernel planes ~3.6 MB)
+_SEPARABLE_TOLERANCE = 1e-6  # sum |k - rank-1 approximation| below which a kernel counts as separable
+_STRIP_BYTES = 1 << 19  # input rows per strip in separable_correlate (fits in a CPU's L2 cache)
 
 
 def _as_chw(img: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -146,13 +154,91 @@ def blur_bicubic(hr: np.ndarray, sigma_or_kernel: float | np.ndarray, scale: int
         raise ValueError(f"expected an H x W x C or H x W image, got shape {x.shape}")
     h, w = _lr_size(x.shape[:2], scale)
     r = KERNEL_RADIUS
-    # explicit reflect padding then a 'valid' correlation (filter2D's own border handling is
-    # undefined for images smaller than the kernel)
+    # reflect-101 padding (repeated for images smaller than the kernel), then 'valid' correlation
     padded = np.pad(x, ((r, r), (r, r)) + ((0, 0),) * (x.ndim - 2), mode="reflect")
-    blurred = cv2.filter2D(padded, -1, k, borderType=cv2.BORDER_CONSTANT)[r:-r, r:-r]
-    blurred = blurred.reshape(x.shape)
+    blurred = correlate_valid(padded, k)
     blurred = blurred[: h * scale, : w * scale]
     return imresize(blurred, 1.0 / scale)
+
+
+def separable_correlate(x: np.ndarray, taps_y: np.ndarray, taps_x: np.ndarray) -> np.ndarray:
+    """'Valid' correlation of the first two axes of ``x`` with ``taps_y`` (down) and ``taps_x`` (across).
+
+    ``out[i, j] = sum_{a, b} taps_y[a] * taps_x[b] * x[i + a, j + b]`` for every trailing index (e.g.
+    the channels of an H x W x C image), so the output is ``(H - len(taps_y) + 1, W - len(taps_x) + 1,
+    ...)``; pad ``x`` first for a same-size result. Computed in ``x``'s dtype (float32 or float64;
+    anything else as float32) by one multiply-add per tap and axis, on strips of rows small enough
+    to stay in the CPU cache (3-4x faster than whole-array passes on a 1024 x 1024 RGB image).
+    """
+    a = np.asarray(x)
+    dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    a = a.astype(dtype, copy=False)
+    ty = np.asarray(taps_y, dtype=dtype).ravel()
+    tx = np.asarray(taps_x, dtype=dtype).ravel()
+    h, w = a.shape[0] - len(ty) + 1, a.shape[1] - len(tx) + 1
+    if h < 1 or w < 1 or not len(ty) or not len(tx):
+        raise ValueError(f"array {a.shape[:2]} is smaller than the taps ({len(ty)}, {len(tx)})")
+    strip = min(h, max(1, _STRIP_BYTES // max(1, a[0].size * a.itemsize)))
+    out = np.empty((h, w) + a.shape[2:], dtype)
+    rows = np.empty((strip,) + a.shape[1:], dtype)  # the strip filtered down, full width
+    rows_tmp = np.empty_like(rows)
+    out_tmp = np.empty((strip, w) + a.shape[2:], dtype)
+    for r0 in range(0, h, strip):
+        n = min(strip, h - r0)
+        acc, tmp = rows[:n], rows_tmp[:n]
+        np.multiply(a[r0 : r0 + n], ty[0], out=acc)
+        for i in range(1, len(ty)):
+            np.multiply(a[r0 + i : r0 + i + n], ty[i], out=tmp)
+            acc += tmp
+        dst, tmp = out[r0 : r0 + n], out_tmp[:n]
+        np.multiply(acc[:, :w], tx[0], out=dst)
+        for j in range(1, len(tx)):
+            np.multiply(acc[:, j : j + w], tx[j], out=tmp)
+            dst += tmp
+    return out
+
+
+def correlate_valid(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """'Valid' 2-D correlation of an H x W (x C) float32 array with a 2-D kernel, float32 out.
+
+    ``out[i, j] = sum_{a, b} kernel[a, b] * x[i + a, j + b]``. A separable kernel (sum of
+    ``|kernel - rank-1 approximation|`` below 1e-6, e.g. an isotropic Gaussian) goes through
+    :func:`separable_correlate`; any other through a float32 FFT (error about 1e-6 of the data range).
+    """
+    a = np.asarray(x, dtype=np.float32)
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2 or a.ndim not in (2, 3):
+        raise ValueError(f"expected a 2-D kernel and an H x W (x C) array, got {k.shape} and {a.shape}")
+    kh, kw = k.shape
+    h, w = a.shape[0] - kh + 1, a.shape[1] - kw + 1
+    if h < 1 or w < 1:
+        raise ValueError(f"array {a.shape[:2]} is smaller than the kernel {k.shape}")
+    u, sv, vt = np.linalg.svd(k)
+    ty, tx = u[:, 0] * sv[0], vt[0]
+    if np.abs(k - np.outer(ty, tx)).sum() <= _SEPARABLE_TOLERANCE:
+        return separable_correlate(a, ty, tx)
+    # circular convolution with the flipped kernel on a fast FFT size >= the input: the outputs
+    # from (kh - 1, kw - 1) on never wrap around and are exactly the 'valid' correlation
+    fh, fw = _fft_size(a.shape[0]), _fft_size(a.shape[1])
+    flipped = np.zeros((fh, fw), np.float32)
+    flipped[:kh, :kw] = k[::-1, ::-1]
+    spectrum = np.fft.rfft2(a, s=(fh, fw), axes=(0, 1))
+    spectrum *= np.fft.rfft2(flipped).reshape(spectrum.shape[:2] + (1,) * (a.ndim - 2))
+    full = np.fft.irfft2(spectrum, s=(fh, fw), axes=(0, 1))
+    return np.ascontiguousarray(full[kh - 1 : kh - 1 + h, kw - 1 : kw - 1 + w], dtype=np.float32)
+
+
+def _fft_size(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n (sizes pocketfft transforms fastest)."""
+    m = max(1, int(n))
+    while True:
+        rest = m
+        for f in (2, 3, 5):
+            while rest % f == 0:
+                rest //= f
+        if rest == 1:
+            return m
+        m += 1
 
 
 def add_gaussian_noise(img: np.ndarray, sigma_255: float, rng: np.random.Generator) -> np.ndarray:
@@ -176,9 +262,12 @@ def to_u8(img: np.ndarray) -> np.ndarray:
 
 
 def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:
-    """JPEG encode/decode round trip (OpenCV, ``quality`` 0..100) of an ``rgb_f32`` or grey image.
+    """JPEG encode/decode round trip (libjpeg through Pillow, ``quality`` 0..100) of an ``rgb_f32``
+    or grey image.
 
-    The image is rounded to 8 bits first; returns float32 in [0, 1] of the same shape.
+    The image is rounded to 8 bits first; colour is stored with 4:2:0 chroma subsampling and the
+    standard tables scaled by ``quality`` (OpenCV's defaults: the bytes are the same). Returns
+    float32 in [0, 1] of the same shape.
     """
     q = int(quality)
     if not 0 <= q <= 100:
@@ -187,13 +276,11 @@ def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:
     rgb = u8.ndim == 3 and u8.shape[2] == 3
     if u8.ndim == 3 and not rgb:
         raise ValueError(f"JPEG needs a grey or 3-channel image, got shape {u8.shape}")
-    src = cv2.cvtColor(u8, cv2.COLOR_RGB2BGR) if rgb else u8
-    ok, buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, q])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    dec = cv2.imdecode(buf, cv2.IMREAD_COLOR if rgb else cv2.IMREAD_GRAYSCALE)
-    if rgb:
-        dec = cv2.cvtColor(dec, cv2.COLOR_BGR2RGB)
+    buffer = io.BytesIO()
+    PILImage.fromarray(u8, "RGB" if rgb else "L").save(buffer, "JPEG", quality=q, subsampling=2)
+    buffer.seek(0)
+    with JpegImagePlugin.JpegImageFile(buffer) as decoded:  # no format probing, no bomb warning
+        dec = np.asarray(decoded.convert("RGB" if rgb else "L"))
     return dec.astype(np.float32) / np.float32(255.0)
 
 

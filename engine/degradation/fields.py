@@ -31,9 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from engine.degradation.degrade import separable_correlate
 from engine.degradation.kernels import (
     KERNEL_SIZE,
     MANET_VARIANCE_RANGE,
@@ -135,16 +135,27 @@ def manet_mode_field(
     return expand_blocks(kernels, lr_hw, block)
 
 
+def _gaussian_taps(sigma: float, radius: int) -> np.ndarray:
+    """Normalised 1-D Gaussian ``exp(-x^2 / (2 sigma^2))`` at ``x = -radius..radius``, float32 (sum 1)."""
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-(x * x) / (2.0 * float(sigma) ** 2))
+    return (taps / taps.sum()).astype(np.float32)
+
+
 def _soft_weights(weights: np.ndarray, softness_lr_px: float) -> np.ndarray:
-    """Blur each weight plane ``(n, h, w)`` with a Gaussian of std ``softness_lr_px`` and renormalise."""
+    """Blur each weight plane ``(n, h, w)`` with a Gaussian of std ``softness_lr_px`` and renormalise.
+
+    The Gaussian has radius ``ceil(3 sigma)`` and reflect-101 borders (mirror without repeating the
+    edge pixel; repeated for planes smaller than the radius).
+    """
     out = weights.astype(np.float32, copy=True)
     if softness_lr_px > 0:
         radius = int(np.ceil(3.0 * softness_lr_px))
-        ksize = 2 * radius + 1
-        for i in range(out.shape[0]):
-            out[i] = cv2.GaussianBlur(
-                out[i], (ksize, ksize), sigmaX=softness_lr_px, sigmaY=softness_lr_px, borderType=cv2.BORDER_REFLECT_101
-            )
+        taps = _gaussian_taps(softness_lr_px, radius)
+        # planes last (contiguous), so that rows and columns are the first two axes
+        planes_last = np.ascontiguousarray(np.moveaxis(out, 0, -1))
+        padded = np.pad(planes_last, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")
+        out = np.ascontiguousarray(np.moveaxis(separable_correlate(padded, taps, taps), -1, 0))
     total = out.sum(axis=0, keepdims=True)
     return out / np.maximum(total, np.float32(1e-8))
 
