@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.degradation.kernels import fit_gaussian
 from engine.pipeline.kernelmap import KernelMap
-from engine.visualize import kernel_heatmap_u8
+from engine.visualize import colormap_inferno_u8, kernel_heatmap_u8
 
 from app.geometry import lattice_points
 
@@ -167,13 +167,11 @@ def labels_rgba(labels: np.ndarray, alpha: int = 110) -> np.ndarray:
 
 
 def error_map_rgb(error: np.ndarray, vmax: float | None = None) -> np.ndarray:
-    """An (h, w) error map as RGB uint8 (inferno), scaled to ``vmax`` (default: its 99th percentile)."""
-    import cv2
-
+    """An (h, w) error map as RGB uint8 (inferno-like), scaled to ``vmax`` (default: its 99th percentile)."""
     e = np.asarray(error, np.float32)
     top = float(vmax) if vmax else float(np.percentile(e, 99)) if e.size else 1.0
     grey = np.clip(np.rint(255.0 * e / max(top, 1e-12)), 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+    return colormap_inferno_u8(grey)
 
 
 def comparison_picture(lr_rgb_f32: np.ndarray, sr_rgb_f32: np.ndarray, gap_px: int = 8) -> np.ndarray:
