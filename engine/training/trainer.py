@@ -157,10 +157,7 @@ def _make_maker(cfg: TrainConfig, pool: Any, batch: int, ctx: StageContext) -> A
 
 
 def _worker_init(_: int) -> None:
-    import cv2
-
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def _load_start_weights(model: nn.Module, cfg: TrainConfig, network: str, models_dir: Path) -> int:
@@ -191,10 +188,7 @@ def train(
     from engine.paths import models_dir as default_models_dir
 
     if cfg.threads > 0:
-        import cv2
-
         torch.set_num_threads(cfg.threads)
-        cv2.setNumThreads(cfg.threads)
     want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     info = init_distributed(want_cuda)
     try:
