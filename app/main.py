@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from engine import __version__
-from engine.imageio import apply_opencv_limits
 
 APP_NAME = "Kernelscope"
 
@@ -49,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         from app.selftest import run_selftest
 
         return run_selftest()
-    apply_opencv_limits()  # before anything imports cv2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from PySide6 import QtCore
 

@@ -194,9 +194,6 @@ def run_selftest(
     ``out`` defaults to stdout; a windowed executable on Windows has no stdout, so there the report
     goes to ``<temp>/kernelscope-selftest.txt`` (:data:`REPORT_FILE_NAME`) instead.
     """
-    from engine.imageio import apply_opencv_limits
-
-    apply_opencv_limits()  # before anything loads cv2
     report = collect(models_folder, sample, device=device)
     if out is None and sys.stdout is None:
         import tempfile

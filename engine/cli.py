@@ -40,9 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.imageio import apply_opencv_limits
-
-    apply_opencv_limits()  # before anything loads cv2 (OpenCV reads its limits once, at load)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
