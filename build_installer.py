@@ -53,9 +53,12 @@ SIZE_TARGET_MB = {"cpu": 350, "gpu": None}
 ORT_DISTRIBUTIONS = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu"}
 FORBIDDEN = (
     "torch", "torchvision", "scipy", "onnx", "onnxscript", "yaml", "matplotlib", "tkinter", "PyQt5", "PyQt6",
+    "cv2", "opencv_python_headless.libs",
 )
 """Top-level packages that must not be in the bundle's ``_internal/`` folder."""
-FORBIDDEN_LIB_PARTS = ("qt6qml", "qt6quick", "qt6webengine", "qt63d", "libtorch", "libc10")
+REQUIRED = ("pyspng", "onnxruntime", "PySide6")
+"""Packages with compiled parts that must be in ``_internal/`` (pyspng decodes every PNG)."""
+FORBIDDEN_LIB_PARTS = ("qt6qml", "qt6quick", "qt6webengine", "qt63d", "libtorch", "libc10", "libopencv", "libavcodec")
 """Substrings of shared-library names that must not be in the bundle (lower case)."""
 SMOKE_TIMEOUT_S = 600
 
@@ -281,6 +284,9 @@ def check_contents(bundle: Path) -> None:
     for name in FORBIDDEN:
         if (internal / name).exists():
             problems.append(f"left-out package {name!r} is in the bundle ({internal / name})")
+    for name in REQUIRED:
+        if not (internal / name).exists():
+            problems.append(f"package {name!r} is missing from the bundle ({internal / name})")
     for path in bundle.rglob("*"):
         low = path.name.lower()
         if path.is_file() and any(part in low for part in FORBIDDEN_LIB_PARTS):

@@ -197,7 +197,7 @@ _BLOCKED_IMPORTS = textwrap.dedent(
     from engine import cli
     parser = cli.build_parser()  # every sub-command's add_arguments
     import engine.pipeline.models, engine.upscale, engine.backends.onnx_backend
-    leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "scipy", "onnx", "yaml"))
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "scipy", "onnx", "yaml", "cv2"))
     assert not leaked, leaked
     print("imports ok")
     """
@@ -208,7 +208,7 @@ def test_app_and_cli_import_with_the_bundle_excludes(tmp_path):
     import json
 
     excludes = spec_excludes()
-    assert "torch" in excludes and "PySide6.QtQml" in excludes
+    assert "torch" in excludes and "PySide6.QtQml" in excludes and "cv2" in excludes
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run(
         [sys.executable, "-c", _BLOCKED_IMPORTS, json.dumps(excludes)],
