@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui, QtTest, QtWidgets  # noqa: E402
 
 from app.window import MainWindow  # noqa: E402
 from engine.imageio import Image, read_image, write_image  # noqa: E402
+from tests.qtwait import wait_until  # noqa: E402
 from engine.paths import resources_dir  # noqa: E402
 
 N_ACTIONS = 200
@@ -47,7 +48,7 @@ def test_monkey_200_actions(qtbot, tmp_path, tiny_models_dir):
     w.show()
     qtbot.waitExposed(w)
     w.open_paths([small])
-    qtbot.waitUntil(lambda: not w.loader.busy(), timeout=10_000)
+    wait_until(lambda: not w.loader.busy(), what="reading")
     outcomes: list[str] = []
     w.bridge.finished.connect(lambda _j, kind, _r: outcomes.append(f"{kind} ok"))
     w.bridge.failed.connect(lambda _j, kind, _r: outcomes.append(f"{kind} failed"))
@@ -86,7 +87,7 @@ def test_monkey_200_actions(qtbot, tmp_path, tiny_models_dir):
     def lab_round():
         if w.lab.hr_rgb_f32 is None:
             w.lab_open_image(sharp)
-            qtbot.waitUntil(lambda: w.lab.hr_rgb_f32 is not None, timeout=10_000)
+            wait_until(lambda: not w.loader.busy(), what="reading")
         paint(w.lab.regions)
         w.lab.set_region_params(int(rng.integers(1, 4)), float(rng.uniform(0.3, 4)), float(rng.uniform(0.3, 2)),
                                 float(rng.uniform(0, 180)))

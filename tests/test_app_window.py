@@ -16,6 +16,7 @@ from engine.degradation.degrade import blur_subsample_variant, quantize_u8  # no
 from engine.degradation.fields import region_field  # noqa: E402
 from engine.imageio import Image, read_image, write_image  # noqa: E402
 from engine.paths import resources_dir  # noqa: E402
+from tests.qtwait import wait_until  # noqa: E402
 
 LR_SAMPLE = resources_dir() / "sample_lr.png"  # 150×100
 HR_SAMPLE = resources_dir() / "sample_hr_coffee.png"  # 600×400
@@ -57,7 +58,7 @@ def read_and_wait(qtbot, w: MainWindow, start) -> list[str]:
     w.loader.finished.connect(on_finished)
     try:
         request_id = start()
-        qtbot.waitUntil(lambda: request_id in done, timeout=10_000)
+        wait_until(lambda: request_id in done, what="the loader request")
     finally:
         w.loader.finished.disconnect(on_finished)
     return done[request_id]
@@ -106,7 +107,7 @@ def test_drop_several_files_and_a_folder_with_a_corrupt_one(window, qtbot, tmp_p
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     drop(window, [bad, LR_SAMPLE, folder])
     assert window.loader.busy() and not window.entries  # read on the loader thread, not during the drop
-    qtbot.waitUntil(lambda: not window.loader.busy(), timeout=10_000)
+    wait_until(lambda: not window.loader.busy(), what="reading")
     assert [e.name for e in window.entries] == ["sample_lr.png", "a.png"]
     assert window.queue.count() == 2 and not window.queue.item(0).icon().isNull()
     assert window.current is window.entries[-1]
@@ -381,7 +382,7 @@ def test_settings_and_recent_files_persist(qtbot, settings, tiny_models_dir, sma
     actions = w2.recent_menu.actions()
     assert [a.text() for a in actions] == ["small_lr.png"]
     actions[0].trigger()
-    qtbot.waitUntil(lambda: not w2.loader.busy(), timeout=10_000)
+    wait_until(lambda: not w2.loader.busy(), what="reading")
     assert w2.current is not None and w2.current.path == small_lr
     assert settings.value("folders/open") == str(small_lr.parent)
     w2.close()
