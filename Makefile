@@ -1,4 +1,5 @@
 # Two commands on a fresh machine: `make run` and `make test`.
+# `make test` includes the installer build (PyInstaller, about a minute); KERNELSCOPE_RUN_SLOW=0 make test skips it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -18,9 +19,9 @@ $(VENV)/.run-stamp: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[$(ORT_EXTRA)]'
 	touch $@
 
-$(VENV)/.test-stamp: pyproject.toml | $(VENV)/bin/python
+$(VENV)/.test-stamp: pyproject.toml Makefile | $(VENV)/bin/python
 	-$(PIP) uninstall -y onnxruntime-gpu 2>/dev/null
-	$(PIP) install -e '.[cpu,train,dev]'
+	$(PIP) install -e '.[cpu,train,dev,build]'
 	touch $@ $(VENV)/.run-stamp
 
 run: $(VENV)/.run-stamp
@@ -28,7 +29,7 @@ run: $(VENV)/.run-stamp
 
 test: $(VENV)/.test-stamp
 	$(VENV)/bin/lint-imports
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen KERNELSCOPE_RUN_SLOW=$${KERNELSCOPE_RUN_SLOW-1} $(PY) -m pytest -q
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
