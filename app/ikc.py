@@ -95,6 +95,9 @@ class IkcPanel(QtWidgets.QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setLabel("bottom", "iteration")
         self.plot.setLabel("left", "ΔSR (8-bit levels)")
+        # changes are often below one level: plain tick values, not a "(x0.001)" suffix that the
+        # 190 px high axis cuts off
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.addLegend(offset=(-10, 10))
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
