@@ -215,7 +215,7 @@ def test_ship_updates_weights_graph_and_card(tmp_path, models_tmp, monkeypatch):
     shutil.copytree(models_tmp, folder)
     card_path = folder / "ikc_predictor_tiny_x4.json"
     before = load_card(card_path)
-    before.training = {"steps": 7, "wall_time_s": 10.0, "runs": [{"run": "earlier"}]}
+    before.training = {"steps": 7, "wall_time_s": 10.0, "runs": [{"run": "earlier"}], "note": "earlier note"}
     save_card(before, card_path)
     cfg = tiny_config(tmp_path, folder, name="ship", stage="ikc_predictor", steps=2, ship=True,
                       init_from_models=True)
@@ -231,6 +231,13 @@ def test_ship_updates_weights_graph_and_card(tmp_path, models_tmp, monkeypatch):
     assert card.graph_path.is_file() and card.graph_sha256 == sha256_file(card.graph_path)
     state = torch.load(card.weights_path, weights_only=True)
     assert all(torch.equal(state[k], v) for k, v in result.state.items())
+    assert card.training["note"] == "earlier note"  # a continued card keeps its note without --note
+    again = tiny_config(tmp_path, folder, name="ship2", stage="ikc_predictor", steps=1, ship=True,
+                        init_from_models=True, note="second run: lr 1e-3")
+    train(again, command="test ship 2")
+    card = load_card(card_path)
+    assert card.training["steps"] == 10 and card.training["note"] == "second run: lr 1e-3"
+    assert card.training["runs"][-1]["note"] == "second run: lr 1e-3"
 
 
 def test_resume_takes_a_new_lr_and_schedule_from_the_config(tmp_path, models_tmp):

@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this wall time")
     parser.add_argument("--runs-dir", help="folder of run folders (default runs)")
     parser.add_argument("--models-dir", help="models folder (default: the project's models/)")
+    parser.add_argument("--note", help="text for the model card's training.note when shipping "
+                        "(default: a continued run keeps the card's note)")
     _bool_flag(parser, "init-from-models", "start from the weights shipped in models/")
     _bool_flag(parser, "ship", "copy the final weights to models/, re-export the graph, update the card")
     _bool_flag(parser, "progress-bar", "show a tqdm progress bar")
@@ -62,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 _KEYS = (
     "name", "stage", "preset", "scale", "steps", "batch_size", "patch_size", "lr", "milestones", "seed", "kernel_loss",
     "workers", "threads", "device", "amp", "max_images", "ckpt_every", "val_every", "log_every", "val_images",
-    "max_minutes", "runs_dir", "models_dir", "init_from_models", "ship", "progress_bar",
+    "max_minutes", "runs_dir", "models_dir", "init_from_models", "ship", "progress_bar", "note",
 )
 
 

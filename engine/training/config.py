@@ -78,6 +78,8 @@ class TrainConfig:
         runs_dir: folder of run folders.
         models_dir: models folder (``None``: ``engine.paths.models_dir()``).
         progress_bar: show a tqdm bar (rank 0 only).
+        note: free text for the model card when shipping (``training.note``; empty: a continued
+            run keeps the card's previous note).
     """
 
     name: str = "run"
@@ -117,6 +119,7 @@ class TrainConfig:
     runs_dir: str = "runs"
     models_dir: str | None = None
     progress_bar: bool = True
+    note: str = ""
 
     def __post_init__(self) -> None:
         self.validate()

@@ -4,7 +4,8 @@ The card's ``training`` block records what produced the weights: cumulative ``st
 previous count is kept adding up when the run started from the shipped weights), this run's patch
 and batch sizes, the training sets, cumulative wall time, device, date, the command, the final
 training loss and the last Set5 validation number (monitoring only), plus a ``runs`` history with
-one entry per shipped run. The ``metrics`` block (benchmark results) is left to the evaluation.
+one entry per shipped run, and ``note`` (``TrainConfig.note``, or the previous note of a continued
+card). The ``metrics`` block (benchmark results) is left to the evaluation.
 """
 
 from __future__ import annotations
@@ -139,6 +140,11 @@ def ship(cfg: "TrainConfig", result: "TrainResult", *, command: str, models_dir:
     }
     if spec.frozen:
         card.training["frozen"] = list(spec.frozen)
+    if cfg.note:
+        run_entry["note"] = cfg.note
+        card.training["note"] = cfg.note
+    elif continued and previous.get("note"):
+        card.training["note"] = previous["note"]
     card = export_card(card)
     assert card.path is not None
     return card.path
