@@ -232,6 +232,26 @@ def test_sftmd_output_is_clamped_unless_switched_off() -> None:
         assert model(*args).max() > 1.0
 
 
+@pytest.mark.parametrize("network", ["ikc_predictor", "ikc_corrector"])
+def test_small_code_nets_see_the_standardised_image_and_the_paper_ones_the_raw_one(network: str) -> None:
+    args = example_inputs(network, "tiny", 4, 2, 24, 24, _gen(3))
+    image = args[0] * 0.5 + 0.25
+    model = build_network(network, "tiny", 4, generator=_gen(4)).eval()
+    assert model.normalize_input and not build_network(network, "paper", 4).normalize_input
+    with torch.inference_mode():
+        normed = model(image, *args[1:])
+        model.normalize_input = False
+        assert torch.allclose(normed, model(ikc.standardize_image(image), *args[1:]), atol=1e-6)
+        assert not torch.allclose(normed, model(image, *args[1:]), atol=1e-6)
+    # brightness and contrast do not matter (up to ε); each image on its own; flat images stay finite
+    std = ikc.standardize_image(image)
+    assert torch.allclose(std.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(ikc.standardize_image(image * 0.6 + 0.3), std, rtol=0.1, atol=0.01)
+    both = ikc.standardize_image(torch.cat([image[:1], image[1:] * 0.2]))
+    assert torch.allclose(both[0], std[0], atol=1e-6)
+    assert torch.isfinite(ikc.standardize_image(torch.full_like(image, 0.4))).all()
+
+
 def test_unknown_names_are_reported() -> None:
     with pytest.raises(KeyError, match="known: manet"):
         build_network("esrgan", "small", 4)
