@@ -10,7 +10,9 @@ origins on multiples of 8); RRDB-SFT and SFTMD use the overlap their cards give,
 to its core. IKC's predictor and corrector pool over the whole image: images up to
 ``WHOLE_IMAGE_PIXELS`` go through them in one piece; larger ones are cut into pieces whose outputs
 are averaged weighted by area, which is what global average pooling over the whole image computes
-up to the pieces' borders (downscaling instead would change the very blur being measured).
+up to the pieces' borders (downscaling instead would change the very blur being measured). The
+small presets standardise their input image (``engine.archs.ikc.standardize_image``); a piece is
+standardised on its own, as the training patches were.
 """
 
 from __future__ import annotations
