@@ -137,3 +137,27 @@ def test_ikc_large_results_keep_codes_and_render_on_demand(ikc_models):
     for a, b in zip(kept.iterations, lean.iterations):
         assert np.array_equal(a.code, b.code)
         assert np.abs(a.sr_rgb_f32 - b.sr_rgb_f32).max() < 1e-3  # float16 storage vs re-rendered
+
+
+def test_ikc_codes_stay_in_the_box_of_the_training_kernels(ikc_models):
+    from dataclasses import replace
+
+    from engine.degradation.kernels import isotropic_gaussian_kernels
+    from engine.pipeline.blind import ikc_code_bounds
+
+    pca = ikc_models.pca("sftmd")
+    low, high = ikc_code_bounds(pca, 4)
+    inside = pca.project(isotropic_gaussian_kernels(np.array([0.2, 1.3, 2.7, 4.0])))
+    assert (inside >= low - 1e-7).all() and (inside <= high + 1e-7).all() and (low < high).all()
+
+    class Pushy:  # a corrector that pushes every component far up
+        provider = "test"
+
+        def run(self, feeds):
+            return {"code_delta": np.full((1, 10), 5.0, np.float32)}
+
+    models = replace(ikc_models, runners={**ikc_models.runners, "ikc_corrector": Pushy()})
+    result = run_ikc(lr_image(32, 40), models, steps=2)
+    for it in result.iterations:
+        assert (it.code >= low).all() and (it.code <= high).all()
+    np.testing.assert_array_equal(result.iterations[-1].code, high)  # pinned at the box's edge

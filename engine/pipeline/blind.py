@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from engine.degradation.kernels import KERNEL_SIZE, anisotropic_gaussian_kernel
+from engine.degradation.kernels import IKC_SIGMA_RANGE, KERNEL_SIZE, anisotropic_gaussian_kernel, isotropic_gaussian_kernels
 from engine.degradation.resize import bicubic_upsample
 from engine.pca import KernelPCA
 from engine.pipeline.kernelmap import KernelMap
@@ -391,6 +391,14 @@ def sftmd_sr(
     return sr
 
 
+def ikc_code_bounds(pca: KernelPCA, scale: int, samples: int = 401) -> tuple[np.ndarray, np.ndarray]:
+    """Per-component ``(low, high)`` of the codes of the kernels IKC is trained on (isotropic σ over
+    ``IKC_SIGMA_RANGE[scale]``): the box of codes SFTMD has seen."""
+    lo, hi = IKC_SIGMA_RANGE[scale]
+    codes = pca.project(isotropic_gaussian_kernels(np.linspace(lo, hi, samples)))
+    return codes.min(axis=0).astype(np.float32), codes.max(axis=0).astype(np.float32)
+
+
 def run_ikc(
     lr_rgb_f32: np.ndarray,
     models: ModelSet,
@@ -401,6 +409,11 @@ def run_ikc(
     keep_images_max_bytes: int = KEEP_IKC_IMAGES_MAX_BYTES,
 ) -> IkcResult:
     """IKC with every iteration kept: ``h0 = P(LR)``, ``SR_i = F(LR, h_i)``, ``h_i = h_{i-1} + C(SR_{i-1}, h_{i-1})``.
+
+    Every code (the prediction and each corrected one) is clamped to :func:`ikc_code_bounds`: the
+    predictor and corrector are trained with an L2 loss on raw codes, which hardly weighs the smallest
+    PCA components, and left alone they put those components tens of times outside anything SFTMD
+    was trained on (seen as a checkerboard in the displayed kernel), drifting further each step.
 
     The final image is kept in float32. Earlier images are kept as float16 when all of them fit in
     ``keep_images_max_bytes``; otherwise only their codes are kept and
@@ -425,7 +438,8 @@ def run_ikc(
         return lambda: _clip01(_sftmd_hwc(lr_chw, code, models, tile, NULL_PROGRESS))
 
     result = IkcResult(provider=models.provider)
-    code = _pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS).astype(np.float32)
+    low, high = ikc_code_bounds(pca, models.scale)
+    code = np.clip(_pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS), low, high).astype(np.float32)
     prev_sr: np.ndarray | None = None
     for i in range(n_stages):
         progress.check_cancelled()
@@ -435,7 +449,7 @@ def run_ikc(
             def correct(crops, code=code):
                 return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
 
-            code = (code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS)).astype(np.float32)
+            code = np.clip(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS), low, high).astype(np.float32)
             result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
             prev_sr = None
         sr = _clip01(_sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(i / n_stages, 1.0 / n_stages)))
