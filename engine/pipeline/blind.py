@@ -24,7 +24,12 @@ from typing import Callable
 
 import numpy as np
 
-from engine.degradation.kernels import IKC_SIGMA_RANGE, KERNEL_SIZE, anisotropic_gaussian_kernel, isotropic_gaussian_kernels
+from engine.degradation.kernels import (
+    IKC_SIGMA_RANGE,
+    KERNEL_SIZE,
+    anisotropic_gaussian_kernel,
+    isotropic_gaussian_kernels,
+)
 from engine.degradation.resize import bicubic_upsample
 from engine.pca import KernelPCA
 from engine.pipeline.kernelmap import KernelMap
@@ -439,7 +444,11 @@ def run_ikc(
 
     result = IkcResult(provider=models.provider)
     low, high = ikc_code_bounds(pca, models.scale)
-    code = np.clip(_pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS), low, high).astype(np.float32)
+
+    def in_box(code: np.ndarray) -> np.ndarray:
+        return np.clip(code, low, high).astype(np.float32)
+
+    code = in_box(_pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS))
     prev_sr: np.ndarray | None = None
     for i in range(n_stages):
         progress.check_cancelled()
@@ -449,7 +458,7 @@ def run_ikc(
             def correct(crops, code=code):
                 return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
 
-            code = np.clip(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS), low, high).astype(np.float32)
+            code = in_box(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS))
             result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
             prev_sr = None
         sr = _clip01(_sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(i / n_stages, 1.0 / n_stages)))
