@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from pathlib import Path
 
@@ -445,9 +444,6 @@ def test_event_loop_stays_responsive_during_a_run(window, qtbot):
         gaps.append(now - last[0])
         last[0] = now
 
-    # a full collection of the garbage the earlier tests of this process left behind took ~100 ms once
-    # in the middle of the measurement (CI); collect it before, so the test measures the window
-    gc.collect()
     timer = QtCore.QTimer()
     timer.setInterval(5)
     timer.timeout.connect(tick)
