@@ -39,3 +39,17 @@ def tiny_models_dir(tmp_path_factory):
         # TorchScript export is several times faster than dynamo; test_export covers the dynamo path.
         init_untrained(network, "tiny", 4, seed=seed, models_folder=folder, exporter="torchscript")
     return folder
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Delete the widgets a test closed now: pytest-qt calls ``deleteLater`` on them, but outside an
+    event loop Qt only runs that deletion during a later test, so each test's window outlived it."""
+    import sys
+
+    if "PySide6.QtCore" not in sys.modules:
+        return
+    from PySide6 import QtCore
+
+    if QtCore.QCoreApplication.instance() is not None:
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
