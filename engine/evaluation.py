@@ -955,6 +955,28 @@ def _bars_section(results: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _ikc_corrector_effect(results: Mapping[str, Any], bench: str) -> str:
+    """One sentence on what the corrector's iterations do to the kernel error and PSNR on ``bench``.
+
+    Read off the per-iteration means of the Gaussian8 cell (kernel L1 against the true kernel and
+    PSNR-Y); empty when there are fewer than two iterations or no kernel errors.
+    """
+    cell = results.get("cells", {}).get(bench, {}).get("gaussian8", {}).get("ikc", {})
+    kl1 = cell.get("kernel_l1_per_iteration") or []
+    psnr = cell.get("psnr_per_iteration") or []
+    if len(kl1) < 2 or len(psnr) < 2 or None in (kl1[0], kl1[-1], psnr[0], psnr[-1]):
+        return ""
+    last = len(kl1) - 1
+    moves = (f"mean kernel L1 {kl1[0]:.2e} at t = 0 and {kl1[-1]:.2e} at t = {last}, "
+             f"PSNR-Y {psnr[0]:.2f} → {psnr[-1]:.2f} dB")
+    if kl1[-1] > kl1[0]:
+        return (f" The corrector moves the kernel away from the truth ({moves}), so the corrector is the part to fix, "
+                "not the number of iterations. It is trained for one step from the predictor's code or a perturbed "
+                "true code; a step that adds more error than it removes drifts further when repeated (training it "
+                "on its own iterates, as the IKC paper's alternating scheme does, would be the next thing to try).")
+    return f" The corrector moves the kernel towards the truth ({moves}): train the predictor and corrector longer."
+
+
 def _diagnosis(results: Mapping[str, Any]) -> list[str]:
     """What limits each method, read off the oracles (measured numbers only), and what would close it."""
     out = ["### What limits the numbers, and what would close the gap", ""]
@@ -979,11 +1001,11 @@ def _diagnosis(results: Mapping[str, Any]) -> list[str]:
                          "paper-size preset, i.e. GPU time.")
             else:
                 text += ("The oracle clears the bar, so the kernel estimate (predictor/corrector, "
-                         f"{steps.get('ikc_predictor', '?')}/{steps.get('ikc_corrector', '?')} steps) is the limit: "
-                         "train P and C longer.")
+                         f"{steps.get('ikc_predictor', '?')}/{steps.get('ikc_corrector', '?')} steps) is the limit"
+                         + (": train P and C longer." if not _ikc_corrector_effect(results, bench) else "."))
         else:
             text += "."
-        out.append(text)
+        out.append(text + _ikc_corrector_effect(results, bench))
     b = bars.get("manet_vs_oracle")
     if b is not None and b["measured"] is not None:
         _, modes = _variant_mean(results, "BSD100", "manet")

@@ -286,3 +286,22 @@ def test_skipped_cells_are_labelled_and_never_run():
     md = render_markdown(results)
     assert "| RRDB-SFT oracle (true kernels) | not run |" in md
     assert "ikc@manet9@*" in md
+
+
+def test_diagnosis_says_whether_the_corrector_drifts_the_kernel():
+    config = _config(["Set5", "BSD100"], ["gaussian8"])
+
+    def cases(kl1):
+        recs = []
+        for name, base in (("a", 27), ("b", 26)):
+            r = _drop_na([_record(name, base, [28.0, 27.5, 27.0])], "gaussian8")[0]
+            r["ikc"]["kernel_l1"] = list(kl1)
+            recs.append(r)
+        return {"Set5": {"gaussian8": recs}, "BSD100": {"gaussian8": recs}}
+
+    drifting = render_markdown(aggregate(config, cases([3e-4, 4e-4, 5e-4])))
+    assert "The corrector moves the kernel away from the truth (mean kernel L1 3.00e-04 at t = 0 and 5.00e-04 at t = 2" in drifting
+    assert "PSNR-Y 28.00 → 27.00 dB" in drifting
+    helping = render_markdown(aggregate(config, cases([5e-4, 4e-4, 3e-4])))
+    assert "away from the truth" not in helping
+    assert "The corrector moves the kernel towards the truth (mean kernel L1 5.00e-04 at t = 0" in helping
