@@ -191,7 +191,7 @@ def test_batch_makers_follow_the_degradation_protocols():
     hr = ikc["hr"][1].transpose(1, 2, 0)
     expect = deg.degrade_ikc(hr, ikc["kernel"][1].reshape(21, 21), 4, None)
     np.testing.assert_allclose(ikc["lr"][1].transpose(1, 2, 0), expect, atol=1e-6)
-    assert ikc["code_noise"].shape == (2, 10) and ikc["use_predictor"].shape == (2,)
+    assert ikc["code_noise"].shape == (2, 10) and ikc["use_predictor"].shape == (2,) and ikc["unroll_u"].shape == (2,)
 
 
 def test_augment_draws_noise_and_jpeg_only_when_asked():
@@ -257,4 +257,45 @@ def test_resume_takes_a_new_lr_and_schedule_from_the_config(tmp_path, models_tmp
 
 def test_worker_processes_feed_batches(tmp_path, models_tmp):
     result = train(tiny_config(tmp_path, models_tmp, name="workers", stage="ikc_predictor", workers=1))
+    assert result.step == 2 and math.isfinite(result.loss)
+
+
+def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
+    """With ``corrector_unroll`` the trained step starts from the corrector's own iterates (depth per patch)."""
+    from engine.training.stages import _corrector_inputs, build_context, get_stage, unroll_depths
+
+    ctx = build_context(get_stage("ikc_corrector"), "tiny", 4, torch.device("cpu"), models_tmp, corrector_unroll=2)
+    corrector = build_network("ikc_corrector", "tiny", 4, generator=torch.Generator().manual_seed(5)).eval()
+    gen = torch.Generator().manual_seed(0)
+    kernels = np.stack([deg.isotropic_gaussian_kernel(s).reshape(-1) for s in (1.5, 3.0, 2.2)])
+    batch = {
+        "lr": torch.rand((3, 3, 8, 8), generator=gen),
+        "kernel": torch.as_tensor(kernels, dtype=torch.float32),
+        "code_noise": torch.randn((3, 10), generator=gen),
+        "use_predictor": torch.tensor([0.2, 0.9, 0.4]),
+        "unroll_u": torch.tensor([0.1, 0.5, 0.99]),  # depths 0, 1, 2
+    }
+    assert unroll_depths(ctx, batch).tolist() == [0, 1, 2]
+    sr, current, true = _corrector_inputs(ctx, batch, corrector)
+
+    start_sr, start, true0 = _corrector_inputs(ctx, batch)  # no corrector: the starting point
+    torch.testing.assert_close(true, true0)
+    sftmd = ctx.frozen["sftmd"]
+    with torch.no_grad():
+        for i, depth in enumerate((0, 1, 2)):
+            lr, h = batch["lr"][i:i + 1], start[i:i + 1]
+            s = sftmd(lr, h).clamp(0.0, 1.0)
+            for _ in range(depth):
+                h = h + corrector(s, h)
+                s = sftmd(lr, h).clamp(0.0, 1.0)
+            torch.testing.assert_close(current[i:i + 1], h, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(sr[i:i + 1], s, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(current[0], start[0])  # depth 0 is untouched
+    assert not torch.allclose(current[2], start[2])  # two steps of a random corrector move the code
+
+    off = build_context(get_stage("ikc_corrector"), "tiny", 4, torch.device("cpu"), models_tmp)
+    assert unroll_depths(off, batch).tolist() == [0, 0, 0]
+    with pytest.raises(ConfigError, match="corrector_unroll"):
+        tiny_config(tmp_path, models_tmp, stage="ikc_corrector", corrector_unroll=-1)
+    result = train(tiny_config(tmp_path, models_tmp, stage="ikc_corrector", name="unroll", corrector_unroll=3))
     assert result.step == 2 and math.isfinite(result.loss)

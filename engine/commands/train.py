@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads per process (0: torch default)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), help="mixed precision (CUDA only)")
+    parser.add_argument("--corrector-unroll", type=int,
+                        help="corrector: up to N of its own steps before the trained one (default 0)")
     parser.add_argument("--max-images", type=int, help="use only this many training images")
     parser.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
     parser.add_argument("--val-every", type=int, help="steps between Set5 validations (0: end only)")
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 _KEYS = (
     "name", "stage", "preset", "scale", "steps", "batch_size", "patch_size", "lr", "milestones", "seed", "kernel_loss",
     "workers", "threads", "device", "amp", "max_images", "ckpt_every", "val_every", "log_every", "val_images",
-    "max_minutes", "runs_dir", "models_dir", "init_from_models", "ship", "progress_bar", "note",
+    "corrector_unroll", "max_minutes", "runs_dir", "models_dir", "init_from_models", "ship", "progress_bar", "note",
 )
 
 

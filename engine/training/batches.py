@@ -14,7 +14,8 @@ A batch is a dict of float32 numpy arrays (NCHW for images):
 - ``kernel``: (B, 441) the true kernel of each patch, flattened row-major (sums to 1);
 - ``code_noise``: (B, L) standard-normal draws (only when ``code_len`` is set; the corrector
   stage perturbs codes with them, so every random number of a step comes from the batch rng);
-- ``use_predictor``: (B,) 0/1 draws (with ``code_len``; corrector stage).
+- ``use_predictor``: (B,) uniform draws in [0, 1) (with ``code_len``; corrector stage);
+- ``unroll_u``: (B,) uniform draws in [0, 1) (with ``code_len``; the corrector's unroll depth).
 
 Every random draw comes from the ``numpy.random.Generator`` passed to ``make``; a stream of
 batches is therefore reproducible from the generator's state.
@@ -75,6 +76,7 @@ class _MakerBase:
         if self.code_len:
             out["code_noise"] = rng.standard_normal((self.batch_size, self.code_len)).astype(np.float32)
             out["use_predictor"] = rng.random(self.batch_size).astype(np.float32)
+            out["unroll_u"] = rng.random(self.batch_size).astype(np.float32)
         return out
 
 

@@ -67,6 +67,10 @@ class TrainConfig:
         code_noise: corrector stage: σ of the Gaussian perturbation of the true code.
         predictor_prob: corrector stage: probability that the current code is the predictor's
             instead of a perturbed true code (needs a predictor card).
+        corrector_unroll: corrector stage: before the step that is trained, move the current code
+            by k steps of the corrector being trained (no gradients, its SR image re-made by the
+            frozen SFTMD each time), k drawn per patch uniformly from 0..corrector_unroll; so the
+            corrector also learns to correct its own iterates, as it meets them at inference (0: off).
         log_every: steps between CSV rows.
         ckpt_every: steps between checkpoints (``ckpt_last.pt``, replaced atomically).
         val_every: steps between validations on Set5 (0: only at the end).
@@ -109,6 +113,7 @@ class TrainConfig:
     kernel_loss: str = "l1"
     code_noise: float = 0.5
     predictor_prob: float = 0.5
+    corrector_unroll: int = 0
     log_every: int = 10
     ckpt_every: int = 200
     val_every: int = 500
@@ -141,8 +146,8 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.patch_size % self.scale:
             raise ConfigError(f"patch_size {self.patch_size} is not a multiple of the scale {self.scale}")
-        if self.workers < 0 or self.threads < 0 or self.val_every < 0:
-            raise ConfigError("workers, threads and val_every must be >= 0")
+        if self.workers < 0 or self.threads < 0 or self.val_every < 0 or self.corrector_unroll < 0:
+            raise ConfigError("workers, threads, val_every and corrector_unroll must be >= 0")
         if not 1 <= self.val_images <= 5:
             raise ConfigError(f"val_images must be in 1..5 (Set5), got {self.val_images}")
         if self.betas is not None and len(self.betas) != 2:

@@ -114,6 +114,8 @@ class StageContext:
         code_std: per-component spread of the true codes over the training kernels (corrector).
         code_noise: corrector perturbation, in units of ``code_std``.
         predictor_prob: corrector: probability of starting from the predictor's code.
+        corrector_unroll: corrector: largest number of its own (gradient-free) steps applied to the
+            starting code before the trained step (see ``TrainConfig.corrector_unroll``).
         kernel_loss: MANet: ``l1`` or ``l2`` (see ``TrainConfig.kernel_loss``).
         val_cases: cached validation cases.
     """
@@ -126,6 +128,7 @@ class StageContext:
     code_std: torch.Tensor | None = None
     code_noise: float = 0.5
     predictor_prob: float = 0.5
+    corrector_unroll: int = 0
     kernel_loss: str = "l1"
     val_cases: list[ValCase] | None = None
 
@@ -170,9 +173,11 @@ def build_context(
     models_dir: Path,
     code_noise: float = 0.5,
     predictor_prob: float = 0.5,
+    corrector_unroll: int = 0,
 ) -> StageContext:
     """Load the PCA codec and the frozen networks a stage needs."""
-    ctx = StageContext(spec, scale, device, code_noise=code_noise, predictor_prob=predictor_prob)
+    ctx = StageContext(spec, scale, device, code_noise=code_noise, predictor_prob=predictor_prob,
+                       corrector_unroll=corrector_unroll)
     if spec.pca is not None:
         ctx.codec = load_codec(models_dir / pca_file_name(spec.pca, scale)).to(device)
         ctx.code_std = _codes_spread(ctx.codec, scale, spec.pca)
@@ -207,17 +212,39 @@ def _sr_input_code(ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.T
     return codes
 
 
-def _corrector_inputs(ctx: StageContext, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(SR image, current code, true code) for a corrector step; all without gradients."""
+def unroll_depths(ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per patch, how many of the corrector's own steps precede the trained one: (B,) int64 in 0..N."""
+    n = ctx.corrector_unroll
+    if n <= 0 or "unroll_u" not in batch:
+        return torch.zeros(batch["lr"].shape[0], dtype=torch.int64, device=batch["lr"].device)
+    return (batch["unroll_u"] * (n + 1)).long().clamp(0, n)
+
+
+def _corrector_inputs(
+    ctx: StageContext, batch: dict[str, torch.Tensor], corrector: nn.Module | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(SR image, current code, true code) for a corrector step; all without gradients.
+
+    The starting code is the predictor's or a perturbed true code; with ``ctx.corrector_unroll``
+    and the ``corrector`` being trained given, each patch's code then takes its unroll depth
+    (:func:`unroll_depths`) of that corrector's steps, the IKC loop of inference.
+    """
     assert ctx.codec is not None and ctx.code_std is not None
     true = ctx.codec.project(batch["kernel"])
+    sftmd = ctx.frozen["sftmd"]
     with torch.no_grad():
         current = true + batch["code_noise"] * ctx.code_std * ctx.code_noise
         predictor = ctx.frozen.get("ikc_predictor")
         if predictor is not None:
             use = (batch["use_predictor"] < ctx.predictor_prob).unsqueeze(1)
             current = torch.where(use, predictor(batch["lr"]).float(), current)
-        sr = ctx.frozen["sftmd"](batch["lr"], current).clamp(0.0, 1.0)
+        sr = sftmd(batch["lr"], current).clamp(0.0, 1.0)
+        depths = unroll_depths(ctx, batch)
+        if corrector is not None and int(depths.max()) > 0:
+            for i in range(int(depths.max())):
+                moving = (depths > i).unsqueeze(1)
+                current = torch.where(moving, current + corrector(sr, current).float(), current)
+                sr = torch.where(moving[:, :, None, None], sftmd(batch["lr"], current).clamp(0.0, 1.0), sr)
     return sr, current, true
 
 
@@ -244,7 +271,7 @@ def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: StageCon
         assert ctx.codec is not None
         return F.mse_loss(model(lr).float(), ctx.codec.project(batch["kernel"]))
     if name == "ikc_corrector":
-        sr, current, true = _corrector_inputs(ctx, batch)
+        sr, current, true = _corrector_inputs(ctx, batch, model)
         return F.mse_loss(model(sr, current).float(), true - current)
     raise KeyError(name)
 

@@ -221,7 +221,8 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
     if cfg.init_from_models:
         base_steps = _load_start_weights(model, cfg, spec.network, models_dir)
     model.to(device)
-    ctx = build_context(spec, cfg.preset, cfg.scale, device, models_dir, cfg.code_noise, cfg.predictor_prob)
+    ctx = build_context(spec, cfg.preset, cfg.scale, device, models_dir, cfg.code_noise, cfg.predictor_prob,
+                        cfg.corrector_unroll)
     ctx.kernel_loss = cfg.kernel_loss
     lr0 = cfg.lr if cfg.lr is not None else spec.lr
     betas = tuple(cfg.betas) if cfg.betas is not None else spec.betas
