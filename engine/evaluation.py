@@ -989,6 +989,7 @@ def _diagnosis(results: Mapping[str, Any]) -> list[str]:
         bench = "Set5" if bar["id"] == "ikc_set5" else "BSD100"
         oracle = _value(results, bench, "gaussian8", "sftmd_oracle")
         best = _value(results, bench, "gaussian8", "ikc", "oracle_best_psnr")
+        effect = _ikc_corrector_effect(results, bench)
         text = f"- IKC {bench}: {_fmt(bar['measured'])} dB at the fixed t"
         if best is not None:
             text += f", {_fmt(best)} dB with the per-image best t (ground truth)"
@@ -1002,10 +1003,10 @@ def _diagnosis(results: Mapping[str, Any]) -> list[str]:
             else:
                 text += ("The oracle clears the bar, so the kernel estimate (predictor/corrector, "
                          f"{steps.get('ikc_predictor', '?')}/{steps.get('ikc_corrector', '?')} steps) is the limit"
-                         + (": train P and C longer." if not _ikc_corrector_effect(results, bench) else "."))
+                         + ("." if effect else ": train P and C longer."))
         else:
             text += "."
-        out.append(text + _ikc_corrector_effect(results, bench))
+        out.append(text + effect)
     b = bars.get("manet_vs_oracle")
     if b is not None and b["measured"] is not None:
         _, modes = _variant_mean(results, "BSD100", "manet")

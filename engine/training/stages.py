@@ -240,11 +240,10 @@ def _corrector_inputs(
             current = torch.where(use, predictor(batch["lr"]).float(), current)
         sr = sftmd(batch["lr"], current).clamp(0.0, 1.0)
         depths = unroll_depths(ctx, batch)
-        if corrector is not None and int(depths.max()) > 0:
-            for i in range(int(depths.max())):
-                moving = (depths > i).unsqueeze(1)
-                current = torch.where(moving, current + corrector(sr, current).float(), current)
-                sr = torch.where(moving[:, :, None, None], sftmd(batch["lr"], current).clamp(0.0, 1.0), sr)
+        for i in range(int(depths.max()) if corrector is not None else 0):
+            moving = (depths > i).unsqueeze(1)
+            current = torch.where(moving, current + corrector(sr, current).float(), current)
+            sr = torch.where(moving[:, :, None, None], sftmd(batch["lr"], current).clamp(0.0, 1.0), sr)
     return sr, current, true
 
 
