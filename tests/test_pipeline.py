@@ -139,16 +139,29 @@ def test_ikc_large_results_keep_codes_and_render_on_demand(ikc_models):
         assert np.abs(a.sr_rgb_f32 - b.sr_rgb_f32).max() < 1e-3  # float16 storage vs re-rendered
 
 
-def test_ikc_codes_stay_in_the_box_of_the_training_kernels(ikc_models):
-    from dataclasses import replace
-
+def test_isotropic_code_curve_finds_the_sigma_of_a_perturbed_code(ikc_models):
     from engine.degradation.kernels import isotropic_gaussian_kernels
-    from engine.pipeline.blind import ikc_code_bounds
+    from engine.pipeline.blind import IsotropicCodeCurve
 
     pca = ikc_models.pca("sftmd")
-    low, high = ikc_code_bounds(pca, 4)
-    inside = pca.project(isotropic_gaussian_kernels(np.array([0.2, 1.3, 2.7, 4.0])))
-    assert (inside >= low - 1e-7).all() and (inside <= high + 1e-7).all() and (low < high).all()
+    curve = IsotropicCodeCurve.for_basis(pca, 4)
+    assert curve.sigmas[0] == 0.2 and curve.sigmas[-1] == 4.0 and np.all(np.diff(curve.sigmas) > 0)
+    rng = np.random.default_rng(3)
+    for sigma in (0.6, 1.7, 2.5, 3.3):
+        true = pca.project(isotropic_gaussian_kernels(np.array([sigma])))[0]
+        noisy = true + rng.normal(0.0, 1e-3, true.shape)
+        code, found = curve.nearest(noisy)
+        assert abs(found - sigma) < 0.05
+        assert np.abs(code - true).max() < np.abs(noisy - true).max()  # the off-curve part is gone
+    assert curve.nearest(np.full(10, 50.0, np.float32))[1] in (0.2, 4.0)  # far away: an end of the range
+
+
+def test_ikc_codes_are_codes_of_isotropic_gaussians(ikc_models):
+    from dataclasses import replace
+
+    from engine.pipeline.blind import IsotropicCodeCurve
+
+    curve = IsotropicCodeCurve.for_basis(ikc_models.pca("sftmd"), 4)
 
     class Pushy:  # a corrector that pushes every component far up
         provider = "test"
@@ -159,5 +172,7 @@ def test_ikc_codes_stay_in_the_box_of_the_training_kernels(ikc_models):
     models = replace(ikc_models, runners={**ikc_models.runners, "ikc_corrector": Pushy()})
     result = run_ikc(lr_image(32, 40), models, steps=2)
     for it in result.iterations:
-        assert (it.code >= low).all() and (it.code <= high).all()
-    np.testing.assert_array_equal(result.iterations[-1].code, high)  # pinned at the box's edge
+        d2 = np.square(curve.codes - it.code).sum(axis=1)
+        assert d2.min() == 0.0  # exactly a point of the curve
+    ends = {curve.sigmas[0], curve.sigmas[-1]}
+    assert curve.nearest(result.iterations[-1].code)[1] in ends  # pushed to an end of the σ range

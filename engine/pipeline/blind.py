@@ -396,12 +396,29 @@ def sftmd_sr(
     return sr
 
 
-def ikc_code_bounds(pca: KernelPCA, scale: int, samples: int = 401) -> tuple[np.ndarray, np.ndarray]:
-    """Per-component ``(low, high)`` of the codes of the kernels IKC is trained on (isotropic σ over
-    ``IKC_SIGMA_RANGE[scale]``): the box of codes SFTMD has seen."""
-    lo, hi = IKC_SIGMA_RANGE[scale]
-    codes = pca.project(isotropic_gaussian_kernels(np.linspace(lo, hi, samples)))
-    return codes.min(axis=0).astype(np.float32), codes.max(axis=0).astype(np.float32)
+@dataclass(frozen=True)
+class IsotropicCodeCurve:
+    """The codes of the isotropic Gaussians IKC is trained on, σ over ``IKC_SIGMA_RANGE[scale]``.
+
+    In the 10-d code space these kernels form a one-dimensional curve, and SFTMD has only ever been
+    conditioned on points of it. :meth:`nearest` maps any code to the closest point of the curve
+    (Euclidean distance between codes, which is the L2 distance between the kernels' PCA parts).
+    """
+
+    sigmas: np.ndarray  # (n,) float64, increasing
+    codes: np.ndarray  # (n, d) float32
+
+    @classmethod
+    def for_basis(cls, pca: KernelPCA, scale: int, step: float = 0.001) -> "IsotropicCodeCurve":
+        lo, hi = IKC_SIGMA_RANGE[scale]
+        sigmas = np.linspace(lo, hi, int(round((hi - lo) / step)) + 1)
+        return cls(sigmas, pca.project(isotropic_gaussian_kernels(sigmas)).astype(np.float32))
+
+    def nearest(self, code: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(code of the nearest isotropic Gaussian, its σ in HR px)`` for a (d,) code."""
+        d2 = np.square(self.codes - np.asarray(code, np.float32).reshape(1, -1)).sum(axis=1)
+        i = int(np.argmin(d2))
+        return self.codes[i].copy(), float(self.sigmas[i])
 
 
 def run_ikc(
@@ -415,10 +432,13 @@ def run_ikc(
 ) -> IkcResult:
     """IKC with every iteration kept: ``h0 = P(LR)``, ``SR_i = F(LR, h_i)``, ``h_i = h_{i-1} + C(SR_{i-1}, h_{i-1})``.
 
-    Every code (the prediction and each corrected one) is clamped to :func:`ikc_code_bounds`: the
-    predictor and corrector are trained with an L2 loss on raw codes, which hardly weighs the smallest
-    PCA components, and left alone they put those components tens of times outside anything SFTMD
-    was trained on (seen as a checkerboard in the displayed kernel), drifting further each step.
+    Every code (the prediction and each corrected one) is replaced by the nearest code of an
+    isotropic Gaussian (:class:`IsotropicCodeCurve`), the only kernels SFTMD was trained on. The
+    predictor and corrector are trained with an L2 loss on raw codes; their errors lie mostly off that
+    curve, where SFTMD was never trained. On 6 training-pool photographs (``bench/ikc_code_projection.py``,
+    Gaussian8 σ, PSNR-Y) the raw predictor code gave 28.23 dB and its nearest curve point 28.84 dB,
+    against 28.97 dB for the true code. Left unprojected, the smallest PCA components also drifted
+    tens of times outside anything SFTMD had seen (a checkerboard in the displayed kernel).
 
     The final image is kept in float32. Earlier images are kept as float16 when all of them fit in
     ``keep_images_max_bytes``; otherwise only their codes are kept and
@@ -443,12 +463,12 @@ def run_ikc(
         return lambda: _clip01(_sftmd_hwc(lr_chw, code, models, tile, NULL_PROGRESS))
 
     result = IkcResult(provider=models.provider)
-    low, high = ikc_code_bounds(pca, models.scale)
+    curve = IsotropicCodeCurve.for_basis(pca, models.scale)
 
-    def in_box(code: np.ndarray) -> np.ndarray:
-        return np.clip(code, low, high).astype(np.float32)
+    def on_curve(code: np.ndarray) -> np.ndarray:
+        return curve.nearest(code)[0]
 
-    code = in_box(_pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS))
+    code = on_curve(_pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS))
     prev_sr: np.ndarray | None = None
     for i in range(n_stages):
         progress.check_cancelled()
@@ -458,7 +478,7 @@ def run_ikc(
             def correct(crops, code=code):
                 return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
 
-            code = in_box(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS))
+            code = on_curve(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS))
             result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
             prev_sr = None
         sr = _clip01(_sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(i / n_stages, 1.0 / n_stages)))
