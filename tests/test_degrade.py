@@ -332,3 +332,53 @@ def test_degrade_ikc_pipeline():
     np.testing.assert_allclose(lr, np.clip(blur_bicubic(hr, 2.0, 4), 0, 1), atol=0.5 / 255 + 1e-6)
     noisy = degrade_ikc(hr, 2.0, 4, np.random.default_rng(1), noise_sigma_255=5)
     assert not np.array_equal(noisy, lr)
+
+
+def test_noise_per_channel_or_shared_has_the_asked_sigma():
+    img = np.full((200, 200, 3), 0.5, np.float32)
+    for per_channel in (True, False):
+        noisy = add_gaussian_noise(img, 12.0, np.random.default_rng(3), per_channel=per_channel)
+        residual = (noisy - img) * 255.0
+        assert abs(residual.std() - 12.0) < 0.3
+        shared = np.allclose(residual[..., 0], residual[..., 1]) and np.allclose(residual[..., 0], residual[..., 2])
+        assert shared is (not per_channel)
+        if per_channel:
+            assert abs(np.corrcoef(residual[..., 0].ravel(), residual[..., 1].ravel())[0, 1]) < 0.05
+
+
+def test_jpeg_equals_pillow_420_round_trip():
+    import io
+
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(4)
+    img = np.clip(rng.random((48, 64, 3)).astype(np.float32), 0, 1)
+    u8 = np.rint(img * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    PILImage.fromarray(u8).save(buf, "JPEG", quality=83, subsampling="4:2:0")
+    expected = np.asarray(PILImage.open(io.BytesIO(buf.getvalue())).convert("RGB")).astype(np.float32) / 255
+    np.testing.assert_array_equal(jpeg_compress(img, 83), expected)
+
+
+def test_degradations_without_noise_and_jpeg_are_bit_identical_to_blur_and_rounding():
+    rng = np.random.default_rng(6)
+    hr = rng.random((64, 64, 3)).astype(np.float32)
+    k = isotropic_gaussian_kernel(1.7)
+    # noise off: the rng is not touched and the output is the plain blur rounded to 8 bits
+    gen = np.random.default_rng(9)
+    state = gen.bit_generator.state
+    out = degrade_manet(hr, k, 4, gen, noise_sigma_255=0.0, jpeg_quality=None, noise_per_channel=False)
+    assert gen.bit_generator.state == state
+    np.testing.assert_array_equal(out, quantize_u8(blur_subsample(hr, k, 4)))
+    np.testing.assert_array_equal(degrade_ikc(hr, 1.7, 4, None), quantize_u8(blur_bicubic(hr, 1.7, 4)))
+
+
+def test_training_stream_without_corruptions_is_unchanged_by_the_channel_option():
+    from engine.training.batches import Augment
+
+    draws = []
+    for per_channel_prob in (0.0, 0.5, 1.0):
+        rng = np.random.default_rng(2)
+        draws.append(([Augment(noise_per_channel_prob=per_channel_prob).draw(rng) for _ in range(20)],
+                      rng.bit_generator.state))
+    assert draws[0] == draws[1] == draws[2]

@@ -197,10 +197,12 @@ def test_batch_makers_follow_the_degradation_protocols():
 def test_augment_draws_noise_and_jpeg_only_when_asked():
     rng = np.random.default_rng(0)
     off = [Augment().draw(rng) for _ in range(50)]
-    assert all(n == 0.0 and q is None for n, q in off)
-    on = [Augment(noise_prob=1.0, jpeg_prob=1.0).draw(rng) for _ in range(50)]
-    assert all(0 <= n <= 15 and 70 <= q <= 100 for n, q in on)
-    assert len({q for _, q in on}) > 5
+    assert all(n == 0.0 and q is None and pc for n, q, pc in off)
+    on = [Augment(noise_prob=1.0, jpeg_prob=1.0).draw(rng) for _ in range(200)]
+    assert all(0 <= n <= 15 and 70 <= q <= 100 for n, q, _ in on)
+    assert len({q for _, q, _ in on}) > 5
+    # both channel modes occur, about half each at the default probability
+    assert 60 < sum(pc for _, _, pc in on) < 140
 
 
 def test_ship_updates_weights_graph_and_card(tmp_path, models_tmp, monkeypatch):

@@ -241,12 +241,20 @@ def _fft_size(n: int) -> int:
         m += 1
 
 
-def add_gaussian_noise(img: np.ndarray, sigma_255: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white Gaussian noise with std ``sigma_255 / 255`` and clip to [0, 1]; float32 out."""
+def add_gaussian_noise(
+    img: np.ndarray, sigma_255: float, rng: np.random.Generator, per_channel: bool = True
+) -> np.ndarray:
+    """Add white Gaussian noise with std ``sigma_255 / 255`` and clip to [0, 1]; float32 out.
+
+    ``per_channel``: independent noise in every channel (colour noise); otherwise one noise plane
+    shared by all channels of an H x W x C image (luminance-like noise, as after a camera's
+    colour processing).
+    """
     x = np.asarray(img, dtype=np.float32)
     if sigma_255 <= 0:
         return x.copy()
-    noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(sigma_255 / 255.0)
+    shape = x.shape if per_channel or x.ndim != 3 else x.shape[:2] + (1,)
+    noise = rng.standard_normal(shape, dtype=np.float32) * np.float32(sigma_255 / 255.0)
     return np.clip(x + noise, 0.0, 1.0)
 
 
@@ -285,12 +293,16 @@ def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:
 
 
 def _finish(
-    lr: np.ndarray, rng: np.random.Generator | None, noise_sigma_255: float, jpeg_quality: int | None
+    lr: np.ndarray,
+    rng: np.random.Generator | None,
+    noise_sigma_255: float,
+    jpeg_quality: int | None,
+    noise_per_channel: bool = True,
 ) -> np.ndarray:
     if noise_sigma_255 > 0:
         if rng is None:
             raise ValueError("noise needs an rng (numpy.random.Generator)")
-        lr = add_gaussian_noise(lr, noise_sigma_255, rng)
+        lr = add_gaussian_noise(lr, noise_sigma_255, rng, per_channel=noise_per_channel)
     lr = quantize_u8(lr)
     if jpeg_quality is not None:
         lr = jpeg_compress(lr, jpeg_quality)
@@ -304,11 +316,13 @@ def degrade_manet(
     rng: np.random.Generator | None,
     noise_sigma_255: float = 0.0,
     jpeg_quality: int | None = None,
+    noise_per_channel: bool = True,
 ) -> np.ndarray:
     """MANet-convention LR image: blur + subsample (+ noise) -> 8-bit rounding (+ JPEG).
 
     ``kernel_or_field``: one (21, 21) kernel or a field ``(H//s, W//s, 21, 21)``. ``rng`` is only
-    used (and required) when ``noise_sigma_255 > 0``. Returns float32 in [0, 1] on 8-bit levels.
+    used (and required) when ``noise_sigma_255 > 0``; ``noise_per_channel``: see
+    :func:`add_gaussian_noise`. Returns float32 in [0, 1] on 8-bit levels.
     """
     k = np.asarray(kernel_or_field)
     if k.ndim == 2:
@@ -317,7 +331,7 @@ def degrade_manet(
         lr = blur_subsample_variant(hr, k, scale)
     else:
         raise ValueError(f"expected a (21, 21) kernel or an (h, w, 21, 21) field, got shape {k.shape}")
-    return _finish(lr, rng, noise_sigma_255, jpeg_quality)
+    return _finish(lr, rng, noise_sigma_255, jpeg_quality, noise_per_channel)
 
 
 def degrade_ikc(
@@ -327,11 +341,13 @@ def degrade_ikc(
     rng: np.random.Generator | None,
     noise_sigma_255: float = 0.0,
     jpeg_quality: int | None = None,
+    noise_per_channel: bool = True,
 ) -> np.ndarray:
     """IKC-convention LR image: centred blur + bicubic ``1/s`` (+ noise) -> 8-bit rounding (+ JPEG).
 
     ``sigma``: isotropic standard deviation (or a (21, 21) kernel). ``rng`` is only used (and
-    required) when ``noise_sigma_255 > 0``. Returns float32 in [0, 1] on 8-bit levels.
+    required) when ``noise_sigma_255 > 0``; ``noise_per_channel``: see :func:`add_gaussian_noise`.
+    Returns float32 in [0, 1] on 8-bit levels.
     """
     lr = blur_bicubic(hr, sigma, scale)
-    return _finish(lr, rng, noise_sigma_255, jpeg_quality)
+    return _finish(lr, rng, noise_sigma_255, jpeg_quality, noise_per_channel)

@@ -42,14 +42,20 @@ class Augment:
     jpeg_prob: float = 0.0
     jpeg_min: int = 70
     jpeg_max: int = 100
+    noise_per_channel_prob: float = 0.5
 
-    def draw(self, rng: np.random.Generator) -> tuple[float, int | None]:
-        """``(noise_sigma_255, jpeg_quality or None)`` for one patch (always two uniform draws, so
-        the stream does not depend on the probabilities' outcomes)."""
+    def draw(self, rng: np.random.Generator) -> tuple[float, int | None, bool]:
+        """``(noise_sigma_255, jpeg_quality or None, noise_per_channel)`` for one patch.
+
+        The first draws are always the same four (so a run without noise or JPEG keeps the stream
+        it had before these options existed); the channel mode is drawn only for a noisy patch.
+        """
         u_noise, u_jpeg = rng.random(2)
         sigma = float(rng.uniform(0.0, self.noise_max_255))
         quality = int(rng.integers(self.jpeg_min, self.jpeg_max + 1))
-        return (sigma if u_noise < self.noise_prob else 0.0), (quality if u_jpeg < self.jpeg_prob else None)
+        sigma = sigma if u_noise < self.noise_prob else 0.0
+        per_channel = bool(rng.random() < self.noise_per_channel_prob) if sigma > 0 else True
+        return sigma, (quality if u_jpeg < self.jpeg_prob else None), per_channel
 
 
 class BatchMaker(Protocol):
@@ -90,8 +96,9 @@ class ManetBatchMaker(_MakerBase):
             hr = self.pool.random_crop(rng, self.patch_size)
             var1, var2, theta = deg.sample_anisotropic_params(rng, self.scale)
             kernel = deg.anisotropic_gaussian_kernel(float(var1), float(var2), float(theta), self.scale)
-            noise, quality = self.augment.draw(rng)
-            lr = deg.degrade_manet(hr, kernel, self.scale, rng, noise_sigma_255=noise, jpeg_quality=quality)
+            noise, quality, per_channel = self.augment.draw(rng)
+            lr = deg.degrade_manet(hr, kernel, self.scale, rng, noise_sigma_255=noise, jpeg_quality=quality,
+                                   noise_per_channel=per_channel)
             hrs.append(hr)
             lrs.append(lr)
             kernels.append(kernel.reshape(-1))
@@ -111,8 +118,9 @@ class IkcBatchMaker(_MakerBase):
             hr = self.pool.random_crop(rng, self.patch_size)
             sigma = float(deg.sample_isotropic_sigma(rng, self.scale))
             kernel = deg.isotropic_gaussian_kernel(sigma)
-            noise, quality = self.augment.draw(rng)
-            lr = deg.degrade_ikc(hr, sigma, self.scale, rng, noise_sigma_255=noise, jpeg_quality=quality)
+            noise, quality, per_channel = self.augment.draw(rng)
+            lr = deg.degrade_ikc(hr, sigma, self.scale, rng, noise_sigma_255=noise, jpeg_quality=quality,
+                                 noise_per_channel=per_channel)
             hrs.append(hr)
             lrs.append(lr)
             kernels.append(kernel.reshape(-1))

@@ -53,7 +53,8 @@ class TrainConfig:
         workers: data-loader worker processes (0: make batches in the training process).
         threads: torch intra-op threads per process (0: leave torch's default).
         device: ``auto``, ``cpu`` or ``cuda``.
-        amp: mixed precision on CUDA (``none``, ``bf16``, ``fp16``); ignored on CPU.
+        amp: mixed precision (``none``, ``bf16``, ``fp16``); on the CPU only ``bf16`` applies
+            (``fp16`` is ignored there).
         train_sets: training-pool sets (see ``engine.data.TRAIN_SETS``).
         max_images: use only this many pool images (tests, quick runs).
         noise_prob: probability that a patch gets Gaussian noise σ ~ U[0, noise_max_255] / 255.
@@ -61,6 +62,8 @@ class TrainConfig:
         jpeg_prob: probability that a patch is JPEG-compressed with q ~ U[jpeg_min, jpeg_max].
         jpeg_min: lowest JPEG quality.
         jpeg_max: highest JPEG quality.
+        noise_per_channel_prob: probability that a noisy patch gets independent noise per colour
+            channel (otherwise one noise plane shared by the three channels).
         kernel_loss: MANet stage: ``l1`` (the paper's) or ``l2`` distance between estimated and true
             kernels (both summed over taps; ``l2`` gives error-proportional gradients that leave the
             constant mean-kernel solution faster on short runs).
@@ -110,6 +113,7 @@ class TrainConfig:
     jpeg_prob: float = 0.0
     jpeg_min: int = 70
     jpeg_max: int = 100
+    noise_per_channel_prob: float = 0.5
     kernel_loss: str = "l1"
     code_noise: float = 0.5
     predictor_prob: float = 0.5
@@ -152,8 +156,9 @@ class TrainConfig:
             raise ConfigError(f"val_images must be in 1..5 (Set5), got {self.val_images}")
         if self.betas is not None and len(self.betas) != 2:
             raise ConfigError(f"betas must be two numbers, got {self.betas}")
-        if not (0 <= self.noise_prob <= 1 and 0 <= self.jpeg_prob <= 1 and 0 <= self.predictor_prob <= 1):
-            raise ConfigError("noise_prob, jpeg_prob and predictor_prob are probabilities in [0, 1]")
+        probs = (self.noise_prob, self.jpeg_prob, self.predictor_prob, self.noise_per_channel_prob)
+        if not all(0 <= p <= 1 for p in probs):
+            raise ConfigError("noise_prob, jpeg_prob, predictor_prob and noise_per_channel_prob are probabilities in [0, 1]")
         if not 0 <= self.jpeg_min <= self.jpeg_max <= 100:
             raise ConfigError(f"need 0 <= jpeg_min <= jpeg_max <= 100, got {self.jpeg_min}, {self.jpeg_max}")
         if not self.name or "/" in self.name or "\\" in self.name:

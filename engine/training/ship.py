@@ -103,6 +103,7 @@ def ship(cfg: "TrainConfig", result: "TrainResult", *, command: str, models_dir:
         "date": today,
         "final_loss": _round(loss),
         "set5_val": _round(val),
+        "noise": _noise_settings(cfg),
         "command": command,
     }
     runs = list(previous.get("runs", [])) if continued else []
@@ -121,8 +122,7 @@ def ship(cfg: "TrainConfig", result: "TrainResult", *, command: str, models_dir:
         [*cfg.train_sets, f"first {cfg.max_images} images only"],
         "degradation": "MANet anisotropic Gaussian, blur + direct subsampling, 8-bit"
         if spec.protocol == "manet" else "IKC isotropic Gaussian, blur + MATLAB bicubic, 8-bit",
-        "noise": {"prob": cfg.noise_prob, "max_sigma_255": cfg.noise_max_255,
-                  "jpeg_prob": cfg.jpeg_prob, "jpeg_q": [cfg.jpeg_min, cfg.jpeg_max]},
+        "noise": _noise_settings(cfg),
         "wall_time_s": round(wall, 1),
         "device": result.device,
         "date": today,
@@ -149,3 +149,9 @@ def ship(cfg: "TrainConfig", result: "TrainResult", *, command: str, models_dir:
     assert card.path is not None
     return card.path
 
+
+def _noise_settings(cfg: TrainConfig) -> dict[str, object]:
+    """The photo-like corruptions a run trained with (noise after downsampling, then JPEG)."""
+    return {"prob": cfg.noise_prob, "max_sigma_255": cfg.noise_max_255,
+            "per_channel_prob": cfg.noise_per_channel_prob,
+            "jpeg_prob": cfg.jpeg_prob, "jpeg_q": [cfg.jpeg_min, cfg.jpeg_max], "jpeg_chroma": "4:2:0"}

@@ -150,7 +150,8 @@ class CsvLog:
 
 
 def _make_maker(cfg: TrainConfig, pool: Any, batch: int, ctx: StageContext) -> Any:
-    augment = Augment(cfg.noise_prob, cfg.noise_max_255, cfg.jpeg_prob, cfg.jpeg_min, cfg.jpeg_max)
+    augment = Augment(cfg.noise_prob, cfg.noise_max_255, cfg.jpeg_prob, cfg.jpeg_min, cfg.jpeg_max,
+                      cfg.noise_per_channel_prob)
     cls = ManetBatchMaker if ctx.spec.protocol == "manet" else IkcBatchMaker
     extra = code_len(ctx) if ctx.spec.name == "ikc_corrector" else None
     return cls(pool, batch, cfg.patch_size, cfg.scale, with_hr=ctx.spec.with_hr, augment=augment, code_len=extra)
@@ -228,7 +229,8 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
     betas = tuple(cfg.betas) if cfg.betas is not None else spec.betas
     optimizer = torch.optim.Adam(model.parameters(), lr=lr0, betas=betas)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.resolved_milestones(), gamma=cfg.lr_gamma)
-    use_amp = device.type == "cuda" and cfg.amp != "none"
+    # bf16 autocast also runs on the CPU (AVX-512 BF16); fp16 only on CUDA
+    use_amp = cfg.amp == "bf16" or (device.type == "cuda" and cfg.amp == "fp16")
     amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.amp == "fp16")
 
