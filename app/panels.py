@@ -8,6 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine.modelcards import default_ikc_steps
 from engine.upscale import UpscaleOptions
 from engine.visualize import kernel_heatmap_u8
 
@@ -77,7 +78,7 @@ class RunPanel(QtWidgets.QWidget):
         self.tile.setSuffix(" px")
         self.ikc_steps = QtWidgets.QSpinBox()
         self.ikc_steps.setRange(0, 20)
-        self.ikc_steps.setValue(7)
+        self.ikc_steps.setValue(default_ikc_steps())  # the evaluation's choice, from the model card
         self.sigma1 = self._double(0.2, 6.0, 2.0, " px")
         self.sigma2 = self._double(0.2, 6.0, 1.2, " px")
         self.theta = self._double(0.0, 180.0, 30.0, "°", step=5.0, decimals=0)

@@ -118,6 +118,7 @@ def cmd_kernel_at(args) -> None:
 
 def main() -> None:
     from engine.imageio import apply_opencv_limits
+    from engine.modelcards import default_ikc_steps
 
     apply_opencv_limits()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,7 +127,7 @@ def main() -> None:
         q = sub.add_parser(name)
         q.add_argument("--provider", default="cpu", choices=("auto", "cpu", "cuda"))
         q.add_argument("--threads", type=int, default=None)
-        q.add_argument("--ikc-steps", type=int, default=7)
+        q.add_argument("--ikc-steps", type=int, default=default_ikc_steps())
         if name == "speed":
             q.add_argument("--sizes", type=int, nargs="+", default=[256])
             q.add_argument("--methods", nargs="+", default=["bicubic", "manet", "ikc"])

@@ -15,6 +15,8 @@ asked. Protocols:
   ``manet_nine_kernels(scale)``.
 - ``"variant1"`` … ``"variant5"`` — MANet spatially variant fields (``manet_mode_field``), one per
   image; mode 5 draws random parameters per block from the image's own seed.
+- Photo-like protocols (:data:`PHOTO_PROTOCOLS`, e.g. ``"gaussian8_n15"``, ``"variant1_n5j85"``): a
+  clean protocol's blur — the same kernels, fields and seeds — followed by Gaussian noise and/or JPEG.
 
 Randomness is derived per image from ``(seed, benchmark, protocol, scale, image index)`` with
 ``np.random.default_rng([...])`` (strings enter as CRC-32 values, stable across runs and machines),
@@ -41,6 +43,10 @@ __all__ = [
     "BENCHMARKS",
     "TRAIN_SETS",
     "PROTOCOLS",
+    "PHOTO_PROTOCOLS",
+    "ALL_PROTOCOLS",
+    "PhotoProtocol",
+    "base_protocol",
     "GAUSSIAN8_SIGMAS_BY_SCALE",
     "IMAGE_SUFFIXES",
     "benchmark_paths",
@@ -57,6 +63,51 @@ __all__ = [
 BENCHMARKS: tuple[str, ...] = ("Set5", "Set14", "BSD100")
 TRAIN_SETS: tuple[str, ...] = ("bsds400", "t91", "sunhays80")
 PROTOCOLS: tuple[str, ...] = ("gaussian8", "manet9") + tuple(f"variant{m}" for m in range(1, 6))
+
+
+@dataclass(frozen=True)
+class PhotoProtocol:
+    """A clean protocol's blur followed by photo-like degradations (see :func:`engine.degradation.degrade_ikc`).
+
+    Args:
+        base: the clean protocol (one of :data:`PROTOCOLS`) whose kernels, fields and per-image seeds
+            are reused, so a photo protocol differs from its base only by the noise and the JPEG step.
+        noise_sigma_255: std of the additive Gaussian noise on the [0, 255] scale (0: none), added
+            after downsampling and before 8-bit rounding.
+        jpeg_quality: JPEG quality of the LR image (4:2:0, Pillow), or ``None``: no compression.
+        noise_per_channel: independent noise per colour channel (True) or one plane for all.
+        label: how the Markdown tables name the added degradation.
+    """
+
+    base: str
+    noise_sigma_255: float
+    jpeg_quality: int | None
+    label: str
+    noise_per_channel: bool = True
+
+
+PHOTO_PROTOCOLS: dict[str, PhotoProtocol] = {
+    "gaussian8_n5": PhotoProtocol("gaussian8", 5.0, None, "noise σ 5/255"),
+    "gaussian8_n15": PhotoProtocol("gaussian8", 15.0, None, "noise σ 15/255"),
+    "gaussian8_jpeg75": PhotoProtocol("gaussian8", 0.0, 75, "JPEG q 75"),
+    "manet9_n15": PhotoProtocol("manet9", 15.0, None, "noise σ 15/255"),
+    **{f"variant{m}_n5j85": PhotoProtocol(f"variant{m}", 5.0, 85, "noise σ 5/255 + JPEG q 85") for m in range(1, 6)},
+}
+"""Every photo-like evaluation protocol (issue 15): name → its clean base and what is added. The noise
+is per channel, drawn from the image's fixed seed (the same draws at every σ, scaled)."""
+
+ALL_PROTOCOLS: tuple[str, ...] = PROTOCOLS + tuple(PHOTO_PROTOCOLS)
+
+
+def base_protocol(protocol: str) -> str:
+    """The clean protocol whose blur ``protocol`` uses (itself for a clean protocol)."""
+    if protocol in PROTOCOLS:
+        return protocol
+    if protocol in PHOTO_PROTOCOLS:
+        return PHOTO_PROTOCOLS[protocol].base
+    raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(ALL_PROTOCOLS)}")
+
+
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
 GAUSSIAN8_SIGMAS_BY_SCALE: dict[int, tuple[float, ...]] = {
@@ -217,6 +268,23 @@ class TestCase:
     def spatially_variant(self) -> bool:
         return "kernel" not in self.kernel_info
 
+    @property
+    def noisy(self) -> bool:
+        """True when noise or JPEG was added after the blur (a photo-like protocol)."""
+        return bool(self.kernel_info.get("noise_sigma_255")) or self.kernel_info.get("jpeg_quality") is not None
+
+    def noise_free_lr(self) -> np.ndarray:
+        """The LR image without the noise and JPEG steps (blur, downsampling, 8-bit rounding only).
+
+        ``lr_rgb_f32`` itself for a clean case; otherwise regenerated from the true kernels.
+        """
+        if not self.noisy:
+            return self.lr_rgb_f32
+        info = self.kernel_info
+        if info["convention"] == "ikc":
+            return deg.degrade_ikc(self.hr_rgb_f32, info["sigma"], self.scale, None)
+        return deg.degrade_manet(self.hr_rgb_f32, self.true_kernels(), self.scale, None)
+
     def true_kernels(self) -> np.ndarray:
         """The true kernel: (21, 21) for invariant protocols, else the (h, w, 21, 21) LR-grid field.
 
@@ -255,9 +323,16 @@ def iter_test_set(
     jpeg_quality: int | None = None,
 ) -> Iterator[TestCase]:
     """Yield the cases of :func:`build_test_set` one at a time (lazy: LR made on demand)."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    if protocol == "gaussian8" and scale not in GAUSSIAN8_SIGMAS_BY_SCALE:
+    base = base_protocol(protocol)
+    noise_per_channel = True
+    if protocol in PHOTO_PROTOCOLS:
+        if noise_sigma_255 or jpeg_quality is not None:
+            raise ValueError(f"protocol {protocol} fixes its own noise and JPEG; do not pass noise_sigma_255 "
+                             "or jpeg_quality with it")
+        photo = PHOTO_PROTOCOLS[protocol]
+        noise_sigma_255, jpeg_quality = photo.noise_sigma_255, photo.jpeg_quality
+        noise_per_channel = photo.noise_per_channel
+    if base == "gaussian8" and scale not in GAUSSIAN8_SIGMAS_BY_SCALE:
         raise ValueError(f"gaussian8 is defined for ×2, ×3 and ×4, not ×{scale}")
     paths = benchmark_paths(benchmark)
     if max_images is not None:
@@ -265,8 +340,8 @@ def iter_test_set(
     for index, path in enumerate(paths):
         hr = load_hr(path, scale)
         hr.setflags(write=False)
-        entropy = case_rng_entropy(seed, benchmark, protocol, scale, index)
-        base = {
+        entropy = case_rng_entropy(seed, benchmark, base, scale, index)  # photo protocols: the base's blur
+        meta = {
             "benchmark": benchmark,
             "image": path.stem,
             "image_index": index,
@@ -275,35 +350,35 @@ def iter_test_set(
             "rng_entropy": entropy,
             "noise_sigma_255": noise_sigma_255,
             "jpeg_quality": jpeg_quality,
+            "noise_per_channel": noise_per_channel,
         }
+        photo_kw = {"noise_sigma_255": noise_sigma_255, "jpeg_quality": jpeg_quality,
+                    "noise_per_channel": noise_per_channel}
 
         def noise_rng(k: int) -> np.random.Generator:
             return np.random.default_rng(entropy + [1, k])
 
-        if protocol == "gaussian8":
+        if base == "gaussian8":
             table = GAUSSIAN8_SIGMAS_BY_SCALE[scale]
             for k, sigma in enumerate(table):
-                lr = deg.degrade_ikc(hr, sigma, scale, noise_rng(k), noise_sigma_255=noise_sigma_255,
-                                     jpeg_quality=jpeg_quality)
-                info = dict(base, convention="ikc", sigma=sigma, kernel=deg.isotropic_gaussian_kernel(sigma))
+                lr = deg.degrade_ikc(hr, sigma, scale, noise_rng(k), **photo_kw)
+                info = dict(meta, convention="ikc", sigma=sigma, kernel=deg.isotropic_gaussian_kernel(sigma))
                 yield TestCase(f"{path.stem}_sig{_sigma_tag(sigma, table)}", hr, lr, protocol, info)
-        elif protocol == "manet9":
+        elif base == "manet9":
             for k, (var1, var2, theta) in enumerate(manet_nine_kernel_params(scale)):
                 kernel = deg.anisotropic_gaussian_kernel(var1, var2, theta, scale)
-                lr = deg.degrade_manet(hr, kernel, scale, noise_rng(k), noise_sigma_255=noise_sigma_255,
-                                       jpeg_quality=jpeg_quality)
-                info = dict(base, convention="manet", var1=var1, var2=var2, theta=theta, kernel=kernel,
+                lr = deg.degrade_manet(hr, kernel, scale, noise_rng(k), **photo_kw)
+                info = dict(meta, convention="manet", var1=var1, var2=var2, theta=theta, kernel=kernel,
                             kernel_index=k)
                 yield TestCase(f"{path.stem}_k{k + 1}", hr, lr, protocol, info)
         else:
-            mode = int(protocol.removeprefix("variant"))
+            mode = int(base.removeprefix("variant"))
             lr_hw = (hr.shape[0] // scale, hr.shape[1] // scale)
             field_entropy = entropy + [0]
             kfield = deg.manet_mode_field(mode, lr_hw, scale, rng=np.random.default_rng(field_entropy))
-            lr = deg.degrade_manet(hr, kfield, scale, noise_rng(0), noise_sigma_255=noise_sigma_255,
-                                   jpeg_quality=jpeg_quality)
+            lr = deg.degrade_manet(hr, kfield, scale, noise_rng(0), **photo_kw)
             del kfield
-            info = dict(base, convention="manet", mode=mode, lr_hw=lr_hw, field_entropy=field_entropy)
+            info = dict(meta, convention="manet", mode=mode, lr_hw=lr_hw, field_entropy=field_entropy)
             yield TestCase(f"{path.stem}_{protocol}", hr, lr, protocol, info)
 
 
@@ -321,11 +396,13 @@ def build_test_set(
 
     Args:
         benchmark: "Set5", "Set14" or "BSD100".
-        protocol: "gaussian8", "manet9" or "variant1" … "variant5" (see the module docstring).
+        protocol: "gaussian8", "manet9", "variant1" … "variant5", or a photo-like protocol of
+            :data:`PHOTO_PROTOCOLS` (see the module docstring).
         scale: the SR factor (2, 3 or 4).
         seed: the evaluation seed, recorded in every case's ``kernel_info["seed"]``.
         max_images: use only the first images of the benchmark (quick previews, tests).
-        noise_sigma_255: Gaussian noise σ on the [0, 255] scale added before 8-bit rounding (0: none).
+        noise_sigma_255: Gaussian noise σ on the [0, 255] scale added before 8-bit rounding (0: none);
+            not with a photo-like protocol, which fixes its own.
         jpeg_quality: JPEG-compress the LR image at this quality (None: no compression).
 
     Returns:

@@ -13,6 +13,14 @@ Methods (``METHODS``), scored on the cases of :func:`engine.data.iter_test_set`:
   never per image and never on Set14/BSD100. The per-case best iteration ("oracle, best of t per
   image, uses ground truth") is reported separately, labelled as such.
 - ``sftmd_oracle`` — SFTMD fed the true σ's IKC-basis code; Gaussian8 only (IKC convention).
+- ``manet_previous``, ``ikc_previous`` (:data:`PREVIOUS_METHODS`) — ``manet`` and ``ikc`` run with the
+  networks of another models folder (``EvalConfig.previous_models_dir``: the models a retraining
+  replaces), on the same LR images, so one table compares the old and the new weights.
+
+Protocols are the clean ones of :data:`engine.data.PROTOCOLS` and the photo-like ones of
+:data:`engine.data.PHOTO_PROTOCOLS` (a clean protocol's blur plus noise and/or JPEG). Under a
+photo-like protocol MANet's LR-PSNR compares the re-degraded HR image with the *noise-free* LR image
+(as the MANet paper does): against the noisy one it would measure the noise (σ 15/255 caps it near 30 dB).
 
 All SR scores are PSNR-Y / SSIM-Y with ``scale`` pixels shaved (:mod:`engine.metrics`). Images are
 ``rgb_f32`` (H×W×3 float32 RGB in [0, 1]). Cells that a method cannot fill (an oracle under the
@@ -39,12 +47,24 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import BENCHMARKS, GAUSSIAN8_SIGMAS_BY_SCALE, PROTOCOLS, TestCase, benchmark_paths, iter_test_set
+from engine.data import (
+    ALL_PROTOCOLS,
+    BENCHMARKS,
+    GAUSSIAN8_SIGMAS_BY_SCALE,
+    PHOTO_PROTOCOLS,
+    TestCase,
+    base_protocol,
+    benchmark_paths,
+    iter_test_set,
+)
 from engine.progress import NULL_PROGRESS, Progress
 
 __all__ = [
     "FORMAT",
     "METHODS",
+    "PREVIOUS_METHODS",
+    "ALL_METHODS",
+    "base_method",
     "METHOD_LABELS",
     "METHOD_NETWORKS",
     "QUALITY_BARS",
@@ -65,6 +85,11 @@ FORMAT = "kernelscope-results/1"
 
 METHODS: tuple[str, ...] = ("bicubic", "manet", "manet_oracle", "ikc", "sftmd_oracle")
 
+PREVIOUS_METHODS: dict[str, str] = {"manet_previous": "manet", "ikc_previous": "ikc"}
+"""Methods run with the networks of ``EvalConfig.previous_models_dir``: name → the method they repeat."""
+
+ALL_METHODS: tuple[str, ...] = METHODS + tuple(PREVIOUS_METHODS)
+
 METHOD_LABELS: dict[str, str] = {
     "bicubic": "Bicubic",
     "manet": "MANet + RRDB-SFT (blind)",
@@ -72,6 +97,8 @@ METHOD_LABELS: dict[str, str] = {
     "ikc": "IKC (blind, fixed t)",
     "ikc_oracle_best": "IKC oracle (best of t per image, uses ground truth)",
     "sftmd_oracle": "SFTMD oracle (true σ)",
+    "manet_previous": "MANet + RRDB-SFT (blind), previous models",
+    "ikc_previous": "IKC (blind, fixed t), previous models",
 }
 
 METHOD_NETWORKS: dict[str, tuple[str, ...]] = {
@@ -80,21 +107,42 @@ METHOD_NETWORKS: dict[str, tuple[str, ...]] = {
     "manet_oracle": ("rrdb_sft",),
     "ikc": ("ikc_predictor", "sftmd", "ikc_corrector"),
     "sftmd_oracle": ("sftmd",),
+    "manet_previous": ("manet", "rrdb_sft"),
+    "ikc_previous": ("ikc_predictor", "sftmd", "ikc_corrector"),
 }
-"""Networks (model-card ``network`` names) each method loads."""
+"""Networks (model-card ``network`` names) each method loads (the ``*_previous`` ones from the previous folder)."""
+
+
+def base_method(method: str) -> str:
+    """The method ``method`` repeats (``ikc_previous`` → ``ikc``), or itself."""
+    return PREVIOUS_METHODS.get(method, method)
 
 STEP_RULE_BENCHMARK = "Set5"
 STEP_RULE_PROTOCOL = "gaussian8"
 
 QUALITY_BARS: tuple[dict[str, Any], ...] = (
-    {"id": "ikc_set5", "text": "Blind IKC on Gaussian8, Set5 ≥ 29.5 dB"},
-    {"id": "ikc_bsd100", "text": "Blind IKC on Gaussian8, BSD100 ≥ 26.5 dB"},
-    {"id": "manet_vs_bicubic", "text": "MANet + RRDB-SFT on the variant modes (BSD100) ≥ bicubic + 1.5 dB"},
-    {"id": "manet_vs_oracle", "text": "MANet + RRDB-SFT on the variant modes (BSD100) within 0.5 dB of the oracle"},
-    {"id": "manet_vs_ikc", "text": "MANet + RRDB-SFT on the variant modes (BSD100) better than IKC"},
-    {"id": "lr_psnr", "text": "MANet LR-PSNR ≥ 40 dB on nine-kernel BSD100"},
+    {"id": "ikc_set5", "issue": 4, "text": "Blind IKC on Gaussian8, Set5 ≥ 29.5 dB"},
+    {"id": "ikc_bsd100", "issue": 4, "text": "Blind IKC on Gaussian8, BSD100 ≥ 26.5 dB"},
+    {"id": "manet_vs_bicubic", "issue": 4, "text": "MANet + RRDB-SFT on the variant modes (BSD100) ≥ bicubic + 1.5 dB"},
+    {"id": "manet_vs_oracle", "issue": 4,
+     "text": "MANet + RRDB-SFT on the variant modes (BSD100) within 0.5 dB of the oracle"},
+    {"id": "manet_vs_ikc", "issue": 4, "text": "MANet + RRDB-SFT on the variant modes (BSD100) better than IKC"},
+    {"id": "lr_psnr", "issue": 4, "text": "MANet LR-PSNR ≥ 40 dB on nine-kernel BSD100"},
+    {"id": "noise_vs_bicubic", "issue": 15, "text": "MANet + RRDB-SFT on Gaussian8 + noise σ 15 (BSD100) ≥ bicubic + 1.5 dB"},
+    {"id": "noise_vs_previous", "issue": 15,
+     "text": "MANet + RRDB-SFT on Gaussian8 + noise σ 15 (BSD100) ≥ the previous models + 1.0 dB"},
+    {"id": "clean_manet_gaussian8", "issue": 15,
+     "text": "MANet + RRDB-SFT on clean Gaussian8 (BSD100) within 0.3 dB of the previous models (or above)"},
+    {"id": "clean_manet_variant", "issue": 15,
+     "text": "MANet + RRDB-SFT on the clean variant modes (BSD100) within 0.3 dB of the previous models (or above)"},
+    {"id": "clean_ikc_gaussian8", "issue": 15,
+     "text": "IKC on clean Gaussian8 (BSD100) within 0.3 dB of the previous models (or above)"},
+    {"id": "lr_psnr_noise", "issue": 15, "text": "MANet LR-PSNR ≥ 40 dB on nine-kernel BSD100 + noise σ 15"},
+    {"id": "ikc_t7_set5", "issue": 15, "text": "IKC at t = 7 ≥ IKC at t = 1 − 0.02 dB on Set5 Gaussian8"},
+    {"id": "ikc_t7_bsd100", "issue": 15, "text": "IKC at t = 7 ≥ IKC at t = 1 − 0.02 dB on BSD100 Gaussian8"},
 )
-"""The quality bars of issue 4 (×4), checked by :func:`check_bars`."""
+"""The quality bars of issues 4 and 15 (×4), checked by :func:`check_bars` (issue 15's only when a
+photo-like protocol or the previous models were evaluated)."""
 
 _INVARIANT_KERNEL_COUNT = {"manet9": 9}
 
@@ -108,8 +156,8 @@ class EvalConfig:
 
     Args:
         benchmarks: names from :data:`engine.data.BENCHMARKS`.
-        protocols: names from :data:`engine.data.PROTOCOLS`.
-        methods: names from :data:`METHODS`.
+        protocols: names from :data:`engine.data.ALL_PROTOCOLS` (clean and photo-like).
+        methods: names from :data:`ALL_METHODS` (the ``*_previous`` ones need ``previous_models_dir``).
         scale: SR factor (the shipped models are ×4).
         ikc_steps: IKC corrections after the prediction (t = 0 … ikc_steps, so ikc_steps + 1 SR images).
         ikc_fixed_step: the IKC iteration reported; ``None`` chooses it on Set5 Gaussian8
@@ -120,11 +168,13 @@ class EvalConfig:
         seed: evaluation seed of the test sets.
         device, backend, threads, tile, models_dir: how the networks run (see
             :func:`engine.pipeline.models.load_models` and :mod:`engine.pipeline.blind`).
+        previous_models_dir: the models folder the ``*_previous`` methods load (e.g. the shipped
+            models before a retraining, extracted with ``git show``).
         command: the command line recorded in the results (for reproduction).
     """
 
     benchmarks: tuple[str, ...] = BENCHMARKS
-    protocols: tuple[str, ...] = PROTOCOLS
+    protocols: tuple[str, ...] = ALL_PROTOCOLS
     methods: tuple[str, ...] = METHODS
     scale: int = 4
     ikc_steps: int = 7
@@ -137,14 +187,15 @@ class EvalConfig:
     threads: int | None = None
     tile: int | None = None
     models_dir: str | Path | None = None
+    previous_models_dir: str | Path | None = None
     command: str = ""
 
     def validate(self) -> None:
         """Raise ``ValueError`` for unknown names, empty lists, or a fixed-step rule that cannot hold."""
         for what, given, known in (
             ("benchmark", self.benchmarks, BENCHMARKS),
-            ("protocol", self.protocols, PROTOCOLS),
-            ("method", self.methods, METHODS),
+            ("protocol", self.protocols, ALL_PROTOCOLS),
+            ("method", self.methods, ALL_METHODS),
         ):
             if not given:
                 raise ValueError(f"no {what} given")
@@ -162,15 +213,20 @@ class EvalConfig:
                 raise ValueError(f"max_images names an unknown benchmark {name!r}")
             if int(n) < 1:
                 raise ValueError(f"max_images for {name} must be ≥ 1, got {n}")
+        previous = [m for m in self.methods if m in PREVIOUS_METHODS]
+        if previous and self.previous_models_dir is None:
+            raise ValueError(f"{', '.join(previous)} need the previous models folder (--previous-models DIR)")
+        if self.previous_models_dir is not None and not Path(self.previous_models_dir).is_dir():
+            raise ValueError(f"previous models folder not found: {self.previous_models_dir}")
         for method, protocol, bench in self.skip:
-            if (method not in METHODS or not fnmatch.filter(PROTOCOLS, protocol)
+            if (method not in ALL_METHODS or not fnmatch.filter(ALL_PROTOCOLS, protocol)
                     or not fnmatch.filter(BENCHMARKS, bench)):
                 raise ValueError(f"cannot skip {method}@{protocol}@{bench}: it names no known method, "
                                  "protocol or benchmark")
-        if "ikc" in self.methods:
+        for ikc in [m for m in self.methods if base_method(m) == "ikc"]:
             if self.ikc_fixed_step is None:
                 if (STEP_RULE_BENCHMARK not in self.benchmarks or STEP_RULE_PROTOCOL not in self.protocols
-                        or self.is_skipped("ikc", STEP_RULE_PROTOCOL, STEP_RULE_BENCHMARK)):
+                        or self.is_skipped(ikc, STEP_RULE_PROTOCOL, STEP_RULE_BENCHMARK)):
                     raise ValueError(
                         "the automatic IKC iteration is chosen on Set5 gaussian8 only: include Set5 in the "
                         "benchmarks and gaussian8 in the protocols, or give a fixed step (--ikc-fixed-step N)"
@@ -193,10 +249,12 @@ class EvalConfig:
         return tuple(m for m in self.methods
                      if not self.is_skipped(m, protocol, benchmark) and not_applicable(m, protocol) is None)
 
-    def networks(self) -> tuple[str, ...]:
-        """The networks the requested methods need, in a stable order, each once."""
+    def networks(self, previous: bool = False) -> tuple[str, ...]:
+        """The networks the requested methods need (``previous``: the ``*_previous`` methods'), each once."""
         out: list[str] = []
         for m in self.methods:
+            if (m in PREVIOUS_METHODS) != previous:
+                continue
             for n in METHOD_NETWORKS[m]:
                 if n not in out:
                     out.append(n)
@@ -205,6 +263,7 @@ class EvalConfig:
 
 def not_applicable(method: str, protocol: str) -> str | None:
     """Why ``method`` has no score under ``protocol`` (``None`` when it has one)."""
+    method, protocol = base_method(method), base_protocol(protocol)
     if method == "manet_oracle" and protocol == "gaussian8":
         return ("RRDB-SFT is conditioned on MANet-convention kernels (direct subsampling); Gaussian8 "
                 "uses bicubic downsampling, so no true MANet kernel exists — see the SFTMD oracle")
@@ -216,6 +275,7 @@ def not_applicable(method: str, protocol: str) -> str | None:
 
 def cases_per_image(protocol: str, scale: int) -> int:
     """How many test cases one image gives under ``protocol`` (Gaussian8: 8, nine kernels: 9, variant: 1)."""
+    protocol = base_protocol(protocol)
     if protocol == "gaussian8":
         return len(GAUSSIAN8_SIGMAS_BY_SCALE[scale])
     return _INVARIANT_KERNEL_COUNT.get(protocol, 1)
@@ -270,10 +330,13 @@ def evaluate_case(
     ikc_steps: int = 7,
     tile: int | None = None,
     progress: Progress = NULL_PROGRESS,
+    previous_models: Any = None,
 ) -> dict[str, Any]:
     """Run ``methods`` on one case and score them; a JSON-ready record.
 
-    ``models`` is an :class:`engine.pipeline.models.ModelSet` holding the networks the methods need.
+    ``models`` is an :class:`engine.pipeline.models.ModelSet` holding the networks the methods need;
+    ``previous_models`` the one the ``*_previous`` methods run with (recorded under their own names).
+    Under a photo-like protocol MANet's ``lr_psnr`` is measured against the noise-free LR image.
     The record holds the case's name/image/kernel id, one ``{"psnr", "ssim"}`` block per applicable
     method (``manet`` adds ``lr_psnr``, ``kernel_l1``, ``kernel_psnr`` under the MANet convention;
     ``ikc`` holds lists over its ``ikc_steps + 1`` iterations, plus ``kernel_l1`` per iteration on
@@ -300,33 +363,37 @@ def evaluate_case(
         progress.check_cancelled()
         sub = progress.sub_progress(i / len(todo), 1.0 / len(todo))
         t0 = time.perf_counter()
-        if method == "bicubic":
+        base = base_method(method)
+        mset = previous_models if method in PREVIOUS_METHODS else models
+        if mset is None:
+            raise ValueError(f"{method} needs the previous models (previous_models)")
+        if base == "bicubic":
             record[method] = _score(blind.run_bicubic(lr, s), hr, s)
-        elif method == "manet":
-            result = blind.run_manet(lr, models, tile=tile, progress=sub)
+        elif base == "manet":
+            result = blind.run_manet(lr, mset, tile=tile, progress=sub)
             block = _score(result.sr_rgb_f32, hr, s)
             if manet_convention:
                 est = result.kernel_map.reconstruct_all()  # (h, w, 21, 21)
-                block["lr_psnr"] = _finite(lr_psnr(hr, lr, est, s, crop_border=s))
+                block["lr_psnr"] = _finite(lr_psnr(hr, case.noise_free_lr(), est, s, crop_border=s))
                 err = kernel_error(est, np.broadcast_to(truth(), est.shape))
                 block["kernel_l1"] = err["mean_l1"]
                 block["kernel_psnr"] = _finite(err["psnr"])
             record[method] = block
-        elif method == "manet_oracle":
+        elif base == "manet_oracle":
             pca = models.pca("rrdb_sft")
             k = truth()
             codes = pca.project(k).astype(np.float32)
             if codes.ndim == 1:
                 codes = np.broadcast_to(codes, lr.shape[:2] + codes.shape)
             record[method] = _score(blind.sr_from_codes(lr, codes, models, tile=tile, progress=sub), hr, s)
-        elif method == "ikc":
-            result = blind.run_ikc(lr, models, steps=ikc_steps, tile=tile, progress=sub)
+        elif base == "ikc":
+            result = blind.run_ikc(lr, mset, steps=ikc_steps, tile=tile, progress=sub)
             scores = [_score(it.sr_rgb_f32, hr, s) for it in result.iterations]
             block = {"psnr": [sc["psnr"] for sc in scores], "ssim": [sc["ssim"] for sc in scores]}
             if not manet_convention:  # IKC's own convention: its kernels are comparable with the truth
                 block["kernel_l1"] = [kernel_error(it.kernel, truth())["mean_l1"] for it in result.iterations]
             record[method] = block
-        elif method == "sftmd_oracle":
+        elif base == "sftmd_oracle":
             code = models.pca("sftmd").project(truth()).astype(np.float32)
             record[method] = _score(blind.sftmd_sr(lr, code, models, tile=tile, progress=sub), hr, s)
         else:  # pragma: no cover - validated by EvalConfig
@@ -345,8 +412,8 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _ikc_iteration_means(records: Sequence[Mapping[str, Any]], key: str) -> list[float | None]:
-    rows = [r["ikc"][key] for r in records if "ikc" in r]
+def _ikc_iteration_means(records: Sequence[Mapping[str, Any]], key: str, method: str = "ikc") -> list[float | None]:
+    rows = [r[method][key] for r in records if method in r]
     if not rows:
         return []
     n = min(len(row) for row in rows)
@@ -356,8 +423,9 @@ def _ikc_iteration_means(records: Sequence[Mapping[str, Any]], key: str) -> list
 def choose_ikc_step(
     cases: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
     fixed_step: int | None = None,
+    method: str = "ikc",
 ) -> dict[str, Any]:
-    """The IKC iteration reported everywhere, and why.
+    """The IKC iteration reported everywhere, and why (``method``: ``ikc`` or ``ikc_previous``).
 
     ``cases`` maps benchmark → protocol → per-case records (as :func:`evaluate_case` returns).
     With ``fixed_step`` given, that step is used. Otherwise (``auto``) the step with the best mean
@@ -367,9 +435,9 @@ def choose_ikc_step(
     if fixed_step is not None:
         return {"step": int(fixed_step), "rule": f"fixed by the command (--ikc-fixed-step {fixed_step})"}
     records = cases.get(STEP_RULE_BENCHMARK, {}).get(STEP_RULE_PROTOCOL, [])
-    means = _ikc_iteration_means(records, "psnr")
+    means = _ikc_iteration_means(records, "psnr", method)
     if not means or all(m is None for m in means):
-        raise ValueError("the automatic IKC iteration needs IKC results on Set5 gaussian8, and there are none")
+        raise ValueError(f"the automatic IKC iteration needs {method} results on Set5 gaussian8, and there are none")
     best = max(range(len(means)), key=lambda t: (means[t] if means[t] is not None else -math.inf, -t))
     return {
         "step": int(best),
@@ -382,29 +450,30 @@ def choose_ikc_step(
 def _method_cell(records: Sequence[Mapping[str, Any]], method: str, step: int | None) -> dict[str, Any]:
     rows = [r for r in records if method in r]
     cell: dict[str, Any] = {"n": len(rows)}
-    if method != "ikc":
+    if base_method(method) != "ikc":
         cell["psnr"] = _mean([r[method]["psnr"] for r in rows])
         cell["ssim"] = _mean([r[method]["ssim"] for r in rows])
         return cell
-    cell["psnr_per_iteration"] = _ikc_iteration_means(rows, "psnr")
-    cell["ssim_per_iteration"] = _ikc_iteration_means(rows, "ssim")
-    if rows and "kernel_l1" in rows[0]["ikc"]:
-        cell["kernel_l1_per_iteration"] = _ikc_iteration_means(rows, "kernel_l1")
+    m = method
+    cell["psnr_per_iteration"] = _ikc_iteration_means(rows, "psnr", m)
+    cell["ssim_per_iteration"] = _ikc_iteration_means(rows, "ssim", m)
+    if rows and "kernel_l1" in rows[0][m]:
+        cell["kernel_l1_per_iteration"] = _ikc_iteration_means(rows, "kernel_l1", m)
     cell["fixed_step"] = step
     if step is not None and rows:
-        cell["psnr"] = _mean([r["ikc"]["psnr"][step] for r in rows])
-        cell["ssim"] = _mean([r["ikc"]["ssim"][step] for r in rows])
+        cell["psnr"] = _mean([r[m]["psnr"][step] for r in rows])
+        cell["ssim"] = _mean([r[m]["ssim"][step] for r in rows])
     else:
         cell["psnr"] = cell["ssim"] = None
-    best_steps = [int(np.argmax([-math.inf if p is None else p for p in r["ikc"]["psnr"]])) for r in rows]
-    cell["oracle_best_psnr"] = _mean([r["ikc"]["psnr"][t] for r, t in zip(rows, best_steps)])
-    cell["oracle_best_ssim"] = _mean([r["ikc"]["ssim"][t] for r, t in zip(rows, best_steps)])
+    best_steps = [int(np.argmax([-math.inf if p is None else p for p in r[m]["psnr"]])) for r in rows]
+    cell["oracle_best_psnr"] = _mean([r[m]["psnr"][t] for r, t in zip(rows, best_steps)])
+    cell["oracle_best_ssim"] = _mean([r[m]["ssim"][t] for r, t in zip(rows, best_steps)])
     cell["oracle_best_note"] = "best of t per image, chosen with the ground truth (not a blind result)"
     return cell
 
 
-def _kernel_cell(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    rows = [r["manet"] for r in records if "manet" in r and "lr_psnr" in r["manet"]]
+def _kernel_cell(records: Sequence[Mapping[str, Any]], method: str = "manet") -> dict[str, Any] | None:
+    rows = [r[method] for r in records if method in r and "lr_psnr" in r[method]]
     if not rows:
         return None
     return {
@@ -421,6 +490,7 @@ def aggregate(
     *,
     environment: Mapping[str, Any] | None = None,
     models: Sequence[Mapping[str, Any]] = (),
+    models_previous: Sequence[Mapping[str, Any]] = (),
     complete: bool = True,
     seconds: float | None = None,
 ) -> dict[str, Any]:
@@ -429,22 +499,25 @@ def aggregate(
     ``cells[benchmark][protocol][method]`` is ``{"psnr", "ssim", "n"}`` (IKC adds per-iteration
     means, the fixed step and the oracle-best numbers), or ``{"na": reason}`` when the method does
     not apply, or ``{"pending": true}`` in a partial result. ``kernel_estimation[benchmark][protocol]``
-    holds MANet's LR-PSNR and kernel error where the conventions allow it.
+    holds MANet's LR-PSNR and kernel error where the conventions allow it (``kernel_estimation_previous``
+    the previous MANet's, ``ikc_fixed_step_previous`` the previous IKC's step, when they were run).
     """
-    step_info: dict[str, Any] | None = None
-    if "ikc" in config.methods:
+    steps_info: dict[str, dict[str, Any] | None] = {}
+    for ikc in [m for m in config.methods if base_method(m) == "ikc"]:
         try:
-            step_info = choose_ikc_step(cases, config.ikc_fixed_step)
+            steps_info[ikc] = choose_ikc_step(cases, config.ikc_fixed_step, ikc)
         except ValueError:
             if complete:
                 raise
-            step_info = None  # partial result: Set5 gaussian8 not done yet
-    step = None if step_info is None else step_info["step"]
+            steps_info[ikc] = None  # partial result: Set5 gaussian8 not done yet
+    step_info = steps_info.get("ikc")
+    step_of = {m: (None if info is None else info["step"]) for m, info in steps_info.items()}
 
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     kernels: dict[str, dict[str, Any]] = {}
+    kernels_previous: dict[str, dict[str, Any]] = {}
     for b in config.benchmarks:
-        cells[b], kernels[b] = {}, {}
+        cells[b], kernels[b], kernels_previous[b] = {}, {}, {}
         for p in config.protocols:
             records = cases.get(b, {}).get(p)
             cells[b][p] = {}
@@ -457,12 +530,13 @@ def aggregate(
                 elif records is None:
                     cells[b][p][m] = {"pending": True}
                 else:
-                    cells[b][p][m] = _method_cell(records, m, step)
-            if records is not None and "manet" in config.methods:
-                kcell = _kernel_cell(records)
-                kernels[b][p] = kcell if kcell is not None else {
-                    "na": "LR-PSNR and kernel error use the MANet convention (direct subsampling); "
-                          "this protocol uses bicubic downsampling"}
+                    cells[b][p][m] = _method_cell(records, m, step_of.get(m))
+            for manet, table in (("manet", kernels), ("manet_previous", kernels_previous)):
+                if records is not None and manet in config.methods:
+                    kcell = _kernel_cell(records, manet)
+                    table[b][p] = kcell if kcell is not None else {
+                        "na": "LR-PSNR and kernel error use the MANet convention (direct subsampling); "
+                              "this protocol uses bicubic downsampling"}
 
     timing: dict[str, Any] = {}
     per_method: dict[str, list[float]] = {}
@@ -498,6 +572,13 @@ def aggregate(
         "timing": timing,
         "cases": {b: {p: list(recs) for p, recs in by_p.items()} for b, by_p in cases.items()},
     }
+    if "ikc_previous" in config.methods:
+        results["ikc_fixed_step_previous"] = steps_info["ikc_previous"]
+    if "manet_previous" in config.methods:
+        results["kernel_estimation_previous"] = kernels_previous
+    if config.previous_models_dir is not None:
+        results["previous_models_dir"] = str(config.previous_models_dir)
+        results["models_previous"] = [dict(m) for m in models_previous]
     results["bars"] = check_bars(results)
     return results
 
@@ -514,9 +595,10 @@ def _value(results: Mapping[str, Any], bench: str, protocol: str, method: str, k
     return None if v is None else float(v)
 
 
-def _variant_mean(results: Mapping[str, Any], bench: str, method: str) -> tuple[float | None, list[str]]:
+def _variant_mean(results: Mapping[str, Any], bench: str, method: str,
+                  variants: Sequence[str] = VARIANTS) -> tuple[float | None, list[str]]:
     """Mean over the variant modes present (each mode weighs the same), and which modes were present."""
-    present = [p for p in VARIANTS if p in results["protocols"]]
+    present = [p for p in variants if p in results["protocols"]]
     vals = [_value(results, bench, p, method) for p in present]
     if not present or any(v is None for v in vals):
         return None, present
@@ -524,7 +606,10 @@ def _variant_mean(results: Mapping[str, Any], bench: str, method: str) -> tuple[
 
 
 def check_bars(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each quality bar of issue 4 with the measured value, the target and ``met`` (None: not measured)."""
+    """Each quality bar with the measured value, the target and ``met`` (None: not measured).
+
+    Issue 15's bars are listed only when a photo-like protocol or the previous models were evaluated.
+    """
     out: list[dict[str, Any]] = []
     images = results.get("images", {})
 
@@ -532,13 +617,13 @@ def check_bars(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         u = images.get(bench)
         return None if not u or u["used"] == u["total"] else f"{u['used']}/{u['total']} {bench} images"
 
-    def add(bar_id: str, measured: float | None, target: float | None, detail: str, strict: bool = False) -> None:
+    def add(bar_id: str, measured: float | None, target: float | None, detail: str, strict: bool = False,
+            bench: str = "BSD100") -> None:
         text = next(b["text"] for b in QUALITY_BARS if b["id"] == bar_id)
         if measured is None or target is None:
             met = None
         else:
             met = bool(measured > target) if strict else bool(measured >= target)
-        bench = "Set5" if bar_id == "ikc_set5" else "BSD100"
         out.append({"id": bar_id, "bar": text, "measured": measured, "target": target, "met": met,
                     "gap_db": None if met is None else round(target - measured, 2), "detail": detail,
                     "subsample": subsample(bench)})
@@ -546,7 +631,7 @@ def check_bars(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     ikc_step = (results.get("ikc_fixed_step") or {}).get("step")
     for bar_id, bench, target in (("ikc_set5", "Set5", 29.5), ("ikc_bsd100", "BSD100", 26.5)):
         v = _value(results, bench, "gaussian8", "ikc")
-        add(bar_id, v, target, f"IKC at fixed t = {ikc_step}, {bench} Gaussian8 PSNR-Y")
+        add(bar_id, v, target, f"IKC at fixed t = {ikc_step}, {bench} Gaussian8 PSNR-Y", bench=bench)
 
     manet, modes = _variant_mean(results, "BSD100", "manet")
     bic, _ = _variant_mean(results, "BSD100", "bicubic")
@@ -561,7 +646,40 @@ def check_bars(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         strict=True)
     lr = results["kernel_estimation"].get("BSD100", {}).get("manet9", {}).get("lr_psnr")
     add("lr_psnr", None if lr is None else float(lr), 40.0, "MANet LR-PSNR (Y), BSD100 nine kernels")
+    if any(p in PHOTO_PROTOCOLS for p in results["protocols"]) or "models_previous" in results:
+        _photo_bars(results, add)
     return out
+
+
+def _photo_bars(results: Mapping[str, Any], add: Callable[..., None]) -> None:
+    """Issue 15's bars (noise robustness; the clean rows kept), appended through ``add``."""
+    noisy = "gaussian8_n15"
+    manet = _value(results, "BSD100", noisy, "manet")
+    bic = _value(results, "BSD100", noisy, "bicubic")
+    prev = _value(results, "BSD100", noisy, "manet_previous")
+    add("noise_vs_bicubic", manet, None if bic is None else bic + 1.5,
+        f"BSD100 Gaussian8 + σ 15: MANet {_fmt(manet)} dB vs bicubic {_fmt(bic)} dB + 1.5")
+    add("noise_vs_previous", manet, None if prev is None else prev + 1.0,
+        f"BSD100 Gaussian8 + σ 15: MANet {_fmt(manet)} dB vs previous models {_fmt(prev)} dB + 1.0")
+    for bar_id, method, (new, prev_v, where) in (
+        ("clean_manet_gaussian8", "MANet", (_value(results, "BSD100", "gaussian8", "manet"),
+                                            _value(results, "BSD100", "gaussian8", "manet_previous"), "Gaussian8")),
+        ("clean_manet_variant", "MANet", (_variant_mean(results, "BSD100", "manet")[0],
+                                          _variant_mean(results, "BSD100", "manet_previous")[0], "variant modes")),
+        ("clean_ikc_gaussian8", "IKC", (_value(results, "BSD100", "gaussian8", "ikc"),
+                                        _value(results, "BSD100", "gaussian8", "ikc_previous"), "Gaussian8")),
+    ):
+        add(bar_id, new, None if prev_v is None else prev_v - 0.3,
+            f"BSD100 clean {where}: {method} {_fmt(new)} dB vs previous models {_fmt(prev_v)} dB − 0.3")
+    lr = results["kernel_estimation"].get("BSD100", {}).get("manet9_n15", {}).get("lr_psnr")
+    add("lr_psnr_noise", None if lr is None else float(lr), 40.0,
+        "MANet LR-PSNR (Y, against the noise-free LR image), BSD100 nine kernels + σ 15")
+    for bar_id, bench in (("ikc_t7_set5", "Set5"), ("ikc_t7_bsd100", "BSD100")):
+        per = results["cells"].get(bench, {}).get("gaussian8", {}).get("ikc", {}).get("psnr_per_iteration") or []
+        t7 = per[7] if len(per) > 7 else None
+        t1 = per[1] if len(per) > 1 else None
+        add(bar_id, t7, None if t1 is None or t7 is None else t1 - 0.02,
+            f"{bench} Gaussian8: IKC t = 7 {_fmt(t7)} dB vs t = 1 {_fmt(t1)} dB − 0.02", bench=bench)
 
 
 # --------------------------------------------------------------------------------------------
@@ -675,14 +793,18 @@ def run_evaluation(
     config.validate()
     from engine.pipeline.models import ModelSet, load_models
 
-    networks = config.networks()
-    models = (
-        load_models(networks, config.scale, device=config.device, backend=config.backend,
-                    threads=config.threads, models_dir=config.models_dir)
-        if networks else ModelSet(scale=config.scale)
-    )
+    def load(previous: bool) -> Any:
+        networks = config.networks(previous)
+        folder = config.previous_models_dir if previous else config.models_dir
+        return (load_models(networks, config.scale, device=config.device, backend=config.backend,
+                            threads=config.threads, models_dir=folder)
+                if networks else ModelSet(scale=config.scale))
+
+    models = load(False)
+    previous_models = load(True) if config.previous_models_dir is not None else None
     environment = describe_environment(models.provider)
     model_info = describe_models(models)
+    previous_info = describe_models(previous_models) if previous_models is not None else []
     total = count_cases(config)
     done = 0
     t0 = time.perf_counter()
@@ -693,7 +815,7 @@ def run_evaluation(
         for case in iter_test_set(bench, protocol, config.scale, config.seed, max_images=config.images_for(bench)):
             sub = progress.sub_progress(done / max(total, 1), 1.0 / max(total, 1))
             record = evaluate_case(case, config.methods_for(protocol, bench), models, ikc_steps=config.ikc_steps,
-                                   tile=config.tile, progress=sub)
+                                   tile=config.tile, progress=sub, previous_models=previous_models)
             records.append(record)
             done += 1
             progress.set_progress(done / max(total, 1), f"{bench} {case.name}")
@@ -701,10 +823,10 @@ def run_evaluation(
                 on_case(f"{bench}/{case.name}", record)
         cases.setdefault(bench, {})[protocol] = records
         if on_partial is not None and gi < len(groups) - 1:
-            on_partial(aggregate(config, cases, environment=environment, models=model_info, complete=False,
-                                 seconds=time.perf_counter() - t0))
-    results = aggregate(config, cases, environment=environment, models=model_info, complete=True,
-                        seconds=time.perf_counter() - t0)
+            on_partial(aggregate(config, cases, environment=environment, models=model_info,
+                                 models_previous=previous_info, complete=False, seconds=time.perf_counter() - t0))
+    results = aggregate(config, cases, environment=environment, models=model_info, models_previous=previous_info,
+                        complete=True, seconds=time.perf_counter() - t0)
     results["protocol_check"] = protocol_check(config)
     return results
 
@@ -733,16 +855,24 @@ def _cell_text(cell: Mapping[str, Any], psnr_key: str = "psnr", ssim_key: str = 
     return f"{_fmt(cell.get(psnr_key))} / {_fmt(cell.get(ssim_key), 4)}"
 
 
+def _label(results: Mapping[str, Any], method: str) -> str:
+    """A method's row label; IKC rows name their fixed step."""
+    if method == "ikc":
+        step = (results.get("ikc_fixed_step") or {}).get("step")
+        return f"IKC (blind, fixed t = {step if step is not None else '?'})"
+    if method == "ikc_previous":
+        step = (results.get("ikc_fixed_step_previous") or {}).get("step")
+        return f"IKC (blind, fixed t = {step if step is not None else '?'}), previous models"
+    return METHOD_LABELS[method]
+
+
 def _method_rows(results: Mapping[str, Any], protocol: str) -> list[tuple[str, str, str, str]]:
     """(label, method, psnr key, ssim key) rows for one protocol, oracle-best IKC after IKC."""
     rows = []
-    step = (results.get("ikc_fixed_step") or {}).get("step")
     for m in results["methods"]:
         if not_applicable(m, protocol) is not None:
             continue
-        label = METHOD_LABELS[m]
-        if m == "ikc":
-            label = f"IKC (blind, fixed t = {step if step is not None else '?'})"
+        label = _label(results, m)
         rows.append((label, m, "psnr", "ssim"))
         if m == "ikc":
             rows.append((METHOD_LABELS["ikc_oracle_best"], m, "oracle_best_psnr", "oracle_best_ssim"))
@@ -765,18 +895,20 @@ def _table(results: Mapping[str, Any], protocol: str, first_col: str = "Method",
 
 def _kernel_rows(results: Mapping[str, Any], protocol: str, lead: str | None = None) -> list[str]:
     benches = results["benchmarks"]
-    ke = results["kernel_estimation"]
-    if "manet" not in results["methods"]:
-        return []
     out = []
-    for label, key, digits in (("MANet LR-PSNR (dB)", "lr_psnr", 2), ("MANet kernel error: mean L1", "kernel_l1", 6),
-                               ("MANet kernel error: PSNR (dB)", "kernel_psnr", 2)):
-        vals = []
-        for b in benches:
-            cell = ke.get(b, {}).get(protocol)
-            vals.append("(not run yet)" if cell is None else "n/a" if "na" in cell else _fmt(cell.get(key), digits))
-        first = f"{lead} | {label}" if lead is not None else label
-        out.append(f"| {first} | " + " | ".join(vals) + " |")
+    for method, table, who in (("manet", "kernel_estimation", "MANet"),
+                               ("manet_previous", "kernel_estimation_previous", "MANet (previous models)")):
+        if method not in results["methods"]:
+            continue
+        ke = results.get(table, {})
+        for label, key, digits in (("LR-PSNR (dB)", "lr_psnr", 2), ("kernel error: mean L1", "kernel_l1", 6),
+                                   ("kernel error: PSNR (dB)", "kernel_psnr", 2)):
+            vals = []
+            for b in benches:
+                cell = ke.get(b, {}).get(protocol)
+                vals.append("(not run yet)" if cell is None else "n/a" if "na" in cell else _fmt(cell.get(key), digits))
+            first = f"{lead} | {who} {label}" if lead is not None else f"{who} {label}"
+            out.append(f"| {first} | " + " | ".join(vals) + " |")
     return out
 
 
@@ -818,10 +950,16 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         per = ", ".join(f"{m} {v:.2f} s" for m, v in timing.get("mean_seconds_per_case", {}).items())
         lines.append(f"- Wall time: {timing['total_seconds']:.0f} s ({per} per case on average)")
     lines.append("")
-    if results.get("models"):
+    for key, intro in (("models", None),
+                       ("models_previous", "Rows marked “previous models” ran these networks, from "
+                                           f"`{results.get('previous_models_dir')}`, on the same LR images:")):
+        if not results.get(key):
+            continue
+        if intro:
+            lines += [intro, ""]
         lines += ["| Model card | Network | Preset | Parameters | Training steps | Training wall time | Trained on |",
                   "|---|---|---|---|---|---|---|"]
-        for m in results["models"]:
+        for m in results[key]:
             wall = m.get("training_wall_time_s")
             wall_txt = "—" if wall is None else f"{float(wall) / 3600:.2f} h"
             lines.append(f"| `{m['id']}` | {m['network']} | {m['preset']} | {m.get('parameters') or '—'} | "
@@ -839,6 +977,9 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             if "set5_gaussian8_psnr_per_iteration" in step_info:
                 per = ", ".join(f"t={t}: {_fmt(v)}" for t, v in enumerate(step_info["set5_gaussian8_psnr_per_iteration"]))
                 lines.append(f"Set5 Gaussian8 mean PSNR-Y per iteration: {per}.")
+            prev = results.get("ikc_fixed_step_previous")
+            if prev is not None:
+                lines.append(f"The previous models' IKC is reported at **t = {prev['step']}**, chosen by the same rule.")
             lines.append("The row “IKC oracle (best of t per image, uses ground truth)” picks, for each LR image, "
                          "the iteration with the best PSNR against the HR image: it is *not* a blind result "
                          "(the published IKC numbers are of this kind).")
@@ -861,6 +1002,11 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             lines += _protocol_check_lines(results)
         if protocol == "gaussian8" and "ikc" in results["methods"]:
             lines += _ikc_iteration_table(results, protocol)
+        lines += _photo_section(results, protocol)
+    if "gaussian8" not in protocols:
+        lines += _photo_section(results, "gaussian8")
+    if "manet9" not in protocols:
+        lines += _photo_section(results, "manet9")
     variants = [p for p in VARIANTS if p in protocols]
     if variants:
         benches = results["benchmarks"]
@@ -875,8 +1021,38 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         lines.append("")
         if "ikc" in results["methods"]:
             lines += _ikc_iteration_table(results, variants[0], variants)
+    lines += _photo_section(results, "variant")
     lines += _bars_section(results)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _photo_section(results: Mapping[str, Any], family: str) -> list[str]:
+    """The photo-like protocols built on ``family`` ("gaussian8", "manet9" or "variant"): one table, the
+    added degradation in the first column (variant modes: mode and degradation, then the mean of modes)."""
+    present = [p for p in results["protocols"] if p in PHOTO_PROTOCOLS
+               and base_protocol(p).startswith(family)]
+    if not present:
+        return []
+    benches = results["benchmarks"]
+    out = [f"## {_FAMILY_TITLES[family]} — with photo-like noise / JPEG", "",
+           "| Protocol | Added after the blur (per-channel noise on the 8-bit scale, fixed per-image seed) |",
+           "|---|---|"]
+    out += [f"| `{p}` | {PHOTO_PROTOCOLS[p].label} (blur of `{PHOTO_PROTOCOLS[p].base}`) |" for p in present]
+    out += ["", "| Added | Method | " + " | ".join(benches) + " |", "|---|---|" + "---|" * len(benches)]
+    for p in present:
+        photo = PHOTO_PROTOCOLS[p]
+        lead = photo.label if family != "variant" else f"mode {photo.base.removeprefix('variant')}, {photo.label}"
+        out += _table(results, p, first_value=lead)
+        if family != "gaussian8":  # LR-PSNR needs the MANet convention
+            out += _kernel_rows(results, p, lead=lead)
+    if family == "variant" and len(present) > 1:
+        out += _variant_mean_rows(results, present)
+    out.append("")
+    if family != "gaussian8" and "manet" in results["methods"]:
+        out += ["LR-PSNR here compares the HR image re-degraded with the estimated kernels with the *noise-free* LR "
+                "image (blur, downsampling, 8-bit rounding), as the MANet paper does; against the noisy input it "
+                "would measure the noise.", ""]
+    return out
 
 
 def _protocol_check_lines(results: Mapping[str, Any]) -> list[str]:
@@ -909,8 +1085,7 @@ def _variant_mean_rows(results: Mapping[str, Any], variants: Sequence[str]) -> l
             ss = [_value(results, b, p, m, "ssim") for p in variants]
             ok = all(v is not None for v in ps + ss)
             vals.append(f"{_fmt(float(np.mean(ps)))} / {_fmt(float(np.mean(ss)), 4)}" if ok else "—")
-        label = METHOD_LABELS[m] if m != "ikc" else f"IKC (blind, fixed t = {(results.get('ikc_fixed_step') or {}).get('step', '?')})"
-        out.append(f"| **mean of modes** | {label} | " + " | ".join(vals) + " |")
+        out.append(f"| **mean of modes** | {_label(results, m)} | " + " | ".join(vals) + " |")
     return out
 
 
@@ -938,7 +1113,9 @@ def _ikc_iteration_table(results: Mapping[str, Any], protocol: str, group: Seque
 
 
 def _bars_section(results: Mapping[str, Any]) -> list[str]:
-    out = ["## Gap to the quality bars (issue 4)", ""]
+    issues = sorted({b["issue"] for bar in results.get("bars", []) for b in QUALITY_BARS if b["id"] == bar.get("id")})
+    out = [f"## Gap to the quality bars (issue{'s' if len(issues) > 1 else ''} "
+           f"{' and '.join(str(i) for i in issues) or 4})", ""]
     out += ["| Bar | Measured | Target | Met? |", "|---|---|---|---|"]
     for bar in results.get("bars", []):
         met = "not measured" if bar["met"] is None else ("yes" if bar["met"] else f"**no** (gap {bar['gap_db']:.2f} dB)")
@@ -1082,6 +1259,8 @@ def card_metrics(results: Mapping[str, Any], network: str) -> dict[str, Any]:
                     entry["oracle_best_psnr_y"] = _round(cell.get("oracle_best_psnr"), 3)
                 table.setdefault(p, {})[b] = entry
         block[m] = table
+    if "ikc" in _CARD_METHODS.get(network, ()) and results.get("ikc_fixed_step") is not None:
+        block["ikc_fixed_step"] = dict(results["ikc_fixed_step"])  # the default number of IKC steps
     if network == "manet":
         ke = {}
         for b, by_p in results["kernel_estimation"].items():

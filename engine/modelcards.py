@@ -44,6 +44,9 @@ __all__ = [
     "verify",
     "verify_weights",
     "regenerate_hint",
+    "IKC_STEPS_FALLBACK",
+    "ikc_steps_from_card",
+    "default_ikc_steps",
 ]
 
 log = logging.getLogger(__name__)
@@ -386,3 +389,35 @@ def verify_weights(card: ModelCard) -> None:
     if card.weights_path is None:
         raise ModelError(f"model card {card.id} names no weights file")
     _verify_file(card, "model weights", card.weights_path, card.weights_sha256)
+
+
+# IKC's default number of corrections ---------------------------------------------------------
+IKC_STEPS_FALLBACK = 7
+"""IKC corrections run when the corrector's card records no evaluated step (the IKC paper's 7)."""
+
+
+def ikc_steps_from_card(card: ModelCard | None) -> int:
+    """How many IKC corrections to run by default: the step ``kernelscope-cli evaluate --update-cards``
+    reported IKC at (chosen on Set5 Gaussian8), read from the corrector's card.
+
+    The card's ``metrics.ikc_fixed_step.step`` is used, else the ``fixed_step`` of its Set5 Gaussian8
+    IKC cell (cards written before the step had an entry of its own), else :data:`IKC_STEPS_FALLBACK`.
+    """
+    metrics = (card.metrics if card is not None else None) or {}
+    step = (metrics.get("ikc_fixed_step") or {}).get("step")
+    if step is None:
+        step = ((metrics.get("ikc") or {}).get("gaussian8") or {}).get("Set5", {}).get("fixed_step")
+    try:
+        return int(step) if step is not None and int(step) >= 0 else IKC_STEPS_FALLBACK
+    except (TypeError, ValueError):
+        return IKC_STEPS_FALLBACK
+
+
+def default_ikc_steps(scale: int = 4, models_dir: str | os.PathLike[str] | None = None) -> int:
+    """:func:`ikc_steps_from_card` of the IKC corrector :func:`find_card` picks for ``scale`` in
+    ``models_dir`` (default: the shipped models); :data:`IKC_STEPS_FALLBACK` when there is none."""
+    try:
+        card = find_card("ikc_corrector", scale, models_dir=models_dir)
+    except ModelError:
+        card = None
+    return ikc_steps_from_card(card)

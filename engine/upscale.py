@@ -25,12 +25,13 @@ METHODS = ("manet", "ikc", "bicubic", "nonblind")
 @dataclass(frozen=True)
 class UpscaleOptions:
     """What to run: ``method`` in :data:`METHODS`, ``scale``, tile size in LR px (None: automatic),
-    IKC ``ikc_steps``, and the non-blind kernel (std devs in HR px, angle in rad)."""
+    IKC ``ikc_steps`` (None: the step recorded in the IKC corrector's card, see
+    :func:`engine.modelcards.ikc_steps_from_card`), and the non-blind kernel (std devs in HR px, angle in rad)."""
 
     method: str = "manet"
     scale: int = 4
     tile: int | None = None
-    ikc_steps: int = 7
+    ikc_steps: int | None = None
     nonblind_sigmas: tuple[float, float, float] = (2.0, 2.0, 0.0)
 
     def __post_init__(self) -> None:
@@ -38,7 +39,7 @@ class UpscaleOptions:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.scale not in (2, 3, 4):
             raise ValueError(f"scale must be 2, 3 or 4, not {self.scale}")
-        if self.ikc_steps < 0:
+        if self.ikc_steps is not None and self.ikc_steps < 0:
             raise ValueError("ikc_steps must be ≥ 0")
 
 

@@ -229,3 +229,45 @@ def test_bad_protocol_and_scale() -> None:
     with pytest.raises(ValueError, match="gaussian8"):
         build_test_set("Set5", "gaussian8", 5)
     assert data.PROTOCOLS[:2] == ("gaussian8", "manet9") and len(data.PROTOCOLS) == 7
+
+
+# --- photo-like protocols (issue 15) ------------------------------------------------------------
+@pytest.mark.parametrize("name", ["gaussian8_n15", "variant5_n5j85", "manet9_n15", "gaussian8_jpeg75"])
+def test_photo_protocol_is_its_base_blur_plus_noise_and_jpeg(shared_data, name: str) -> None:
+    photo = data.PHOTO_PROTOCOLS[name]
+    case = next(iter_test_set("Set5", name, 4, max_images=1))
+    clean = next(iter_test_set("Set5", photo.base, 4, max_images=1))
+    assert case.protocol == name and data.base_protocol(name) == photo.base
+    assert case.noisy and not clean.noisy
+    # the same blur (variant5 draws its field from the image's seed): the noise-free LR is the clean case's LR
+    np.testing.assert_array_equal(case.noise_free_lr(), clean.lr_rgb_f32)
+    residual = (case.lr_rgb_f32 - clean.lr_rgb_f32) * 255.0
+    if photo.jpeg_quality is None:  # 8-bit rounding and clipping only: the measured σ is the one asked for
+        assert residual.std() == pytest.approx(photo.noise_sigma_255, rel=0.1)
+    else:
+        assert 0.5 < residual.std() < photo.noise_sigma_255 + 8.0
+    again = next(iter_test_set("Set5", name, 4, max_images=1))
+    np.testing.assert_array_equal(case.lr_rgb_f32, again.lr_rgb_f32)  # fixed per-image seed
+    assert case.kernel_info["noise_sigma_255"] == photo.noise_sigma_255
+    assert case.kernel_info["jpeg_quality"] == photo.jpeg_quality
+
+
+def test_photo_protocol_refuses_extra_noise_and_unknown_names(shared_data) -> None:
+    with pytest.raises(ValueError, match="fixes its own noise"):
+        next(iter_test_set("Set5", "gaussian8_n5", 4, max_images=1, noise_sigma_255=3.0))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        data.base_protocol("gaussian8_n7")
+    assert set(data.ALL_PROTOCOLS) == set(data.PROTOCOLS) | set(data.PHOTO_PROTOCOLS)
+    assert all(p.base in data.PROTOCOLS for p in data.PHOTO_PROTOCOLS.values())
+
+
+def test_lr_psnr_of_the_true_kernel_needs_the_noise_free_lr(shared_data) -> None:
+    """Why the evaluation scores LR-PSNR against the noise-free LR: against the noisy LR image even the
+    true kernel scores about 30 dB at σ 15 (the noise), against the noise-free one far above 40 dB."""
+    from engine.metrics import lr_psnr
+
+    case = next(iter_test_set("Set5", "manet9_n15", 4, max_images=1))
+    k = case.true_kernels()
+    noisy = lr_psnr(case.hr_rgb_f32, case.lr_rgb_f32, k, 4, crop_border=4)
+    clean = lr_psnr(case.hr_rgb_f32, case.noise_free_lr(), k, 4, crop_border=4)
+    assert noisy < 32.0 and clean > 45.0

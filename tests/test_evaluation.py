@@ -305,3 +305,81 @@ def test_diagnosis_says_whether_the_corrector_drifts_the_kernel():
     helping = render_markdown(aggregate(config, cases([5e-4, 4e-4, 3e-4])))
     assert "away from the truth" not in helping
     assert "The corrector moves the kernel towards the truth (mean kernel L1 5.00e-04 at t = 0" in helping
+
+
+# --- photo-like protocols and the previous models (issue 15) -------------------------------------
+def test_cli_photo_protocols_with_previous_models(shared_data, tiny_models_dir, tmp_path):
+    """The previous models run on the same LR images as the new ones; their rows, steps and kernel rows
+    reach the JSON and the Markdown; the photo-like protocols get their own tables."""
+    new, previous = tmp_path / "models", tmp_path / "models_prev"
+    shutil.copytree(tiny_models_dir, new)
+    shutil.copytree(tiny_models_dir, previous)
+    out, js = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    argv = ["evaluate", "--benchmarks", "Set5", "--protocols", "variant1", "variant1_n5j85",
+            "--methods", "bicubic", "manet", "manet_oracle", "ikc", "--ikc-steps", "1", "--ikc-fixed-step", "1",
+            "--max-images", "1", "--device", "cpu", "--models-dir", str(new), "--previous-models", str(previous),
+            "--out", str(out), "--json", str(js), "--no-progress"]
+    assert main(argv) == 0
+    results = json.loads(js.read_text())
+    assert results["methods"] == ["bicubic", "manet", "manet_oracle", "ikc", "manet_previous", "ikc_previous"]
+    assert "--previous-models" in results["command"]
+    for protocol in ("variant1", "variant1_n5j85"):
+        cells = results["cells"]["Set5"][protocol]
+        # identical networks in both folders and identical LR images: identical scores
+        assert cells["manet_previous"]["psnr"] == pytest.approx(cells["manet"]["psnr"])
+        assert cells["ikc_previous"]["psnr_per_iteration"] == pytest.approx(cells["ikc"]["psnr_per_iteration"])
+        prev_ke = results["kernel_estimation_previous"]["Set5"][protocol]
+        assert prev_ke["lr_psnr"] == pytest.approx(results["kernel_estimation"]["Set5"][protocol]["lr_psnr"])
+    clean, noisy = (results["cells"]["Set5"][p]["bicubic"]["psnr"] for p in ("variant1", "variant1_n5j85"))
+    assert noisy < clean  # the noise and JPEG were applied
+    assert results["ikc_fixed_step_previous"]["step"] == 1
+    assert {m["network"] for m in results["models_previous"]} == {"manet", "rrdb_sft", "sftmd", "ikc_predictor",
+                                                                    "ikc_corrector"}
+    assert {b["id"] for b in results["bars"]} >= {"noise_vs_previous", "lr_psnr_noise", "ikc_t7_set5"}
+    md = out.read_text()
+    assert "— with photo-like noise / JPEG" in md
+    assert "| `variant1_n5j85` | noise σ 5/255 + JPEG q 85 (blur of `variant1`) |" in md
+    assert "| mode 1, noise σ 5/255 + JPEG q 85 | MANet + RRDB-SFT (blind), previous models |" in md
+    assert "| mode 1, noise σ 5/255 + JPEG q 85 | MANet (previous models) LR-PSNR (dB) |" in md
+    assert "IKC (blind, fixed t = 1), previous models" in md
+    assert str(previous) in md and "issues 4 and 15" in md
+
+
+def test_previous_methods_need_a_folder_and_photo_tables_render():
+    with pytest.raises(ValueError, match="--previous-models"):
+        _config(["Set5"], ["gaussian8"], methods=("bicubic", "manet_previous")).validate()
+    with pytest.raises(ValueError, match="unknown protocol"):
+        _config(["Set5"], ["gaussian8_n7"], methods=("bicubic",)).validate()
+    config = _config(["Set5", "BSD100"], ["gaussian8", "gaussian8_n15", "manet9_n15"],
+                     methods=("bicubic", "manet", "manet_previous"), previous_models_dir=".")
+    config.validate()
+    assert count_cases(config) == (5 + 100) * (8 + 8 + 9)
+
+    def recs(protocol, base):
+        out = []
+        for name in ("a", "b"):
+            r = {"name": name, "image": name, "bicubic": {"psnr": base - 2.0, "ssim": 0.7},
+                 "manet": {"psnr": base, "ssim": 0.8}, "manet_previous": {"psnr": base - 1.2, "ssim": 0.75}}
+            if protocol == "manet9_n15":
+                r["manet"].update(lr_psnr=41.0, kernel_l1=1e-3, kernel_psnr=30.0)
+                r["manet_previous"].update(lr_psnr=35.0, kernel_l1=2e-3, kernel_psnr=25.0)
+            out.append(r)
+        return out
+
+    cases = {b: {"gaussian8": recs("gaussian8", 27.0), "gaussian8_n15": recs("gaussian8_n15", 25.0),
+                 "manet9_n15": recs("manet9_n15", 24.0)} for b in ("Set5", "BSD100")}
+    results = aggregate(config, cases, models_previous=[{"id": "manet_old", "network": "manet", "preset": "small",
+                                                          "parameters": 1, "training_steps": 5}])
+    bars = {b["id"]: b for b in results["bars"]}
+    assert bars["noise_vs_bicubic"]["met"] is True  # 25.0 vs 23.0 + 1.5
+    assert bars["noise_vs_previous"]["met"] is True  # 25.0 vs 23.8 + 1.0
+    assert bars["clean_manet_gaussian8"]["met"] is True
+    assert bars["lr_psnr_noise"]["measured"] == pytest.approx(41.0) and bars["lr_psnr_noise"]["met"] is True
+    assert bars["clean_ikc_gaussian8"]["met"] is None  # IKC not run
+    assert results["kernel_estimation_previous"]["BSD100"]["manet9_n15"]["lr_psnr"] == pytest.approx(35.0)
+    md = render_markdown(results)
+    assert "| noise σ 15/255 | MANet + RRDB-SFT (blind) | 25.00 / 0.8000 | 25.00 / 0.8000 |" in md
+    assert "| noise σ 15/255 | MANet (previous models) LR-PSNR (dB) | 35.00 | 35.00 |" in md
+    assert "*noise-free* LR" in md and "`manet_old`" in md
+    # the Gaussian8 photo table comes right after the clean Gaussian8 section, before the nine-kernel one
+    assert md.index("Gaussian8 (IKC protocol") < md.index("`gaussian8_n15`") < md.index("`manet9_n15`")

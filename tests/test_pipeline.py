@@ -176,3 +176,34 @@ def test_ikc_codes_are_codes_of_isotropic_gaussians(ikc_models):
         assert d2.min() == 0.0  # exactly a point of the curve
     ends = {curve.sigmas[0], curve.sigmas[-1]}
     assert curve.nearest(result.iterations[-1].code)[1] in ends  # pushed to an end of the σ range
+
+
+def test_ikc_default_steps_come_from_the_corrector_card(ikc_models, tiny_models_dir, tmp_path):
+    """No step count given: IKC runs the step the evaluation recorded in the corrector's card (issue 15),
+    the same number the CLI, the studio and default_ikc_steps() use."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from engine.evaluation import card_metrics
+    from engine.modelcards import IKC_STEPS_FALLBACK, default_ikc_steps, ikc_steps_from_card, load_card
+    from engine.upscale import UpscaleOptions
+
+    assert default_ikc_steps(models_dir=tiny_models_dir) == IKC_STEPS_FALLBACK  # no evaluation recorded
+    assert UpscaleOptions(method="ikc").ikc_steps is None  # resolved by run_ikc from the loaded card
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_models_dir, folder)
+    card_path = folder / "ikc_corrector_tiny_x4.json"
+    card = json.loads(card_path.read_text())
+    results = {"ikc_fixed_step": {"step": 2, "rule": "auto"}, "methods": ["ikc"], "cells": {}, "images": {},
+               "kernel_estimation": {}}
+    card["metrics"] = card_metrics(results, "ikc_corrector")
+    card_path.write_text(json.dumps(card))
+    assert default_ikc_steps(models_dir=folder) == 2
+    corrector = load_card(card_path)
+    assert ikc_steps_from_card(corrector) == 2
+    # cards written before the step had its own entry: the Set5 Gaussian8 cell's fixed step
+    corrector.metrics = {"ikc": {"gaussian8": {"Set5": {"psnr_y": 30.1, "fixed_step": 3}}}}
+    assert ikc_steps_from_card(corrector) == 3
+    models = replace(ikc_models, cards={**ikc_models.cards, "ikc_corrector": corrector})
+    assert len(run_ikc(lr_image(32, 40), models).iterations) == 4  # t = 0 … 3

@@ -23,7 +23,10 @@ _EPILOG = (
     "iteration's PSNR is in the JSON, and the per-image best (which uses the ground truth) is reported "
     "separately as an oracle. --max-images takes N (every benchmark) or NAME=N (one benchmark), e.g. "
     "'--max-images BSD100=20'; the first images in file-name order are used and the table says so. "
-    "Partial results are written after each protocol × benchmark group, marked preliminary."
+    "Partial results are written after each protocol × benchmark group, marked preliminary. "
+    "Photo-like protocols (NAME_n5, _n15: Gaussian noise σ/255; _jpeg75: JPEG quality; _n5j85: both) reuse "
+    "their clean protocol's blur; their definitions are engine.data.PHOTO_PROTOCOLS. --previous-models DIR "
+    "adds manet_previous / ikc_previous rows: the same methods run with that folder's networks."
 )
 
 
@@ -74,18 +77,29 @@ def parse_skip(items: list[str] | None) -> frozenset[tuple[str, str, str]]:
     return frozenset(out)
 
 
+def with_previous_methods(methods: list[str], previous: bool) -> list[str]:
+    """``methods`` plus the ``*_previous`` method of each one it names, when a previous folder is given."""
+    from engine.evaluation import PREVIOUS_METHODS
+
+    if not previous:
+        return list(methods)
+    extra = [p for p, base in PREVIOUS_METHODS.items() if base in methods and p not in methods]
+    return list(methods) + extra
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``evaluate`` options on ``parser``."""
-    from engine.data import BENCHMARKS, PROTOCOLS
-    from engine.evaluation import METHODS
+    from engine.data import ALL_PROTOCOLS, BENCHMARKS
+    from engine.evaluation import ALL_METHODS, METHODS
 
     parser.epilog = _EPILOG
     parser.add_argument("--benchmarks", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), metavar="NAME",
                         help=f"benchmarks (default: {' '.join(BENCHMARKS)})")
-    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS), metavar="NAME",
-                        help=f"degradation protocols (default: {' '.join(PROTOCOLS)})")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="NAME",
-                        help=f"methods (default: {' '.join(METHODS)})")
+    parser.add_argument("--protocols", nargs="+", choices=ALL_PROTOCOLS, default=list(ALL_PROTOCOLS), metavar="NAME",
+                        help=f"degradation protocols (default: all: {' '.join(ALL_PROTOCOLS)})")
+    parser.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=list(METHODS), metavar="NAME",
+                        help=f"methods (default: {' '.join(METHODS)}; with --previous-models also "
+                             "manet_previous and ikc_previous)")
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="SR factor (default 4)")
     parser.add_argument("--ikc-steps", type=int, default=7, help="IKC corrections after the prediction (default 7)")
     parser.add_argument("--ikc-fixed-step", type=_step, default=None, metavar="auto|N",
@@ -101,6 +115,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per network (default: automatic)")
     parser.add_argument("--tile", type=int, default=None, help="tile size in LR pixels (default: automatic)")
     parser.add_argument("--models-dir", type=Path, default=None, help="models folder (default: the shipped one)")
+    parser.add_argument("--previous-models", type=Path, default=None, metavar="DIR",
+                        help="a second models folder (e.g. the models before a retraining): adds rows "
+                             "manet_previous / ikc_previous for manet / ikc in --methods")
     parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="Markdown output")
     parser.add_argument("--json", type=Path, default=Path("docs/results.json"), help="JSON output")
     parser.add_argument("--update-cards", action="store_true",
@@ -126,6 +143,8 @@ def canonical_command(args: argparse.Namespace) -> str:
         parts += ["--tile", str(args.tile)]
     if args.models_dir is not None:
         parts += ["--models-dir", str(args.models_dir)]
+    if args.previous_models is not None:
+        parts += ["--previous-models", str(args.previous_models)]
     parts += ["--out", str(args.out), "--json", str(args.json)]
     if args.update_cards:
         parts.append("--update-cards")
@@ -167,13 +186,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     try:
+        args.methods = with_previous_methods(args.methods, args.previous_models is not None)
         max_images = parse_max_images(args.max_images, args.benchmarks)
         skip = parse_skip(args.skip)
         config = EvalConfig(
             benchmarks=tuple(args.benchmarks), protocols=tuple(args.protocols), methods=tuple(args.methods),
             scale=args.scale, ikc_steps=args.ikc_steps, ikc_fixed_step=args.ikc_fixed_step,
             max_images=max_images, skip=skip, seed=args.seed, device=args.device, backend=args.backend,
-            threads=args.threads, tile=args.tile, models_dir=args.models_dir, command=canonical_command(args),
+            threads=args.threads, tile=args.tile, models_dir=args.models_dir,
+            previous_models_dir=args.previous_models, command=canonical_command(args),
         )
         config.validate()
         total = count_cases(config)

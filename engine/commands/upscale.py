@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                         help="runtime: onnxruntime (default when installed) or PyTorch")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
-    parser.add_argument("--ikc-steps", type=int, default=7, help="IKC correction iterations (default 7)")
+    parser.add_argument("--ikc-steps", type=int, default=None,
+                        help="IKC correction iterations (default: the step the evaluation chose, from the IKC "
+                             "corrector's model card)")
     parser.add_argument("--kernel-sigmas", type=float, nargs=3, metavar=("SIGMA1", "SIGMA2", "THETA"),
                         default=(2.0, 2.0, 0.0), help="nonblind kernel: std devs in HR px and angle in rad")
     parser.add_argument("--save-kernels", action="store_true",

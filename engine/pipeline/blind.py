@@ -31,6 +31,7 @@ from engine.degradation.kernels import (
     isotropic_gaussian_kernels,
 )
 from engine.degradation.resize import bicubic_upsample
+from engine.modelcards import ikc_steps_from_card
 from engine.pca import KernelPCA
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet
@@ -425,7 +426,7 @@ def run_ikc(
     lr_rgb_f32: np.ndarray,
     models: ModelSet,
     *,
-    steps: int = 7,
+    steps: int | None = None,
     tile: int | None = None,
     progress: Progress = NULL_PROGRESS,
     keep_images_max_bytes: int = KEEP_IKC_IMAGES_MAX_BYTES,
@@ -444,7 +445,12 @@ def run_ikc(
     ``keep_images_max_bytes``; otherwise only their codes are kept and
     :attr:`IkcIteration.sr_rgb_f32` renders them again on demand. At most one full-precision
     intermediate image is alive at a time, so peak memory does not grow with the step count.
+
+    ``steps`` (corrections after the prediction) defaults to the step the evaluation chose, recorded in
+    the corrector's model card (:func:`engine.modelcards.ikc_steps_from_card`).
     """
+    if steps is None:  # the step the evaluation chose, from the corrector's card
+        steps = ikc_steps_from_card(models.cards.get("ikc_corrector"))
     if steps < 0:
         raise ValueError("steps must be ≥ 0")
     lr_chw = _chw(lr_rgb_f32)
