@@ -84,12 +84,16 @@ def test_glob_ikc_and_saved_kernels(tmp_path, tiny_models):
     np.testing.assert_allclose(data["kernels"].sum(axis=(1, 2)), 1.0, rtol=1e-5)
 
 
-def test_estimate_writes_map_and_overview(tmp_path, tiny_models):
+def test_estimate_writes_map_and_overview(tmp_path, tiny_models, capsys):
     src = tmp_path / "lr.png"
     write_image(src, Image(rgb_f32=smooth_rgb(40, 48)))
     assert main(["estimate", str(src)]) == 0
     data = np.load(tmp_path / "lr_kernels.npz")
     assert data["codes"].shape == (40, 48, 15)
+    # smooth_rgb carries noise of std 0.02 = 5.1/255: the noise estimate is stored and printed
+    assert 3.5 < float(data["noise_sigma_255"]) < 6.5
+    assert data["noise_map_255"].shape == (3, 3) and int(data["noise_block_px"]) == 16
+    assert "noise level ≈" in capsys.readouterr().out
     overview = read_image(tmp_path / "lr_kernels.png")
     assert overview.width >= 48 and overview.height >= 40
     assert main(["estimate", str(src)]) == 1  # refuses to overwrite

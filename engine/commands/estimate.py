@@ -3,6 +3,8 @@
 Writes ``<stem>_kernels.npz`` (PCA codes per LR pixel + basis; see
 :meth:`engine.pipeline.kernelmap.KernelMap.save_npz`) and ``<stem>_kernels.png`` (the image with
 the local kernel drawn on a lattice, as in the MANet paper) into ``--out`` (default: beside IN).
+It also estimates the image's noise level (:func:`engine.noise.estimate_noise`), prints it in σ/255
+units and stores it in the ``.npz`` (``noise_sigma_255``, per-block ``noise_map_255``, ``noise_block_px``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.errors import ModelError
     from engine.imageio import Image, ImageIOError, read_image, write_image
+    from engine.noise import estimate_noise
     from engine.pipeline.blind import estimate_kernel_map
     from engine.pipeline.models import load_for_method
     from engine.visualize import kernel_lattice_overview
@@ -56,11 +59,15 @@ def run(args: argparse.Namespace) -> int:
     except ModelError as exc:
         return fail(str(exc))
     overview = kernel_lattice_overview(image.rgb_f32, kmap, step_lr=args.step)
+    noise = estimate_noise(image.rgb_f32)
     try:
-        kmap.save_npz(npz)
+        kmap.save_npz(npz, extra={"noise_sigma_255": np.float32(noise.sigma_255), "noise_map_255": noise.map_255,
+                                  "noise_block_px": np.int32(noise.block_px)})
         write_image(png, Image(rgb_f32=overview.astype(np.float32) / 255.0), overwrite=args.overwrite)
     except ImageIOError as exc:
         return fail(str(exc))
     h, w = kmap.lr_hw
     print(f"kernel map of {w}×{h} LR px on {models.provider} → {npz}, overview → {png}")
+    print(f"noise level ≈ {noise.sigma_255:.1f}/255 per channel (blocks of {noise.block_px} px: "
+          f"{float(noise.map_255.min()):.1f}–{float(noise.map_255.max()):.1f}/255)")
     return 0

@@ -101,12 +101,14 @@ class KernelMap:
             return self.kernels_f16.astype(np.float32).reshape(*self.lr_hw, KERNEL_SIZE, KERNEL_SIZE)
         return self.pca.reconstruct(self.codes)
 
-    def save_npz(self, path: str | Path, *, include_kernels: bool = False) -> Path:
+    def save_npz(self, path: str | Path, *, include_kernels: bool = False,
+                 extra: dict[str, np.ndarray] | None = None) -> Path:
         """Write a compressed ``.npz``: codes, the PCA basis and the scale.
 
         The codes reconstruct every kernel (``codes @ pca_components + pca_mean``) to about 1 % (the
         basis keeps > 99.9 % of the variance); ``include_kernels=True`` adds the exact float16
-        kernels when they are kept (h·w·882 bytes before compression).
+        kernels when they are kept (h·w·882 bytes before compression). ``extra`` arrays are stored
+        beside them under their own names (e.g. the noise estimate of ``kernelscope-cli estimate``).
         """
         import io
 
@@ -122,6 +124,10 @@ class KernelMap:
         }
         if include_kernels and self.kernels_f16 is not None:
             arrays["kernels_f16"] = self.kernels_f16
+        clash = sorted(set(extra or {}) & (set(arrays) | {"kernels_f16"}))
+        if clash:
+            raise ValueError(f"extra arrays would replace the kernel map's own: {', '.join(clash)}")
+        arrays.update(extra or {})
         np.savez_compressed(buf, **arrays)
         target = Path(path)
         write_bytes_atomically(target, buf.getvalue())

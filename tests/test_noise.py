@@ -1,0 +1,59 @@
+"""engine.noise: the robust noise-level estimate (whole image and per block)."""
+
+import numpy as np
+import pytest
+
+from engine.degradation.degrade import add_gaussian_noise, jpeg_compress, quantize_u8
+from engine.noise import estimate_noise, highpass_response
+
+
+def smooth_image(h=256, w=320):
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([0.5 + 0.3 * np.sin(x / (23 + 5 * c)) * np.cos(y / (31 - 4 * c)) for c in range(3)],
+                    axis=-1).astype(np.float32)
+
+
+def test_highpass_ignores_planes_and_keeps_white_noise_std():
+    y, x = np.mgrid[0:64, 0:64].astype(np.float32)
+    np.testing.assert_allclose(highpass_response(0.3 + 0.002 * x - 0.001 * y), 0.0, atol=1e-6)
+    noise = np.random.default_rng(0).standard_normal((400, 400)).astype(np.float32)
+    assert highpass_response(noise).std() == pytest.approx(1.0, rel=0.03)
+
+
+@pytest.mark.parametrize("sigma_255", [5.0, 15.0])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_gaussian_noise_on_a_smooth_image_is_measured_within_20_percent(sigma_255, per_channel):
+    rng = np.random.default_rng(1)
+    noisy = quantize_u8(add_gaussian_noise(smooth_image(), sigma_255, rng, per_channel=per_channel))
+    est = estimate_noise(noisy)
+    assert est.sigma_255 == pytest.approx(sigma_255, rel=0.2)
+    assert est.map_255.shape == (16, 20) and est.block_px == 16
+    assert np.all(np.abs(est.map_255 - sigma_255) < 0.45 * sigma_255)  # every 16×16 block roughly right
+
+
+def test_clean_image_reads_near_zero_and_jpeg_stays_finite_and_sensible():
+    clean = quantize_u8(smooth_image())
+    assert 0.0 <= estimate_noise(clean).sigma_255 < 1.0  # 8-bit rounding only (std 0.29)
+    rng = np.random.default_rng(2)
+    for sigma_255 in (0.0, 5.0, 15.0):
+        noisy = quantize_u8(add_gaussian_noise(smooth_image(), sigma_255, rng)) if sigma_255 else clean
+        for quality in (75, 95):
+            est = estimate_noise(jpeg_compress(noisy, quality))
+            assert np.isfinite(est.sigma_255) and np.all(np.isfinite(est.map_255))
+            # JPEG removes part of the noise, never invents much
+            assert 0.0 <= est.sigma_255 <= sigma_255 + 2.0
+
+
+def test_block_map_localises_noise_and_grey_images_count_once():
+    rng = np.random.default_rng(3)
+    img = smooth_image(128, 128)
+    img[:, :64] = add_gaussian_noise(img[:, :64], 10.0, rng)
+    est = estimate_noise(quantize_u8(img))
+    assert est.at(10, 60) == pytest.approx(10.0, rel=0.25) and est.at(120, 60) < 1.5
+    assert est.at(-5, 10_000) == est.map_255[-1, 0]  # clamped to the image
+    grey = quantize_u8(add_gaussian_noise(smooth_image()[:, :, :1], 8.0, rng))
+    as_rgb = np.repeat(grey, 3, axis=2)
+    assert estimate_noise(as_rgb).sigma_255 == pytest.approx(estimate_noise(grey[:, :, 0]).sigma_255)
+    assert estimate_noise(as_rgb).sigma_255 == pytest.approx(8.0, rel=0.2)
+    with pytest.raises(ValueError, match="at least 3×3"):
+        estimate_noise(np.zeros((2, 8, 3), np.float32))
