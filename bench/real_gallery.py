@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import re
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -163,6 +165,7 @@ def _photos(folder: Path, names: list[str] | None) -> list[Path]:
 
 
 # --- Markdown ----------------------------------------------------------------------------------------
+NOT_WRITTEN = "*Observations:* (not written yet — to be written after looking at the panels.)\n"
 _OBS = re.compile(r"<!-- observations:(?P<stem>[^ ]+) -->\n(?P<text>.*?)<!-- /observations:(?P=stem) -->", re.S)
 
 
@@ -189,14 +192,14 @@ def _entry_md(info: dict, kept: str | None, rel: str) -> list[str]:
     lines.append("|" + "---|" * len(lattices))
     lines.append("| " + " | ".join(f"![{t}]({rel}/{info['files'][k]})" for k, t in lattices) + " |")
     lines += ["", f"<!-- observations:{stem} -->",
-              kept if kept is not None else "*Observations:* (not written yet — to be written after looking at the panels.)\n",
+              kept if kept is not None else NOT_WRITTEN,
               f"<!-- /observations:{stem} -->", ""]
     return lines
 
 
 def render_md(entries: list[dict], md_path: Path, out_dir: Path, command: str, notes: dict) -> str:
     kept = kept_observations(md_path)
-    rel = Path(*(Path(out_dir).resolve().relative_to(md_path.resolve().parent).parts))
+    rel = Path(os.path.relpath(Path(out_dir).resolve(), md_path.resolve().parent))
     lines = ["# Real photographs", "",
              "Real low-resolution inputs with no ground truth (nine test inputs of the Real-ESRGAN repository, "
              "BSD 3-Clause, © 2021 Xintao Wang; only these crops are published here). They were made by no "
@@ -223,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--previous-models", type=Path, required=True, metavar="DIR",
                    help="models folder of the previous (clean-trained) models")
     p.add_argument("--models-dir", type=Path, default=None, help="the new models (default: the shipped ones)")
-    p.add_argument("--photos", nargs="+", default=None, metavar="NAME", help="file names in the real folder (default: all)")
+    p.add_argument("--photos", nargs="+", default=None, metavar="NAME",
+                   help="file names in the real folder (default: all)")
     p.add_argument("--real-dir", type=Path, default=None, help="folder of the photos (default: ../shared/data/real)")
     p.add_argument("--window", type=int, default=96, help="window side in LR px (default 96)")
     p.add_argument("--margin", type=int, default=16, help="context around the window in LR px (default 16)")
@@ -235,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = args.real_dir or shared_data_dir() / "real"
     photos = _photos(folder, args.photos)
+    orphans = sorted(stem for stem, text in kept_observations(args.md).items()
+                     if text != NOT_WRITTEN and stem not in {p.stem for p in photos})
+    if orphans:  # a render of fewer photos would drop what a person wrote about the others
+        raise SystemExit(f"real_gallery: error: {args.md} holds observations of {', '.join(orphans)}, which this "
+                         "render leaves out; include them (--photos) or write to another --md")
     for d in (args.previous_models, args.models_dir):
         if d is not None and not d.is_dir():
             raise SystemExit(f"real_gallery: error: models folder not found: {d}")
@@ -282,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
              "new_ids": ", ".join(c.id for c in models[("new", "manet")].cards.values()) + ", "
              + ", ".join(c.id for c in models[("new", "ikc")].cards.values()),
              "seconds": time.perf_counter() - t0, "provider": models[("new", "manet")].provider}
-    command = "python bench/real_gallery.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = shlex.join(["python", "bench/real_gallery.py", *(argv if argv is not None else sys.argv[1:])])
     text = render_md(entries, args.md, args.out_dir, command, notes)
     args.md.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(args.md, text.encode("utf-8"))
@@ -290,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.md} and {sum(len(e['files']) for e in entries)} pictures ({total / 1e6:.2f} MB) "
           f"in {args.out_dir}, {notes['seconds']:.0f} s")
     if total > GIT_BUDGET_BYTES:
-        print(f"warning: the pictures take {total / 1e6:.1f} MB, over the {GIT_BUDGET_BYTES / 1e6:.0f} MB meant for git; "
-              "lower --quality or --window", file=sys.stderr)
+        print(f"warning: the pictures take {total / 1e6:.1f} MB, over the {GIT_BUDGET_BYTES / 1e6:.0f} MB meant "
+              "for git; lower --quality or --window", file=sys.stderr)
     return 0
 
 

@@ -123,12 +123,14 @@ STEP_RULE_PROTOCOL = "gaussian8"
 QUALITY_BARS: tuple[dict[str, Any], ...] = (
     {"id": "ikc_set5", "issue": 4, "text": "Blind IKC on Gaussian8, Set5 ≥ 29.5 dB"},
     {"id": "ikc_bsd100", "issue": 4, "text": "Blind IKC on Gaussian8, BSD100 ≥ 26.5 dB"},
-    {"id": "manet_vs_bicubic", "issue": 4, "text": "MANet + RRDB-SFT on the variant modes (BSD100) ≥ bicubic + 1.5 dB"},
+    {"id": "manet_vs_bicubic", "issue": 4,
+     "text": "MANet + RRDB-SFT on the variant modes (BSD100) ≥ bicubic + 1.5 dB"},
     {"id": "manet_vs_oracle", "issue": 4,
      "text": "MANet + RRDB-SFT on the variant modes (BSD100) within 0.5 dB of the oracle"},
     {"id": "manet_vs_ikc", "issue": 4, "text": "MANet + RRDB-SFT on the variant modes (BSD100) better than IKC"},
     {"id": "lr_psnr", "issue": 4, "text": "MANet LR-PSNR ≥ 40 dB on nine-kernel BSD100"},
-    {"id": "noise_vs_bicubic", "issue": 15, "text": "MANet + RRDB-SFT on Gaussian8 + noise σ 15 (BSD100) ≥ bicubic + 1.5 dB"},
+    {"id": "noise_vs_bicubic", "issue": 15,
+     "text": "MANet + RRDB-SFT on Gaussian8 + noise σ 15 (BSD100) ≥ bicubic + 1.5 dB"},
     {"id": "noise_vs_previous", "issue": 15,
      "text": "MANet + RRDB-SFT on Gaussian8 + noise σ 15 (BSD100) ≥ the previous models + 1.0 dB"},
     {"id": "clean_manet_gaussian8", "issue": 15,
@@ -979,7 +981,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                 lines.append(f"Set5 Gaussian8 mean PSNR-Y per iteration: {per}.")
             prev = results.get("ikc_fixed_step_previous")
             if prev is not None:
-                lines.append(f"The previous models' IKC is reported at **t = {prev['step']}**, chosen by the same rule.")
+                lines.append(f"The previous models' IKC is reported at **t = {prev['step']}**, "
+                             "chosen by the same rule.")
             lines.append("The row “IKC oracle (best of t per image, uses ground truth)” picks, for each LR image, "
                          "the iteration with the best PSNR against the HR image: it is *not* a blind result "
                          "(the published IKC numbers are of this kind).")

@@ -48,5 +48,9 @@ def test_gallery_renders_panels_and_keeps_written_observations(gallery, shared_d
     assert gallery.main(argv) == 0
     again = md.read_text()
     assert "Grain on the cap; bicubic is smoother." in again and "not written yet" not in again
+    other = argv[:4] + ["--photos", "0030.jpg", "--md", str(md), "--out-dir", str(out)]
+    with pytest.raises(SystemExit, match="holds observations of 0014"):  # would drop what was written
+        gallery.main(other)
+    assert "Grain on the cap" in md.read_text()
     with pytest.raises(SystemExit, match="not in"):
         gallery.main(argv[:4] + ["--photos", "missing.jpg", "--md", str(md), "--out-dir", str(out)])
