@@ -383,3 +383,7 @@ def test_previous_methods_need_a_folder_and_photo_tables_render():
     assert "*noise-free* LR" in md and "`manet_old`" in md
     # the Gaussian8 photo table comes right after the clean Gaussian8 section, before the nine-kernel one
     assert md.index("Gaussian8 (IKC protocol") < md.index("`gaussian8_n15`") < md.index("`manet9_n15`")
+    assert "Not met:" not in md and "Every measured bar is met." in md
+    cases["BSD100"]["gaussian8_n15"] = [dict(r, manet_previous={"psnr": 24.5, "ssim": 0.7}) for r in recs("", 25.0)]
+    md = render_markdown(aggregate(config, cases))
+    assert "- Not met: MANet + RRDB-SFT on Gaussian8 + noise σ 15 (BSD100) ≥ the previous models + 1.0 dB" in md
