@@ -172,6 +172,10 @@ class EvalConfig:
             :func:`engine.pipeline.models.load_models` and :mod:`engine.pipeline.blind`).
         previous_models_dir: the models folder the ``*_previous`` methods load (e.g. the shipped
             models before a retraining, extracted with ``git show``).
+        previous_results_path: an earlier results JSON of the previous models (same seed, scale and
+            IKC steps): its ``manet`` / ``ikc`` case records become the ``*_previous`` records of every
+            cell it covers (same LR images, so nothing is run twice); other cells need
+            ``previous_models_dir``. See :func:`load_previous_results`.
         command: the command line recorded in the results (for reproduction).
     """
 
@@ -190,6 +194,7 @@ class EvalConfig:
     tile: int | None = None
     models_dir: str | Path | None = None
     previous_models_dir: str | Path | None = None
+    previous_results_path: str | Path | None = None
     command: str = ""
 
     def validate(self) -> None:
@@ -216,8 +221,9 @@ class EvalConfig:
             if int(n) < 1:
                 raise ValueError(f"max_images for {name} must be ≥ 1, got {n}")
         previous = [m for m in self.methods if m in PREVIOUS_METHODS]
-        if previous and self.previous_models_dir is None:
-            raise ValueError(f"{', '.join(previous)} need the previous models folder (--previous-models DIR)")
+        if previous and self.previous_models_dir is None and self.previous_results_path is None:
+            raise ValueError(f"{', '.join(previous)} need the previous models folder (--previous-models DIR) "
+                             "or their earlier results (--previous-results JSON)")
         if self.previous_models_dir is not None and not Path(self.previous_models_dir).is_dir():
             raise ValueError(f"previous models folder not found: {self.previous_models_dir}")
         for method, protocol, bench in self.skip:
@@ -578,8 +584,8 @@ def aggregate(
         results["ikc_fixed_step_previous"] = steps_info["ikc_previous"]
     if "manet_previous" in config.methods:
         results["kernel_estimation_previous"] = kernels_previous
-    if config.previous_models_dir is not None:
-        results["previous_models_dir"] = str(config.previous_models_dir)
+    if config.previous_models_dir is not None or config.previous_results_path is not None:
+        results["previous_models_dir"] = str(config.previous_models_dir or config.previous_results_path)
         results["models_previous"] = [dict(m) for m in models_previous]
     results["bars"] = check_bars(results)
     return results
@@ -778,6 +784,42 @@ def protocol_check(config: EvalConfig) -> dict[str, Any]:
     return out
 
 
+def load_previous_results(config: EvalConfig) -> dict[str, Any]:
+    """The results JSON named by ``config.previous_results_path``, checked against ``config``.
+
+    Raises ``ValueError`` (one line naming the file and the reason) when it cannot be read, is not a
+    results file, or was made with another scale, seed or number of IKC steps (its LR images or
+    iteration lists would not match this run's).
+    """
+    import json
+
+    path = Path(config.previous_results_path)
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--previous-results {path}: cannot read it ({exc})") from None
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        raise ValueError(f"--previous-results {path}: not a {FORMAT} results file")
+    for key, mine in (("scale", config.scale), ("seed", config.seed), ("ikc_steps", config.ikc_steps)):
+        if old.get(key) != mine:
+            raise ValueError(f"--previous-results {path}: made with {key} {old.get(key)}, this run uses {mine}")
+    return old
+
+
+def _imported_previous(config: EvalConfig, old: Mapping[str, Any] | None,
+                       method: str, protocol: str, bench: str) -> dict[str, Any] | None:
+    """name → the earlier run's record of ``method``'s base method, when it covers every image used here."""
+    if old is None:
+        return None
+    records = old.get("cases", {}).get(bench, {}).get(protocol)
+    used_before = old.get("images", {}).get(bench, {}).get("used", 0)
+    used_now = _images_used(config)[bench]["used"]
+    base = PREVIOUS_METHODS[method]
+    if not records or used_before < used_now or not all(base in r for r in records):
+        return None
+    return {r["name"]: r[base] for r in records}
+
+
 def run_evaluation(
     config: EvalConfig,
     *,
@@ -795,6 +837,15 @@ def run_evaluation(
     config.validate()
     from engine.pipeline.models import ModelSet, load_models
 
+    old = load_previous_results(config) if config.previous_results_path is not None else None
+    imported = {(m, p, b): _imported_previous(config, old, m, p, b)
+                for p in config.protocols for b in config.benchmarks for m in config.methods_for(p, b)
+                if m in PREVIOUS_METHODS}
+    missing = [f"{m}@{p}@{b}" for (m, p, b), recs in imported.items() if recs is None]
+    if missing and config.previous_models_dir is None:
+        raise ValueError(f"--previous-results {config.previous_results_path} does not cover {', '.join(missing)}: "
+                         "give --previous-models DIR to run them, or --skip them")
+
     def load(previous: bool) -> Any:
         networks = config.networks(previous)
         folder = config.previous_models_dir if previous else config.models_dir
@@ -803,10 +854,11 @@ def run_evaluation(
                 if networks else ModelSet(scale=config.scale))
 
     models = load(False)
-    previous_models = load(True) if config.previous_models_dir is not None else None
+    previous_models = load(True) if config.previous_models_dir is not None and missing else None
     environment = describe_environment(models.provider)
     model_info = describe_models(models)
-    previous_info = describe_models(previous_models) if previous_models is not None else []
+    previous_info = (describe_models(previous_models) if previous_models is not None
+                     else list(old.get("models", [])) if old is not None else [])
     total = count_cases(config)
     done = 0
     t0 = time.perf_counter()
@@ -814,10 +866,17 @@ def run_evaluation(
     groups = [(p, b) for p in config.protocols for b in config.benchmarks]
     for gi, (protocol, bench) in enumerate(groups):
         records: list[dict[str, Any]] = []
+        copy = {m: recs for (m, p, b), recs in imported.items() if p == protocol and b == bench and recs}
+        run_here = tuple(m for m in config.methods_for(protocol, bench) if m not in copy)
         for case in iter_test_set(bench, protocol, config.scale, config.seed, max_images=config.images_for(bench)):
             sub = progress.sub_progress(done / max(total, 1), 1.0 / max(total, 1))
-            record = evaluate_case(case, config.methods_for(protocol, bench), models, ikc_steps=config.ikc_steps,
+            record = evaluate_case(case, run_here, models, ikc_steps=config.ikc_steps,
                                    tile=config.tile, progress=sub, previous_models=previous_models)
+            for m, recs in copy.items():
+                if case.name not in recs:
+                    raise ValueError(f"--previous-results {config.previous_results_path} has no {bench} {protocol} "
+                                     f"case {case.name}")
+                record[m] = recs[case.name]
             records.append(record)
             done += 1
             progress.set_progress(done / max(total, 1), f"{bench} {case.name}")
@@ -830,6 +889,10 @@ def run_evaluation(
     results = aggregate(config, cases, environment=environment, models=model_info, models_previous=previous_info,
                         complete=True, seconds=time.perf_counter() - t0)
     results["protocol_check"] = protocol_check(config)
+    if old is not None:
+        results["previous_results"] = {"path": str(config.previous_results_path), "command": old.get("command"),
+                                       "date": old.get("date"),
+                                       "cells": sorted(f"{m}@{p}@{b}" for (m, p, b), r in imported.items() if r)}
     return results
 
 
@@ -954,9 +1017,12 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         per = ", ".join(f"{m} {v:.2f} s" for m, v in timing.get("mean_seconds_per_case", {}).items())
         lines.append(f"- Wall time: {timing['total_seconds']:.0f} s ({per} per case on average)")
     lines.append("")
-    for key, intro in (("models", None),
-                       ("models_previous", "Rows marked “previous models” ran these networks, from "
-                                           f"`{results.get('previous_models_dir')}`, on the same LR images:")):
+    prev_src = results.get("previous_results")
+    prev_intro = (f"Rows marked “previous models” ran these networks, from `{results.get('previous_models_dir')}`, "
+                  "on the same LR images" + (":" if not prev_src else
+                  f"; the cells {', '.join(prev_src['cells'])} are copied from the earlier evaluation "
+                  f"`{prev_src['path']}` ({prev_src['date']}; same seed and LR images):"))
+    for key, intro in (("models", None), ("models_previous", prev_intro)):
         if not results.get(key):
             continue
         if intro:

@@ -387,3 +387,33 @@ def test_previous_methods_need_a_folder_and_photo_tables_render():
     cases["BSD100"]["gaussian8_n15"] = [dict(r, manet_previous={"psnr": 24.5, "ssim": 0.7}) for r in recs("", 25.0)]
     md = render_markdown(aggregate(config, cases))
     assert "- Not met: MANet + RRDB-SFT on Gaussian8 + noise σ 15 (BSD100) ≥ the previous models + 1.0 dB" in md
+
+
+def test_previous_results_are_copied_where_they_cover_the_run(shared_data, tiny_models_dir, tmp_path, capsys):
+    """An earlier evaluation of the previous models fills their rows for the cells it covers (same LR
+    images); only the rest is run with --previous-models, and a run it cannot complete is refused."""
+    common = ["--benchmarks", "Set5", "--methods", "bicubic", "manet", "ikc", "--ikc-steps", "1",
+              "--ikc-fixed-step", "1", "--max-images", "1", "--device", "cpu", "--models-dir", str(tiny_models_dir),
+              "--no-progress"]
+    before = tmp_path / "before.json"
+    assert main(["evaluate", "--protocols", "variant1", *common, "--out", str(tmp_path / "before.md"),
+                 "--json", str(before)]) == 0
+    old = json.loads(before.read_text())
+    old["cases"]["Set5"]["variant1"][0]["manet"]["psnr"] = 99.0  # marks a copied record
+    before.write_text(json.dumps(old))
+
+    out, js = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    both = ["--protocols", "variant1", "variant1_n5j85", *common, "--out", str(out), "--json", str(js)]
+    assert main(["evaluate", *both, "--previous-results", str(before)]) == 1  # variant1_n5j85 is not covered
+    assert "does not cover manet_previous@variant1_n5j85@Set5" in capsys.readouterr().err
+    assert main(["evaluate", *both, "--previous-results", str(before), "--previous-models", str(tiny_models_dir)]) == 0
+    results = json.loads(js.read_text())
+    cells = results["cells"]["Set5"]
+    assert cells["variant1"]["manet_previous"]["psnr"] == pytest.approx(99.0)  # copied, not run
+    assert cells["variant1"]["ikc_previous"]["psnr"] == pytest.approx(old["cells"]["Set5"]["variant1"]["ikc"]["psnr"])
+    assert cells["variant1_n5j85"]["manet_previous"]["psnr"] == pytest.approx(cells["variant1_n5j85"]["manet"]["psnr"])
+    assert results["previous_results"]["cells"] == ["ikc_previous@variant1@Set5", "manet_previous@variant1@Set5"]
+    assert "copied from the earlier evaluation" in out.read_text()
+    bad = [a if a != "1" else "2" for a in both]  # --ikc-steps 2 (and --max-images 2, fixed step 2)
+    assert main(["evaluate", *bad, "--previous-results", str(before), "--previous-models", str(tiny_models_dir)]) == 1
+    assert "made with ikc_steps 1, this run uses 2" in capsys.readouterr().err

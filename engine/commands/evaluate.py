@@ -118,6 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--previous-models", type=Path, default=None, metavar="DIR",
                         help="a second models folder (e.g. the models before a retraining): adds rows "
                              "manet_previous / ikc_previous for manet / ikc in --methods")
+    parser.add_argument("--previous-results", type=Path, default=None, metavar="JSON",
+                        help="an earlier results JSON of the previous models (same seed, scale, IKC steps): the "
+                             "cells it covers are copied, not run again (e.g. docs/results.json before retraining)")
     parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="Markdown output")
     parser.add_argument("--json", type=Path, default=Path("docs/results.json"), help="JSON output")
     parser.add_argument("--update-cards", action="store_true",
@@ -145,6 +148,8 @@ def canonical_command(args: argparse.Namespace) -> str:
         parts += ["--models-dir", str(args.models_dir)]
     if args.previous_models is not None:
         parts += ["--previous-models", str(args.previous_models)]
+    if args.previous_results is not None:
+        parts += ["--previous-results", str(args.previous_results)]
     parts += ["--out", str(args.out), "--json", str(args.json)]
     if args.update_cards:
         parts.append("--update-cards")
@@ -186,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     try:
-        args.methods = with_previous_methods(args.methods, args.previous_models is not None)
+        args.methods = with_previous_methods(args.methods, args.previous_models is not None
+                                             or args.previous_results is not None)
         max_images = parse_max_images(args.max_images, args.benchmarks)
         skip = parse_skip(args.skip)
         config = EvalConfig(
@@ -194,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
             scale=args.scale, ikc_steps=args.ikc_steps, ikc_fixed_step=args.ikc_fixed_step,
             max_images=max_images, skip=skip, seed=args.seed, device=args.device, backend=args.backend,
             threads=args.threads, tile=args.tile, models_dir=args.models_dir,
-            previous_models_dir=args.previous_models, command=canonical_command(args),
+            previous_models_dir=args.previous_models, previous_results_path=args.previous_results,
+            command=canonical_command(args),
         )
         config.validate()
         total = count_cases(config)
