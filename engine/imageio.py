@@ -308,6 +308,11 @@ def _float_to_uint(values: np.ndarray, scale: float, dtype: type[np.unsignedinte
     return scaled.astype(dtype)
 
 
+def _all_finite(values: np.ndarray, rows: int = 256) -> bool:
+    """No NaN or inf in ``values`` (checked a strip of rows at a time: no full-size mask)."""
+    return all(np.isfinite(values[i : i + rows]).all() for i in range(0, values.shape[0], rows))
+
+
 def _uint_to_float(values: np.ndarray) -> np.ndarray:
     """``uint8``/``uint16``/``bool``/float array to float32 in [0, 1] (a new array)."""
     if values.dtype == np.uint8:
@@ -1051,6 +1056,9 @@ def _encode(
         log.info("%s: grey + alpha is written as RGBA PNG", target)
         grey = False
 
+    for name, values in (("colour", image.rgb_f32), ("alpha", alpha)):
+        if values is not None and not _all_finite(values):
+            raise ImageWriteError(target, f"the {name} values hold NaN or inf (non-finite); not written")
     to_int = rgb_to_u16 if depth == 16 else rgb_to_u8
     if grey:
         r, g, b = (image.rgb_f32[:, :, i] for i in range(3))

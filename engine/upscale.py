@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.degradation.kernels import check_kernel_sigmas
 from engine.imageio import Image
 from engine.pipeline.blind import IkcResult, run_bicubic, run_ikc, run_manet, run_nonblind
 from engine.pipeline.kernelmap import KernelMap
@@ -40,6 +41,11 @@ class UpscaleOptions:
             raise ValueError(f"scale must be 2, 3 or 4, not {self.scale}")
         if self.ikc_steps < 0:
             raise ValueError("ikc_steps must be ≥ 0")
+        if self.method == "nonblind":
+            try:
+                check_kernel_sigmas(*self.nonblind_sigmas)
+            except ValueError as exc:
+                raise ValueError(f"nonblind_sigmas: {exc}") from None
 
 
 @dataclass
