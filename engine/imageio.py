@@ -687,6 +687,7 @@ def _decode_pixels(
         decoders = [_decode_png]
     else:  # JPEG, WebP, BMP (after the structure checks in _decode)
         decoders = [_decode_pillow]
+    first_failure = ""
     for decoder in decoders:
         try:
             pixels = decoder(data, header)
@@ -696,10 +697,46 @@ def _decode_pixels(
             raise ImageReadError(label, "not enough memory to decode the image") from None
         except Exception as exc:  # noqa: BLE001 - a decoder failing just means "try the next"
             log.debug("%s: %s failed: %s", label, decoder.__name__, exc)
+            first_failure = first_failure or str(exc)
             continue
         if pixels is not None and _valid_pixels(pixels.values, header):
+            if fmt == "tiff" and decoder is not decoders[0]:
+                _check_tiff_faithful(data, pixels.values, first_failure, label)
             return pixels
+        first_failure = first_failure or f"{decoder.__name__.removeprefix('_decode_')} cannot decode this layout"
     raise ImageReadError(label, _REASON_CORRUPT)
+
+
+def _check_tiff_faithful(
+    data: bytes, values: np.ndarray, why_not_tifffile: str, label: str | os.PathLike[str]
+) -> None:
+    """Refuse a fallback decode that lost bits or the alpha channel the TIFF declares.
+
+    Pillow reads what tifffile could not (e.g. a codec missing), but converts 16-bit colour and
+    alpha to 8-bit RGB(A); a 16-bit file is then refused with the reason, never silently downgraded.
+    """
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            bits = int(max(np.atleast_1d(page.bitspersample).tolist()))
+            extra = tuple(page.extrasamples or ())
+            compression = getattr(page.compression, "name", str(page.compression))
+    except Exception:  # noqa: BLE001 - tags tifffile cannot parse: Pillow's reading is all there is
+        return
+    declares_alpha = any(e in (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA) for e in extra)
+    channels = values.shape[2] if values.ndim == 3 else 1
+    lost_depth = bits > 8 and values.dtype in (np.uint8, np.bool_)
+    lost_alpha = declares_alpha and channels not in (2, 4)
+    if lost_depth or lost_alpha:
+        what = f"{bits}-bit" + (" + alpha" if declares_alpha else "")
+        lost = " and ".join(
+            part for part, flag in (("depth", lost_depth), ("alpha", lost_alpha)) if flag
+        )
+        raise ImageReadError(
+            label,
+            f"{what} TIFF ({compression} compression) cannot be decoded without losing its {lost} "
+            f"({why_not_tifffile or 'unsupported layout'}); refusing to read it as 8-bit",
+        )
 
 
 def _webp_is_animated(data: bytes) -> bool:
