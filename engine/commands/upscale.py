@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         tile = _parse_tile(args.tile)
         options = UpscaleOptions(method=args.method, scale=args.scale, tile=tile, ikc_steps=args.ikc_steps,
-                                 nonblind_sigmas=tuple(args.kernel_sigmas))
+                                 nonblind_sigmas=tuple(args.kernel_sigmas), integer_output=True)
     except ValueError as exc:
         print(f"kernelscope-cli upscale: error: {exc}", file=sys.stderr)
         return 2
