@@ -139,6 +139,8 @@ def _bicubic_integers(image: Image, scale: int, progress: Progress) -> IntegerIm
 
         def store(r0: int, r1: int, strip: np.ndarray, channels=channels, part=part) -> None:
             part.check_cancelled()
+            if not (np.isfinite(strip.min()) and np.isfinite(strip.max())):  # NaN/inf would round to 0
+                raise ValueError("bicubic: the image holds non-finite values (NaN or inf)")
             pixels[r0:r1, :, channels] = to_int(strip)  # rounds and clips to [0, 1] as bicubic_upsample
             part.set_progress(r1 / oh)
 

@@ -98,3 +98,12 @@ def test_one_float_to_u8_everywhere_and_nan_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # numpy warns "invalid value encountered in cast" on NaN → uint8
         np.testing.assert_array_equal(to_u8(values), rgb_to_u8(values))
+
+
+def test_bicubic_integer_output_refuses_nan_input():
+    from engine.upscale import UpscaleOptions, upscale
+
+    rgb = np.full((8, 8, 3), 0.5, np.float32)
+    rgb[2, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        upscale(Image(rgb_f32=rgb), UpscaleOptions(method="bicubic", integer_output=True), None)
