@@ -1125,9 +1125,8 @@ def write_image(
         raise ImageWriteError(target, f"folder does not exist: {target.parent}")
 
     depth = bit_depth if bit_depth is not None else image.bit_depth
-    if depth == 16 and fmt not in _SIXTEEN_BIT_FORMATS:
-        if bit_depth == 16:
-            log.warning("%s: %s is 8-bit only; writing 8 bit", target, fmt.upper())
+    if depth == 16 and fmt not in _SIXTEEN_BIT_FORMATS:  # said, never silent (PNG/TIFF keep 16)
+        log.warning("%s: %s is 8-bit only; the 16-bit image is written as 8 bit", target, fmt.upper())
         depth = 8
     try:
         data = _encode(fmt, image, depth, int(quality), keep_grey, target)

@@ -125,3 +125,14 @@ def test_installer_bundles_every_codec_module_a_tiff_needs():
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split()) - {"imagecodecs.imagecodecs"}  # the pure-Python entry point
     assert loaded and loaded <= set(namespace["HIDDEN_IMPORTS"]), sorted(loaded - set(namespace["HIDDEN_IMPORTS"]))
+
+
+def test_writing_16bit_to_an_8bit_format_says_so(tmp_path, caplog):
+    from engine.imageio import Image, write_image
+
+    image = Image(rgb_f32=np.full((8, 8, 3), 0.3, np.float32), bit_depth=16)
+    with caplog.at_level("WARNING", logger="engine.imageio"):
+        write_image(tmp_path / "a.jpg", image)
+        write_image(tmp_path / "a.png", image)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "a.jpg" in messages[0] and "8-bit only" in messages[0], messages
