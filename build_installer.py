@@ -56,8 +56,9 @@ FORBIDDEN = (
     "cv2", "opencv_python_headless.libs",
 )
 """Top-level packages that must not be in the bundle's ``_internal/`` folder."""
-REQUIRED = ("pyspng", "onnxruntime", "PySide6")
-"""Packages with compiled parts that must be in ``_internal/`` (pyspng decodes every PNG)."""
+REQUIRED = ("pyspng", "onnxruntime", "PySide6", "imagecodecs")
+"""Packages with compiled parts that must be in ``_internal/`` (pyspng decodes every PNG,
+imagecodecs every compressed 16-bit TIFF)."""
 FORBIDDEN_LIB_PARTS = ("qt6qml", "qt6quick", "qt6webengine", "qt63d", "libtorch", "libc10", "libopencv", "libavcodec")
 """Substrings of shared-library names that must not be in the bundle (lower case)."""
 SMOKE_TIMEOUT_S = 600

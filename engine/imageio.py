@@ -58,7 +58,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import pyspng
@@ -77,6 +77,7 @@ __all__ = [
     "WRITE_SUFFIXES",
     "Image",
     "ImageIOError",
+    "IntegerImage",
     "ImageReadError",
     "ImageWriteError",
     "decode_image_bytes",
@@ -271,6 +272,69 @@ class Image:
         return replace(self, rgb_f32=rgb_f32, alpha_f32=alpha_f32)
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class IntegerImage:
+    """An image held as the integers a file stores: what a large result is built as, strip by
+    strip, so that no full-size float copy ever exists (a 16000×12000 RGB result is 576 MB as
+    uint8, 2.3 GB as float32). :func:`write_image` writes it exactly as it writes the
+    :class:`Image` whose :func:`rgb_to_u8` / :func:`rgb_to_u16` values these are.
+
+    Attributes:
+        pixels: H×W×3 (RGB) or H×W×4 (RGB + straight alpha), ``uint8`` (8 bit) or ``uint16`` (16 bit).
+        icc_profile, exif, source_path, source_format, was_grey: as in :class:`Image`.
+    """
+
+    pixels: np.ndarray
+    icc_profile: bytes | None = field(default=None, repr=False)
+    exif: bytes | None = field(default=None, repr=False)
+    source_path: Path | None = None
+    source_format: str | None = None
+    was_grey: bool = False
+
+    def __post_init__(self) -> None:
+        values = self.pixels
+        if not isinstance(values, np.ndarray) or values.dtype not in (np.uint8, np.uint16):
+            raise TypeError("IntegerImage.pixels must be a uint8 or uint16 numpy array")
+        if values.ndim != 3 or values.shape[2] not in (3, 4):
+            raise ValueError(f"IntegerImage.pixels must be H×W×3 or H×W×4, got shape {values.shape}")
+
+    @classmethod
+    def like(cls, image: Image, pixels: np.ndarray) -> IntegerImage:
+        """``pixels`` with ``image``'s metadata and source (so it is never written over its input)."""
+        return cls(pixels, image.icc_profile, image.exif, image.source_path, image.source_format,
+                   image.was_grey)
+
+    def __repr__(self) -> str:
+        alpha = "+alpha" if self.has_alpha else ""
+        return f"IntegerImage({self.width}×{self.height} RGB{alpha}, {self.bit_depth}-bit, source={self.source_path})"
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.shape[2] == 4
+
+    @property
+    def rgb_f32(self) -> np.ndarray:
+        """A new full-size float32 copy of the colour (what this class exists to avoid: costly)."""
+        return _uint_to_float(self.pixels[:, :, :3])
+
+    @property
+    def alpha_f32(self) -> np.ndarray | None:
+        """A new float32 copy of the alpha, or ``None``."""
+        return _uint_to_float(self.pixels[:, :, 3]) if self.has_alpha else None
+
+
 # --------------------------------------------------------------------------------------------
 # Compatibility
 # --------------------------------------------------------------------------------------------
@@ -300,12 +364,25 @@ def rgb_to_u16(values_f32: np.ndarray) -> np.ndarray:
     return _float_to_uint(values_f32, 65535.0, np.uint16)
 
 
+_CONVERT_ELEMENTS = 1 << 22  # values converted per step: the float temporary stays ~16 MB
+
+
 def _float_to_uint(values: np.ndarray, scale: float, dtype: type[np.unsignedinteger]) -> np.ndarray:
-    scaled = np.multiply(values, np.float32(scale), dtype=np.float32)
-    np.nan_to_num(scaled, copy=False, nan=0.0, posinf=scale, neginf=0.0)
-    np.clip(scaled, 0.0, scale, out=scaled)
-    np.rint(scaled, out=scaled)
-    return scaled.astype(dtype)
+    values = np.asarray(values)
+    out = np.empty(values.shape, dtype=dtype)
+    flat_in, flat_out = values.reshape(-1), out.reshape(-1)  # a view unless ``values`` is strided
+    for i in range(0, flat_in.size, _CONVERT_ELEMENTS):
+        scaled = np.multiply(flat_in[i : i + _CONVERT_ELEMENTS], np.float32(scale), dtype=np.float32)
+        np.nan_to_num(scaled, copy=False, nan=0.0, posinf=scale, neginf=0.0)
+        np.clip(scaled, 0.0, scale, out=scaled)
+        np.rint(scaled, out=scaled)
+        flat_out[i : i + _CONVERT_ELEMENTS] = scaled
+    return out
+
+
+def _all_finite(values: np.ndarray, rows: int = 256) -> bool:
+    """No NaN or inf in ``values`` (checked a strip of rows at a time: no full-size mask)."""
+    return all(np.isfinite(values[i : i + rows]).all() for i in range(0, values.shape[0], rows))
 
 
 def _uint_to_float(values: np.ndarray) -> np.ndarray:
@@ -682,6 +759,7 @@ def _decode_pixels(
         decoders = [_decode_png]
     else:  # JPEG, WebP, BMP (after the structure checks in _decode)
         decoders = [_decode_pillow]
+    first_failure = ""
     for decoder in decoders:
         try:
             pixels = decoder(data, header)
@@ -691,10 +769,46 @@ def _decode_pixels(
             raise ImageReadError(label, "not enough memory to decode the image") from None
         except Exception as exc:  # noqa: BLE001 - a decoder failing just means "try the next"
             log.debug("%s: %s failed: %s", label, decoder.__name__, exc)
+            first_failure = first_failure or str(exc)
             continue
         if pixels is not None and _valid_pixels(pixels.values, header):
+            if fmt == "tiff" and decoder is not decoders[0]:
+                _check_tiff_faithful(data, pixels.values, first_failure, label)
             return pixels
+        first_failure = first_failure or f"{decoder.__name__.removeprefix('_decode_')} cannot decode this layout"
     raise ImageReadError(label, _REASON_CORRUPT)
+
+
+def _check_tiff_faithful(
+    data: bytes, values: np.ndarray, why_not_tifffile: str, label: str | os.PathLike[str]
+) -> None:
+    """Refuse a fallback decode that lost bits or the alpha channel the TIFF declares.
+
+    Pillow reads what tifffile could not (e.g. a codec missing), but converts 16-bit colour and
+    alpha to 8-bit RGB(A); a 16-bit file is then refused with the reason, never silently downgraded.
+    """
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            bits = int(max(np.atleast_1d(page.bitspersample).tolist()))
+            extra = tuple(page.extrasamples or ())
+            compression = getattr(page.compression, "name", str(page.compression))
+    except Exception:  # noqa: BLE001 - tags tifffile cannot parse: Pillow's reading is all there is
+        return
+    declares_alpha = any(e in (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA) for e in extra)
+    channels = values.shape[2] if values.ndim == 3 else 1
+    lost_depth = bits > 8 and values.dtype in (np.uint8, np.bool_)
+    lost_alpha = declares_alpha and channels not in (2, 4)
+    if lost_depth or lost_alpha:
+        what = f"{bits}-bit" + (" + alpha" if declares_alpha else "")
+        lost = " and ".join(
+            part for part, flag in (("depth", lost_depth), ("alpha", lost_alpha)) if flag
+        )
+        raise ImageReadError(
+            label,
+            f"{what} TIFF ({compression} compression) cannot be decoded without losing its {lost} "
+            f"({why_not_tifffile or 'unsupported layout'}); refusing to read it as 8-bit",
+        )
 
 
 def _webp_is_animated(data: bytes) -> bool:
@@ -958,7 +1072,7 @@ def _png_chunk(kind: bytes, payload: bytes | memoryview) -> bytes:
 
 def write_image(
     path: str | os.PathLike[str],
-    image: Image,
+    image: Image | IntegerImage,
     *,
     bit_depth: int | None = None,
     quality: int = 95,
@@ -969,7 +1083,8 @@ def write_image(
 
     Args:
         path: target file; ``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff``, ``.bmp`` or ``.webp``.
-        image: the pixels and metadata to write.
+        image: the pixels and metadata to write (an :class:`IntegerImage` is written as the
+            :class:`Image` it was rounded from would be).
         bit_depth: 8 or 16; ``None`` keeps the source's depth. 16 bit is written only to PNG and
             TIFF; JPEG, WebP and BMP are always 8 bit.
         quality: JPEG/WebP quality 1..100. JPEG at 90 and above keeps full chroma resolution (4:4:4);
@@ -1010,9 +1125,8 @@ def write_image(
         raise ImageWriteError(target, f"folder does not exist: {target.parent}")
 
     depth = bit_depth if bit_depth is not None else image.bit_depth
-    if depth == 16 and fmt not in _SIXTEEN_BIT_FORMATS:
-        if bit_depth == 16:
-            log.warning("%s: %s is 8-bit only; writing 8 bit", target, fmt.upper())
+    if depth == 16 and fmt not in _SIXTEEN_BIT_FORMATS:  # said, never silent (PNG/TIFF keep 16)
+        log.warning("%s: %s is 8-bit only; the 16-bit image is written as 8 bit", target, fmt.upper())
         depth = 8
     try:
         data = _encode(fmt, image, depth, int(quality), keep_grey, target)
@@ -1036,35 +1150,42 @@ def _is_same_file(target: Path, source: Path | None) -> bool:
 
 
 def _encode(
-    fmt: str, image: Image, depth: int, quality: int, keep_grey: bool, target: Path
+    fmt: str, image: Image | IntegerImage, depth: int, quality: int, keep_grey: bool, target: Path
 ) -> bytes:
     """Encode fully in memory; returns the file's bytes."""
     exif = _exif_normalise(image.exif) if image.exif else None
     if image.exif and exif is None:
         log.warning("%s: EXIF data is not TIFF-structured; not written", target)
-    alpha = image.alpha_f32
-    if alpha is not None and fmt not in _ALPHA_FORMATS:
+    has_alpha = image.has_alpha
+    if has_alpha and fmt not in _ALPHA_FORMATS:
         log.warning("%s: %s cannot store transparency; alpha channel dropped", target, fmt.upper())
-        alpha = None
+        has_alpha = False
     grey = keep_grey and image.was_grey and fmt in _GREY_FORMATS
-    if grey and fmt == "png" and alpha is not None:
+    if grey and fmt == "png" and has_alpha:
         log.info("%s: grey + alpha is written as RGBA PNG", target)
         grey = False
 
-    to_int = rgb_to_u16 if depth == 16 else rgb_to_u8
-    if grey:
-        r, g, b = (image.rgb_f32[:, :, i] for i in range(3))
-        colour = to_int(np.float32(0.299) * r + np.float32(0.587) * g + np.float32(0.114) * b)
+    if isinstance(image, IntegerImage) and not grey:
+        colour = _integer_pixels(image.pixels, depth, keep_alpha=has_alpha)
     else:
-        colour = to_int(image.rgb_f32)
-    if alpha is not None:
-        alpha_int = to_int(alpha)
-        colour = np.dstack([colour, alpha_int])
+        alpha = image.alpha_f32 if has_alpha else None
+        for name, values in (("colour", image.rgb_f32), ("alpha", alpha)):
+            if values is not None and not _all_finite(values):
+                raise ImageWriteError(target, f"the {name} values hold NaN or inf (non-finite); not written")
+        to_int = rgb_to_u16 if depth == 16 else rgb_to_u8
+        if grey:
+            r, g, b = (image.rgb_f32[:, :, i] for i in range(3))
+            colour = to_int(np.float32(0.299) * r + np.float32(0.587) * g + np.float32(0.114) * b)
+        else:
+            colour = to_int(image.rgb_f32)
+        if alpha is not None:
+            alpha_int = to_int(alpha)
+            colour = np.dstack([colour, alpha_int])
 
     if fmt == "png":
         return _encode_png(colour, image.icc_profile, exif)
     if fmt == "tiff":
-        return _encode_tiff(colour, image.icc_profile, has_alpha=alpha is not None)
+        return _encode_tiff(colour, image.icc_profile, has_alpha=has_alpha)
     if fmt == "bmp":
         return _encode_pillow(colour, "BMP", {})
     if fmt == "jpeg":
@@ -1072,7 +1193,23 @@ def _encode(
     return _encode_webp(colour, quality, image.icc_profile, exif)
 
 
-def _encode_png(values: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
+def _integer_pixels(pixels: np.ndarray, depth: int, *, keep_alpha: bool) -> np.ndarray:
+    """An :class:`IntegerImage`'s pixels at ``depth`` bits, alpha kept or dropped, copied only when
+    that changes them. 16 → 8 bit is ``round(v / 257)``, what :func:`rgb_to_u8` gives for
+    ``v / 65535``; 8 → 16 is ``v * 257``."""
+    values = pixels if keep_alpha or pixels.shape[2] == 3 else pixels[:, :, :3]
+    have = 16 if values.dtype == np.uint16 else 8
+    if have == depth:
+        return values
+    out = np.empty(values.shape, np.uint16 if depth == 16 else np.uint8)
+    rows = max(1, _CONVERT_ELEMENTS // max(1, values[0].size))
+    for r0 in range(0, values.shape[0], rows):
+        part = values[r0 : r0 + rows].astype(np.uint32)
+        out[r0 : r0 + rows] = part * 257 if depth == 16 else (part + 128) // 257
+    return out
+
+
+def _encode_png(values: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytearray:
     """A PNG of ``values`` (H×W grey or H×W×C with C in 2..4: grey+alpha, RGB, RGBA; uint8 or
     uint16), with the ICC profile (``iCCP``) and EXIF (``eXIf``) before the image data."""
     height, width = values.shape[:2]
@@ -1085,12 +1222,18 @@ def _encode_png(values: np.ndarray, icc: bytes | None, exif: bytes | None) -> by
         chunks.append(_png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
     if exif:
         chunks.append(_png_chunk(b"eXIf", exif[len(_EXIF_PREFIX) :]))
-    stream = _png_deflate(_png_filter_sub(values))
-    view = memoryview(stream)
-    for start in range(0, len(stream), _PNG_IDAT_BYTES):
-        chunks.append(_png_chunk(b"IDAT", view[start : start + _PNG_IDAT_BYTES]))
-    chunks.append(_png_chunk(b"IEND", b""))
-    return b"".join(chunks)
+    # One growing buffer (no list of chunks joined at the end: the compressed image exists once).
+    out = bytearray(b"".join(chunks))
+    pending = bytearray()
+    for piece in _png_deflate(values):  # IDAT chunks of _PNG_IDAT_BYTES, the last one shorter
+        pending += piece
+        while len(pending) >= _PNG_IDAT_BYTES:
+            out += _png_chunk(b"IDAT", pending[:_PNG_IDAT_BYTES])
+            del pending[:_PNG_IDAT_BYTES]
+    if pending:
+        out += _png_chunk(b"IDAT", pending)
+    out += _png_chunk(b"IEND", b"")
+    return out
 
 
 def _png_filter_sub(values: np.ndarray) -> np.ndarray:
@@ -1112,30 +1255,38 @@ def _png_filter_sub(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _png_deflate(scanlines: np.ndarray) -> bytes:
-    """One zlib stream of the filtered scanlines (level 1, RLE strategy), compressed in parallel.
+def _png_deflate(values: np.ndarray) -> Iterator[bytes]:
+    """One zlib stream of the Sub-filtered scanlines of ``values`` (level 1, RLE strategy),
+    compressed in parallel and yielded in pieces.
 
-    Strips of whole rows are deflated independently (raw deflate, each ended by a sync flush so it
-    stops on a byte boundary) and concatenated, as pigz does; the stream's Adler-32 is computed
-    over all the data. zlib releases the GIL, so threads compress strips at the same time.
+    Strips of whole rows are filtered and deflated independently (raw deflate, each ended by a sync
+    flush so it stops on a byte boundary) and concatenated, as pigz does; the stream's Adler-32 is
+    computed over all the filtered data, a strip at a time. No full-size filtered copy exists:
+    memory is the strips in flight plus the compressed output. zlib releases the GIL, so threads
+    compress strips at the same time.
     """
-    rows_per_strip = max(1, _PNG_STRIP_BYTES // max(1, scanlines.shape[1]))
-    strips = [scanlines[r : r + rows_per_strip] for r in range(0, scanlines.shape[0], rows_per_strip)]
-    last = len(strips) - 1
+    row_bytes = 1 + values[0].size * values.dtype.itemsize
+    rows_per_strip = max(1, _PNG_STRIP_BYTES // row_bytes)
+    starts = list(range(0, values.shape[0], rows_per_strip))
+    last = len(starts) - 1
 
     def deflate(index: int) -> bytes:
+        r0 = starts[index]
         compressor = zlib.compressobj(_PNG_ZLIB_LEVEL, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
-        body = compressor.compress(strips[index])
+        body = compressor.compress(_png_filter_sub(values[r0 : r0 + rows_per_strip]))
         return body + compressor.flush(zlib.Z_FINISH if index == last else zlib.Z_SYNC_FLUSH)
 
-    threads = min(_PNG_MAX_THREADS, len(strips), os.cpu_count() or 1)
+    yield b"\x78\x01"
+    threads = min(_PNG_MAX_THREADS, len(starts), os.cpu_count() or 1)
     if threads > 1:
         with ThreadPoolExecutor(threads, thread_name_prefix="png-deflate") as pool:
-            bodies = list(pool.map(deflate, range(len(strips))))
+            yield from pool.map(deflate, range(len(starts)))
     else:
-        bodies = [deflate(i) for i in range(len(strips))]
-    adler = zlib.adler32(scanlines)
-    return b"\x78\x01" + b"".join(bodies) + adler.to_bytes(4, "big")
+        yield from map(deflate, range(len(starts)))
+    adler = 1
+    for r0 in starts:  # the filter again, a strip at a time: cheaper than keeping it
+        adler = zlib.adler32(_png_filter_sub(values[r0 : r0 + rows_per_strip]), adler)
+    yield adler.to_bytes(4, "big")
 
 
 def _encode_tiff(values: np.ndarray, icc: bytes | None, *, has_alpha: bool) -> bytes:

@@ -41,6 +41,7 @@ __all__ = [
     "find_cards",
     "find_card",
     "sha256_file",
+    "cached_sha256",
     "verify",
     "verify_weights",
     "regenerate_hint",
@@ -348,8 +349,9 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def _cached_sha256(path: Path) -> str:
+def cached_sha256(path: str | os.PathLike[str]) -> str:
     """sha256 of ``path``, remembered per (path, size, mtime) so repeated checks are free."""
+    path = Path(path)
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     with _HASH_LOCK:
@@ -367,7 +369,7 @@ def _verify_file(card: ModelCard, what: str, path: Path, expected: str | None) -
         raise ModelError(f"{what} {path} of model {card.id} is missing; regenerate it with {hint}")
     if not expected:
         return
-    found = _cached_sha256(path)
+    found = cached_sha256(path)
     if found != expected.lower():
         raise ModelError(
             f"{what} {path} does not match its model card {card.id} "

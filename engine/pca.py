@@ -300,8 +300,45 @@ def shipped_basis_path(convention: str, scale: int, models_dir: str | os.PathLik
 def load_shipped_basis(
     convention: str, scale: int, models_dir: str | os.PathLike[str] | None = None
 ) -> KernelPCA:
-    """Load the shipped basis (raises :class:`KernelPCAError` naming the file when missing/corrupt)."""
-    return KernelPCA.load(shipped_basis_path(convention, scale, models_dir))
+    """Load the shipped basis after checking its sha256 (:func:`load_checked_basis`); raises
+    :class:`KernelPCAError` naming the file when it is missing, changed or corrupt."""
+    return load_checked_basis(shipped_basis_path(convention, scale, models_dir))
+
+
+def load_checked_basis(npz_path: str | os.PathLike[str]) -> KernelPCA:
+    """Load a basis whose bytes have the sha256 its card (``<stem>.json`` beside it, ``"kind":
+    "pca"``) records. The hash is computed once per process per file (size and mtime unchanged).
+
+    Raises :class:`KernelPCAError` naming the file when the card is missing or unreadable, records
+    no sha256, or the file differs from it (an edited basis would silently change every code).
+    """
+    from engine.modelcards import cached_sha256
+
+    p = Path(npz_path)
+    card_path = p.with_suffix(".json")
+    refit = f"refit it with `python -m engine.pca --only {p.stem}`"
+    if not p.is_file():
+        raise KernelPCAError(f"kernel PCA basis {p} not found; {refit}")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KernelPCAError(
+            f"kernel PCA basis {p} has no card {card_path.name} recording its sha256; {refit}"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise KernelPCAError(f"kernel PCA card {card_path} cannot be read: {exc}") from exc
+    expected = str(card.get("sha256") or "").lower() if isinstance(card, dict) else ""
+    if not isinstance(card, dict) or card.get("kind") != "pca" or card.get("file", p.name) != p.name:
+        raise KernelPCAError(f"{card_path} is not the PCA card of {p.name}")
+    if not expected:
+        raise KernelPCAError(f"kernel PCA card {card_path} records no sha256 for {p.name}")
+    found = cached_sha256(p)
+    if found != expected:
+        raise KernelPCAError(
+            f"kernel PCA basis {p} does not match the sha256 in {card_path.name} (expected "
+            f"{expected[:12]}…, found {found[:12]}…): the file was changed or corrupted; {refit}"
+        )
+    return KernelPCA.load(p)
 
 
 def fit_shipped_basis(convention: str, scale: int, seed: int = 0) -> KernelPCA:

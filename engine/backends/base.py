@@ -51,11 +51,21 @@ class Runner(abc.ABC):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model on float32 arrays shaped as the card says; returns float32 arrays by name.
 
-        Raises :class:`ModelError` for inputs that do not fit the card and
+        Raises :class:`ModelError` for inputs that do not fit the card or an output holding NaN or
+        inf (never passed on, where it would end as black pixels), and
         :class:`~engine.errors.DeviceOutOfMemory` when the device runs out of memory.
         """
         feed = validate_inputs(self.card, inputs)
-        return self._run(feed)
+        outputs = self._run(feed)
+        for name, value in outputs.items():
+            # min/max propagate NaN and reach ±inf: two reductions, no full-size mask per tile
+            if value.size and not (np.isfinite(value.min()) and np.isfinite(value.max())):
+                bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+                raise ModelError(
+                    f"model {self.card.id} on {self.provider}: output {name} has {bad} non-finite "
+                    "values (NaN or inf); the result was discarded"
+                )
+        return outputs
 
     @abc.abstractmethod
     def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -121,10 +121,18 @@ def run(args: argparse.Namespace) -> int:
     from engine.service import Worker
     from engine.upscale import UpscaleOptions, upscale
 
+    if args.method == "nonblind":
+        from engine.degradation.kernels import check_kernel_sigmas
+
+        try:
+            check_kernel_sigmas(*args.kernel_sigmas)
+        except ValueError as exc:
+            print(f"kernelscope-cli upscale: error: --kernel-sigmas: {exc}", file=sys.stderr)
+            return 2
     try:
         tile = _parse_tile(args.tile)
         options = UpscaleOptions(method=args.method, scale=args.scale, tile=tile, ikc_steps=args.ikc_steps,
-                                 nonblind_sigmas=tuple(args.kernel_sigmas))
+                                 nonblind_sigmas=tuple(args.kernel_sigmas), integer_output=True)
     except ValueError as exc:
         print(f"kernelscope-cli upscale: error: {exc}", file=sys.stderr)
         return 2

@@ -36,6 +36,7 @@ from PIL import JpegImagePlugin
 
 from engine.degradation.kernels import KERNEL_RADIUS, KERNEL_SIZE, isotropic_gaussian_kernel
 from engine.degradation.resize import imresize
+from engine.imageio import rgb_to_u8
 
 _BAND_PIXELS = 2048  # LR pixels per band in blur_subsample_variant (kernel planes ~3.6 MB)
 _SEPARABLE_TOLERANCE = 1e-6  # sum |k - rank-1 approximation| below which a kernel counts as separable
@@ -265,8 +266,8 @@ def quantize_u8(img: np.ndarray) -> np.ndarray:
 
 
 def to_u8(img: np.ndarray) -> np.ndarray:
-    """``rgb_f32`` in [0, 1] (or grey) to uint8 by rounding, clipped."""
-    return np.clip(np.rint(np.asarray(img, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    """``rgb_f32`` in [0, 1] (or grey) to uint8 by rounding, clipped: :func:`engine.imageio.rgb_to_u8`."""
+    return rgb_to_u8(np.asarray(img, dtype=np.float32))
 
 
 def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:

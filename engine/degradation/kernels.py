@@ -36,6 +36,10 @@ MANET_VARIANCE_RANGE: dict[int, tuple[float, float]] = {2: (0.35, 5.0), 3: (0.52
 IKC_SIGMA_RANGE: dict[int, tuple[float, float]] = {2: (0.2, 2.0), 3: (0.2, 3.0), 4: (0.2, 4.0)}
 """IKC sampling range of the isotropic *standard deviation* per scale factor."""
 
+NONBLIND_SIGMA_RANGE_HR_PX: tuple[float, float] = (0.2, 6.0)
+"""Standard deviations (HR px) a user-given kernel may have: below 0.2 px the 21 x 21 Gaussian is a
+single tap, above 6 px its support cuts it at +-1.7 sigma."""
+
 GAUSSIAN8_SIGMAS: tuple[float, ...] = (1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2)
 """The eight isotropic standard deviations of the "Gaussian8" x4 test kernels (IKC convention)."""
 
@@ -85,8 +89,10 @@ def anisotropic_gaussian_kernels(
     v1, v2, th = np.broadcast_arrays(
         np.asarray(var1, dtype=np.float32), np.asarray(var2, dtype=np.float32), np.asarray(theta, dtype=np.float32)
     )
-    if np.any(v1 <= 0) or np.any(v2 <= 0):
-        raise ValueError("variances must be positive")
+    if not (np.all(v1 > 0) and np.all(v2 > 0) and np.all(np.isfinite(v1)) and np.all(np.isfinite(v2))):
+        raise ValueError("variances must be positive finite numbers")
+    if not np.all(np.isfinite(th)):
+        raise ValueError("theta must be a finite number")
     dx, dy = _grid(kernel_center(scale))
     c = np.cos(th)[..., None, None]
     s = np.sin(th)[..., None, None]
@@ -100,6 +106,17 @@ def anisotropic_gaussian_kernels(
 def anisotropic_gaussian_kernel(var1: float, var2: float, theta: float, scale: int) -> np.ndarray:
     """One MANet-convention kernel, ``(21, 21)`` float32, sum 1 (see the module docstring)."""
     return anisotropic_gaussian_kernels(float(var1), float(var2), float(theta), scale)
+
+
+def check_kernel_sigmas(sigma1: float, sigma2: float, theta: float) -> None:
+    """Refuse a user-given MANet-convention kernel that is not finite or outside
+    :data:`NONBLIND_SIGMA_RANGE_HR_PX`: ValueError naming SIGMA1, SIGMA2 or THETA and the reason."""
+    lo, hi = NONBLIND_SIGMA_RANGE_HR_PX
+    for name, value in (("SIGMA1", sigma1), ("SIGMA2", sigma2), ("THETA", theta)):
+        if not np.isfinite(value):
+            raise ValueError(f"{name} = {value} is not a finite number")
+        if name != "THETA" and not lo <= value <= hi:
+            raise ValueError(f"{name} = {value:g} is outside {lo:g}..{hi:g} (standard deviation in HR px)")
 
 
 def isotropic_gaussian_kernels(sigma: np.ndarray | float) -> np.ndarray:

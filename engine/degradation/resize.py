@@ -13,13 +13,15 @@ length ``m = ceil(n * f)``:
 - out-of-range indices are mirrored symmetrically (``..., 2, 1, 1, 2, ..., n, n, n-1, ...``).
 
 Weights and indices are precomputed per axis; the image is then resized by a short loop over the
-``P`` taps (no per-pixel Python). ``imresize`` is linear and does not clip; ``bicubic_upsample``
+``P`` taps (no per-pixel Python), one strip of output rows at a time (bounded memory: a 12 MP image
+×4 needs the output array and ~50 MB more). ``imresize`` is linear and does not clip; ``bicubic_upsample``
 clips to [0, 1].
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -70,21 +72,34 @@ def contributions(
     return weights[:, keep], idx0[:, keep]
 
 
-def _resize_axis(img: np.ndarray, axis: int, weights: np.ndarray, indices: np.ndarray) -> np.ndarray:
+STRIP_ELEMENTS = 1 << 22
+"""Output values (rows x columns x channels) computed per strip: ~16 MB of float32 at a time."""
+
+
+def _taps(src: np.ndarray, axis: int, weights: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``sum_p take(src, indices[:, p], axis) * weights[:, p]`` in float32, taps in order."""
     w32 = weights.astype(np.float32)
-    shape = [1] * img.ndim
+    shape = [1] * src.ndim
     shape[axis] = weights.shape[0]
-    out = np.zeros(img.shape[:axis] + (weights.shape[0],) + img.shape[axis + 1 :], dtype=np.float32)
+    out = np.zeros(src.shape[:axis] + (weights.shape[0],) + src.shape[axis + 1 :], dtype=np.float32)
     for p in range(weights.shape[1]):
-        out += np.take(img, indices[:, p], axis=axis) * w32[:, p].reshape(shape)
+        out += np.take(src, indices[:, p], axis=axis) * w32[:, p].reshape(shape)
     return out
 
 
-def imresize(img: np.ndarray, scale_factor: float, antialiasing: bool = True) -> np.ndarray:
-    """Resize ``img`` (H x W or H x W x C, e.g. ``rgb_f32`` in [0, 1]) like MATLAB ``imresize(img, f)``.
+def imresize_strips(
+    img: np.ndarray,
+    scale_factor: float,
+    store: Callable[[int, int, np.ndarray], None],
+    antialiasing: bool = True,
+    strip_rows: int | None = None,
+) -> tuple[int, ...]:
+    """:func:`imresize` a strip of output rows at a time: ``store(r0, r1, strip_f32)`` receives
+    output rows ``r0:r1`` (float32, not clipped) and must copy what it keeps.
 
-    Bicubic (``a = -0.5``), antialiased when downscaling, symmetric padding; output size
-    ``ceil(H * f) x ceil(W * f)``; float32 out, *not* clipped (bicubic overshoots slightly).
+    Each strip reads only the input rows its taps reach, so memory is bounded by the strip, not
+    the image; the values are those of resizing the whole image at once (same float32 operations in
+    the same order). Returns the output shape.
     """
     x = np.asarray(img, dtype=np.float32)
     if x.ndim not in (2, 3):
@@ -93,11 +108,41 @@ def imresize(img: np.ndarray, scale_factor: float, antialiasing: bool = True) ->
     oh, ow = output_length(h, scale_factor), output_length(w, scale_factor)
     wr, ir = contributions(h, oh, scale_factor, antialiasing)
     wc, ic = contributions(w, ow, scale_factor, antialiasing)
+    per_row = ow * (x.shape[2] if x.ndim == 3 else 1)
+    rows = strip_rows or max(1, STRIP_ELEMENTS // per_row)
     # MATLAB resizes the most-reduced dimension first; equal factors here, so rows first.
-    out = _resize_axis(x, 0, wr, ir)
-    return _resize_axis(out, 1, wc, ic)
+    for r0 in range(0, oh, rows):
+        r1 = min(r0 + rows, oh)
+        taps = ir[r0:r1]
+        lo, hi = int(taps.min()), int(taps.max()) + 1
+        strip = _taps(x[lo:hi], 0, wr[r0:r1], taps - lo)
+        store(r0, r1, _taps(strip, 1, wc, ic))
+    return (oh, ow) + x.shape[2:]
+
+
+def imresize(
+    img: np.ndarray, scale_factor: float, antialiasing: bool = True, *, strip_rows: int | None = None
+) -> np.ndarray:
+    """Resize ``img`` (H x W or H x W x C, e.g. ``rgb_f32`` in [0, 1]) like MATLAB ``imresize(img, f)``.
+
+    Bicubic (``a = -0.5``), antialiased when downscaling, symmetric padding; output size
+    ``ceil(H * f) x ceil(W * f)``; float32 out, *not* clipped (bicubic overshoots slightly).
+    Computed in strips (:func:`imresize_strips`) into the one output array.
+    """
+    x = np.asarray(img, dtype=np.float32)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"expected an H x W or H x W x C image, got shape {x.shape}")
+    shape = (output_length(x.shape[0], scale_factor), output_length(x.shape[1], scale_factor)) + x.shape[2:]
+    out = np.empty(shape, dtype=np.float32)
+
+    def store(r0: int, r1: int, strip: np.ndarray) -> None:
+        out[r0:r1] = strip
+
+    imresize_strips(x, scale_factor, store, antialiasing, strip_rows)
+    return out
 
 
 def bicubic_upsample(lr: np.ndarray, scale: int) -> np.ndarray:
     """The bicubic baseline: ``imresize(lr, scale)`` clipped to [0, 1] (``rgb_f32`` HWC or grey HW)."""
-    return np.clip(imresize(lr, float(scale)), 0.0, 1.0)
+    out = imresize(lr, float(scale))
+    return np.clip(out, 0.0, 1.0, out=out)

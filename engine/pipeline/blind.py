@@ -256,8 +256,8 @@ def run_nonblind(
 
 
 def run_bicubic(lr_rgb_f32: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB-compatible bicubic upsampling (the baseline)."""
-    return np.clip(bicubic_upsample(np.asarray(lr_rgb_f32, np.float32), scale), 0.0, 1.0)
+    """MATLAB-compatible bicubic upsampling (the baseline), clipped to [0, 1]; computed in strips."""
+    return bicubic_upsample(np.asarray(lr_rgb_f32, np.float32), scale)
 
 
 # ---------------------------------------------------------------------------------------------

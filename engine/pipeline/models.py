@@ -9,7 +9,7 @@ from typing import Sequence
 from engine.backends import Runner, load_runner
 from engine.errors import ModelError
 from engine.modelcards import ModelCard, find_card, verify
-from engine.pca import KernelPCA, load_shipped_basis
+from engine.pca import KernelPCA, load_checked_basis, shipped_basis_path
 
 METHOD_NETWORKS: dict[str, tuple[str, ...]] = {
     "manet": ("manet", "rrdb_sft"),
@@ -59,7 +59,11 @@ def load_models(
     models_dir: str | Path | None = None,
     check_sha256: bool = True,
 ) -> ModelSet:
-    """Find each network's card for ``scale``, check it, and load a runner (and its PCA basis)."""
+    """Find each network's card for ``scale``, check it, and load a runner (and its PCA basis).
+
+    With ``check_sha256`` every file the cards name is checked against its recorded sha256 as it is
+    loaded: the graph here and in the backend, torch weights in the torch backend, and the PCA basis
+    against its own card (:func:`engine.pca.load_checked_basis`)."""
     models = ModelSet(scale=int(scale))
     for network in networks:
         card = find_card(network, scale, models_dir=models_dir)
@@ -67,10 +71,11 @@ def load_models(
             verify(card)
         models.cards[network] = card
         models.runners[network] = load_runner(card, backend, device=device, threads=threads)
+        load_basis = load_checked_basis if check_sha256 else KernelPCA.load
         if card.pca_path is not None:
-            models.pcas[network] = KernelPCA.load(card.pca_path)
+            models.pcas[network] = load_basis(card.pca_path)
         elif network == "manet":  # MANet's kernels are summarised with the MANet basis of its scale
-            models.pcas[network] = load_shipped_basis("manet", scale, card.folder)
+            models.pcas[network] = load_basis(shipped_basis_path("manet", scale, card.folder))
     return models
 
 
