@@ -101,7 +101,7 @@ class KernelMap:
             return self.kernels_f16.astype(np.float32).reshape(*self.lr_hw, KERNEL_SIZE, KERNEL_SIZE)
         return self.pca.reconstruct(self.codes)
 
-    def save_npz(self, path: str | Path, *, include_kernels: bool = False) -> Path:
+    def save_npz(self, path: str | Path, *, include_kernels: bool = False, overwrite: bool = False) -> Path:
         """Write a compressed ``.npz``: codes, the PCA basis and the scale.
 
         The codes reconstruct every kernel (``codes @ pca_components + pca_mean``) to about 1 % (the
@@ -124,5 +124,5 @@ class KernelMap:
             arrays["kernels_f16"] = self.kernels_f16
         np.savez_compressed(buf, **arrays)
         target = Path(path)
-        write_bytes_atomically(target, buf.getvalue())
+        write_bytes_atomically(target, buf.getvalue(), overwrite=overwrite)
         return target
