@@ -1000,7 +1000,7 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             plan.check(path, "file")
         except OutputRefused as exc:
-            self.notify(f"Not saved: {exc}")
+            self.notify(f"Not saved, refusing: {exc}")
             return False
         return True
 

@@ -28,7 +28,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 PART_SUFFIX = ".part"
@@ -41,6 +41,14 @@ _NO_LINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, e
 
 class CreateError(OSError):
     """The temporary file could not be created in the target's folder (permissions, missing folder)."""
+
+
+class InterruptedAfterWrite(KeyboardInterrupt):
+    """Ctrl-C came during a write that then completed: ``path`` was written (whole) before stopping."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
 
 
 class TargetExists(FileExistsError):
@@ -61,7 +69,8 @@ def write_atomic(target: str | os.PathLike[str], data: bytes, *, overwrite: bool
         clean_stale_parts(path.parent)
     if not overwrite and os.path.lexists(path):
         raise TargetExists(errno.EEXIST, "file exists", str(path))
-    with _sigint_deferred():
+    published = False
+    with _sigint_deferred(lambda: published and InterruptedAfterWrite(path)):
         temp = path.parent / f".{path.name[:80]}.{os.getpid()}-{uuid.uuid4().hex[:12]}{PART_SUFFIX}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         try:
@@ -77,10 +86,11 @@ def write_atomic(target: str | os.PathLike[str], data: bytes, *, overwrite: bool
                 os.replace(temp, path)
             else:
                 _publish_no_replace(temp, path)
+            published = True
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(temp)  # already gone after a rename; the extra name after a link
-    _fsync_folder(path.parent)
+        _fsync_folder(path.parent)
     return path
 
 
@@ -108,8 +118,9 @@ def _publish_no_replace(temp: Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C (main thread, default handler only) until the block is done, then raise it."""
+def _sigint_deferred(interrupt: Callable[[], KeyboardInterrupt | bool]) -> Iterator[None]:
+    """Hold back Ctrl-C (main thread, default handler only) until the block is done, then raise
+    ``interrupt()`` (or a plain KeyboardInterrupt when it gives none)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -126,8 +137,8 @@ def _sigint_deferred() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+        if received:  # Ctrl-C wins over a failure of the write itself
+            raise interrupt() or KeyboardInterrupt
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

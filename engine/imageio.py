@@ -30,9 +30,11 @@ Writing (:func:`write_image`)
     The format follows the suffix. PNG is encoded here (Sub filter on every row, zlib level 1 with
     the RLE strategy, strips deflated in parallel: the settings OpenCV uses by default, as fast and
     as small); the other formats by Pillow and tifffile. The file is encoded completely in memory,
-    written to a temporary file beside the target, flushed to disk and moved onto the target with
-    ``os.replace``: a failed write leaves neither a partial file nor a temporary file. The input
-    file is never overwritten.
+    then published by :func:`engine.atomic.write_atomic` (temporary file beside the target, fsync,
+    no-replace link, or rename with ``overwrite``): a failed or interrupted write leaves neither a
+    partial file nor a temporary file, and without ``overwrite`` an existing file is never replaced,
+    even one another process creates meanwhile (:class:`OutputExistsError`). The input file is
+    never overwritten.
 
     ==========  ============  =====  =====================================================
     format      bit depth     alpha  metadata written

@@ -345,10 +345,11 @@ def test_8_ctrl_c_in_the_cli_exits_130_without_partial_files(tmp_path):
     """)
     run = subprocess.run([sys.executable, "-c", script, *bicubic(src, "--out", out)], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
-    assert run.returncode == 130 and "interrupted" in run.stderr and "Traceback" not in run.stderr
-    assert parts_in(out) == []
-    for p in out.iterdir():  # whatever was published is a whole image
-        assert read_image(p).width == 800
+    assert run.returncode == 130 and "Traceback" not in run.stderr
+    # Ctrl-C came while the file went to disk: the write completes, is counted, then the run stops
+    assert "interrupted: 1 written" in run.stderr
+    assert parts_in(out) == [] and [p.name for p in out.iterdir()] == ["a_x4_bicubic.png"]
+    assert read_image(out / "a_x4_bicubic.png").width == 800
 
 
 # --- smaller ones --------------------------------------------------------------------------------------
@@ -445,3 +446,16 @@ def test_no_replace_outside_the_one_writer():
                 if needle in text:
                     offenders.append(f"{path.relative_to(REPO)}: {needle}")
     assert offenders == []
+
+
+def test_evaluate_reports_never_replace_a_model_file_or_each_other(tmp_path, tiny_models_dir, capsys):
+    card = next(tiny_models_dir.glob("manet_*.json"))
+    before = card.read_bytes()
+    common = ["evaluate", "--models-dir", str(tiny_models_dir), "--no-progress"]
+    assert main(common + ["--out", str(card), "--json", str(tmp_path / "r.json")]) == 2
+    assert "would replace the input" in one_line_error(capsys.readouterr().err)
+    assert card.read_bytes() == before
+    same = tmp_path / "r.md"
+    assert main(common + ["--out", str(same), "--json", str(same)]) == 2
+    assert "is also the --out report" in one_line_error(capsys.readouterr().err)
+    assert not same.exists()

@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from engine.errors import ModelError
+    from engine.atomic import InterruptedAfterWrite
     from engine.imageio import ImageIOError, OutputExistsError, read_image, write_image
     from engine.outputs import OutputPlan, OutputRefused, make_out_folder
     from engine.pipeline.models import load_for_method
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
             elif exc.exists:
                 failures.append((str(exc.path), f"already exists (input {src}; use --overwrite or --skip-existing)"))
             else:
-                failures.append((str(exc.path), f"{exc.reason} (input {src})"))
+                failures.append((str(exc.path), exc.reason if str(src) in exc.reason else f"{exc.reason} (input {src})"))
             continue
         jobs.append((src, dst, npz))
 
@@ -256,6 +257,9 @@ def run(args: argparse.Namespace) -> int:
             overall.update(1)
             try:
                 write_image(dst, result.image, quality=args.quality, overwrite=args.overwrite)
+            except InterruptedAfterWrite:
+                written += 1
+                raise
             except OutputExistsError:
                 skipped += 1
                 noticed.append((str(dst), f"appeared while {src} was processed (another process?); "
