@@ -257,7 +257,7 @@ def _read_json(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise ModelError(f"model card {path} is not valid JSON: {exc}") from exc
     except RecursionError:
-        raise ModelError(f"model card {path} is not a usable model card: its JSON is nested too deeply") from None
+        raise ModelError(f"model card {path} is not valid JSON: arrays or objects nested too deeply") from None
 
 
 def load_card(path: str | os.PathLike[str]) -> ModelCard:

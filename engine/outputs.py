@@ -25,8 +25,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.atomic import same_file
-
 NAME_MAX_BYTES = 255
 """Longest file name (bytes, UTF-8) common file systems accept (ext4, NTFS, APFS)."""
 
@@ -62,26 +60,30 @@ class OutputPlan:
 
     def __init__(self, inputs: Iterable[str | os.PathLike[str]] = (), *, overwrite: bool = False) -> None:
         self.overwrite = overwrite
-        self._inputs: dict[_Key, Path] = {_key(Path(p)): Path(p) for p in inputs}
+        self._by_real: dict[str, Path] = {}
+        self._by_inode: dict[tuple[int, int], Path] = {}
         self._claimed: dict[str, tuple[Path, str]] = {}
+        for path in inputs:
+            self.add_input(path)
 
     @property
     def inputs(self) -> list[Path]:
-        return list(self._inputs.values())
+        return list(self._by_real.values())
 
     def add_input(self, path: str | os.PathLike[str]) -> None:
-        self._inputs[_key(Path(path))] = Path(path)
+        key = _key(Path(path))
+        self._by_real.setdefault(key.real, Path(path))
+        if key.inode is not None:
+            self._by_inode.setdefault(key.inode, Path(path))
 
     def input_matching(self, path: str | os.PathLike[str]) -> Path | None:
-        """The input of the run that ``path`` would replace, if any."""
+        """The input of the run that ``path`` would replace, if any: the same resolved path, or the
+        same file (inode) under another name (hard link, case-insensitive folder)."""
         key = _key(Path(path))
-        for other_key, other in self._inputs.items():
-            if key.real == other_key.real or (key.inode is not None and key.inode == other_key.inode):
-                return other
-        for other in self._inputs.values():  # a case-insensitive folder, a path through a link
-            if same_file(path, other):
-                return other
-        return None
+        found = self._by_real.get(key.real)
+        if found is None and key.inode is not None:
+            found = self._by_inode.get(key.inode)
+        return found
 
     def check(self, path: str | os.PathLike[str], what: str = "output") -> None:
         """Raise :class:`OutputRefused` if ``path`` may not be written as ``what``; claims nothing."""
