@@ -459,3 +459,11 @@ def test_evaluate_reports_never_replace_a_model_file_or_each_other(tmp_path, tin
     assert main(common + ["--out", str(same), "--json", str(same)]) == 2
     assert "is also the --out report" in one_line_error(capsys.readouterr().err)
     assert not same.exists()
+
+
+def test_estimate_out_naming_a_file_is_a_usage_error(tmp_path, capsys):
+    src = make_png(tmp_path / "lr.png")
+    before = src.read_bytes()
+    assert main(["estimate", str(src), "--out", str(src)]) == 2
+    assert "--out" in one_line_error(capsys.readouterr().err)
+    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["lr.png"]

@@ -152,8 +152,8 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from engine.errors import ModelError
     from engine.atomic import InterruptedAfterWrite
+    from engine.errors import ModelError
     from engine.imageio import ImageIOError, OutputExistsError, read_image, write_image
     from engine.outputs import OutputPlan, OutputRefused, make_out_folder
     from engine.pipeline.models import load_for_method
