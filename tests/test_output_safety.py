@@ -467,3 +467,18 @@ def test_estimate_out_naming_a_file_is_a_usage_error(tmp_path, capsys):
     assert main(["estimate", str(src), "--out", str(src)]) == 2
     assert "--out" in one_line_error(capsys.readouterr().err)
     assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["lr.png"]
+
+
+def test_writer_without_hard_links_still_never_replaces(tmp_path, monkeypatch):
+    from engine import atomic
+
+    def no_links(src, dst, *args, **kwargs):  # FAT, some network shares
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(atomic.os, "link", no_links)
+    target = tmp_path / "t.bin"
+    atomic.write_atomic(target, b"first", overwrite=False)
+    with pytest.raises(FileExistsError):
+        atomic.write_atomic(target, b"second", overwrite=False)
+    atomic.write_atomic(target, b"third", overwrite=True)
+    assert target.read_bytes() == b"third" and parts_in(tmp_path) == []
