@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from engine.cli import main
-from engine.imageio import Image, read_image, write_image
+from engine.imageio import Image, ImageReadError, read_image, write_image
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -371,6 +371,16 @@ def test_animated_webp_says_only_the_first_frame_is_used(tmp_path, caplog):
         image = read_image(path)
     assert image.width == 16
     assert any("animated WEBP" in r.getMessage() and "first frame" in r.getMessage() for r in caplog.records)
+    apng = tmp_path / "anim.png"
+    frames[0].save(apng, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="engine.imageio"):
+        assert read_image(apng).width == 16
+    assert any("animated PNG" in r.getMessage() for r in caplog.records)
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageReadError, match="unsupported format: GIF"):
+        read_image(gif)
 
 
 def test_ikc_steps_has_an_upper_bound(tmp_path, capsys):
