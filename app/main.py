@@ -71,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         window.open_paths(list(args.images))
     if args.screenshot is not None:
         def grab() -> None:
-            window.grab().save(str(args.screenshot))
+            from engine.atomic import write_atomic
+
+            buffer = QtCore.QBuffer()
+            buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+            window.grab().save(buffer, (Path(args.screenshot).suffix.lstrip(".") or "png").upper())
+            write_atomic(args.screenshot, bytes(buffer.data()), overwrite=True)
             window.close()
             app.quit()
 

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.modelcards import default_ikc_steps
-from engine.upscale import UpscaleOptions
+from engine.upscale import IKC_STEPS_MAX, UpscaleOptions
 from engine.visualize import kernel_heatmap_u8
 
 from app.analysis import REGION_COLOURS, RegionStats
@@ -77,7 +77,7 @@ class RunPanel(QtWidgets.QWidget):
         self.tile.setSpecialValueText("auto")
         self.tile.setSuffix(" px")
         self.ikc_steps = QtWidgets.QSpinBox()
-        self.ikc_steps.setRange(0, 20)
+        self.ikc_steps.setRange(0, IKC_STEPS_MAX)
         self.ikc_steps.setValue(default_ikc_steps())  # the evaluation's choice, from the model card
         self.sigma1 = self._double(0.2, 6.0, 2.0, " px")
         self.sigma2 = self._double(0.2, 6.0, 1.2, " px")

@@ -217,10 +217,15 @@ def run_selftest(
     """
     report = collect(models_folder, sample, device=device)
     if out is None and sys.stdout is None:
+        import io
         import tempfile
 
-        with open(Path(tempfile.gettempdir()) / REPORT_FILE_NAME, "w", encoding="utf-8") as f:
-            return _print_report(report, f)
+        from engine.atomic import write_atomic
+
+        text = io.StringIO()
+        code = _print_report(report, text)
+        write_atomic(Path(tempfile.gettempdir()) / REPORT_FILE_NAME, text.getvalue().encode("utf-8"), overwrite=True)
+        return code
     return _print_report(report, out if out is not None else sys.stdout)
 
 

@@ -14,7 +14,17 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine import __version__
-from engine.imageio import READ_SUFFIXES, Image, ImageIOError, decode_image_bytes, read_image, write_image
+from engine.imageio import (
+    READ_SUFFIXES,
+    Image,
+    ImageIOError,
+    ImageWriteError,
+    OutputExistsError,
+    decode_image_bytes,
+    read_image,
+    write_image,
+)
+from engine.outputs import OutputPlan, OutputRefused, check_file_name
 from engine.paths import resources_dir
 from engine.upscale import UpscaleOptions, UpscaleResult, upscale
 
@@ -84,13 +94,19 @@ def batch_job(bridge: EngineBridge, path: Path | None, image: Image | None, name
         image = read_image(path)
     models = bridge.models_for(options.method, options.scale, device)
     result = upscale(image, options, models, progress=progress)
-    stem = Path(name).stem
-    target = folder / f"{stem}_x{options.scale}_{options.method}.png"
-    n = 1
-    while target.exists():
-        target = folder / f"{stem}_x{options.scale}_{options.method}_{n}.png"
-        n += 1
-    return write_image(target, result.image)
+    stem = f"{Path(name).stem}_x{options.scale}_{options.method}"
+    problem = check_file_name(stem + "_9999.png", "output name")
+    if problem:
+        raise ImageWriteError(folder / f"{stem}.png", problem)
+    # the first free name, claimed by the writer itself (no-replace publish): never an existing file,
+    # so neither an input nor a result written meanwhile (another job, another program) is replaced
+    for n in range(10_000):
+        target = folder / (f"{stem}.png" if n == 0 else f"{stem}_{n}.png")
+        try:
+            return write_image(target, result.image, overwrite=False)
+        except OutputExistsError:
+            continue
+    raise ImageWriteError(folder / f"{stem}.png", "no free name (tried 10000)")
 
 
 class NoticeBar(QtWidgets.QFrame):
@@ -788,15 +804,20 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.regions_panel.show_stats(region_stats(self.regions.labels, result.kernel_map))
 
-    def save_mask(self, path: Path) -> Path:
+    def save_mask(self, path: Path) -> Path | None:
         """Write the painted regions as a colour PNG (region colours on black; readable by :meth:`load_mask`)."""
-        from PIL import Image as PILImage
-
         lut = np.zeros((256, 3), np.uint8)
         for k, rgb in enumerate(REGION_COLOURS, start=1):
             lut[k] = rgb
-        PILImage.fromarray(lut[self.regions.labels]).save(path, format="PNG")
-        return Path(path)
+        if not self._may_save_to(path):
+            return None
+        mask = Image(lut[self.regions.labels].astype(np.float32) / 255.0, bit_depth=8)
+        try:  # the file dialog asked before replacing an existing file
+            return write_image(Path(path).with_suffix(".png") if not Path(path).suffix else path, mask,
+                               overwrite=True)
+        except ImageIOError as exc:
+            self.notify(str(exc))
+            return None
 
     def load_mask(self, path: Path) -> bool:
         """Read a mask PNG: region colours (as saved) or grey label values 0..6; size must match the LR image."""
@@ -930,6 +951,8 @@ class MainWindow(QtWidgets.QMainWindow):
             image = image.with_pixels(its[min(self.ikc_panel.current(), len(its) - 1)].sr_rgb_f32, image.alpha_f32)
         if bit_depth is None and Path(path).suffix.lower() in (".tif", ".tiff"):
             bit_depth = 16
+        if not self._may_save_to(path):
+            return None
         try:
             out = write_image(path, image, bit_depth=bit_depth, quality=quality, overwrite=True)
         except ImageIOError as exc:
@@ -944,8 +967,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if result is None or (result.kernel_map is None and result.ikc is None):
             self.notify("No kernels to save: run MANet or IKC first.")
             return None
-        try:
-            out = result.kernel_map.save_npz(path) if result.kernel_map is not None else result.ikc.save_npz(path)
+        if not self._may_save_to(path):
+            return None
+        try:  # the file dialog asked before replacing an existing file
+            saver = result.kernel_map if result.kernel_map is not None else result.ikc
+            out = saver.save_npz(path, overwrite=True)
         except (OSError, ImageIOError) as exc:
             self.notify(f"Could not save {Path(path).name}: {exc}")
             return None
@@ -957,6 +983,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.notify("Nothing to compare yet: run an upscale first.")
             return None
         pic = comparison_picture(self.current.image.rgb_f32, self.current.result.image.rgb_f32)
+        if not self._may_save_to(path):
+            return None
         try:
             out = write_image(path, Image(pic, icc_profile=self.current.image.icc_profile), quality=quality,
                               overwrite=True)
@@ -965,6 +993,16 @@ class MainWindow(QtWidgets.QMainWindow):
             return None
         self.statusBar().showMessage(f"Saved {out}", 8000)
         return out
+
+    def _may_save_to(self, path: Path) -> bool:
+        """False (and a notice) when ``path`` is one of the opened images: a save never replaces an input."""
+        plan = OutputPlan([e.path for e in self.entries if e.path is not None], overwrite=True)
+        try:
+            plan.check(path, "file")
+        except OutputRefused as exc:
+            self.notify(f"Not saved, refusing: {exc}")
+            return False
+        return True
 
     def _ask_save(self, title: str, name: str, filters: str) -> Path | None:
         chosen, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, self._suggest(name), filters)

@@ -330,7 +330,7 @@ def export_onnx(
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, data)
+    write_atomic(path, data, overwrite=True)
 
 
 # --- cards ----------------------------------------------------------------------------------------

@@ -30,9 +30,11 @@ Writing (:func:`write_image`)
     The format follows the suffix. PNG is encoded here (Sub filter on every row, zlib level 1 with
     the RLE strategy, strips deflated in parallel: the settings OpenCV uses by default, as fast and
     as small); the other formats by Pillow and tifffile. The file is encoded completely in memory,
-    written to a temporary file beside the target, flushed to disk and moved onto the target with
-    ``os.replace``: a failed write leaves neither a partial file nor a temporary file. The input
-    file is never overwritten.
+    then published by :func:`engine.atomic.write_atomic` (temporary file beside the target, fsync,
+    no-replace link, or rename with ``overwrite``): a failed or interrupted write leaves neither a
+    partial file nor a temporary file, and without ``overwrite`` an existing file is never replaced,
+    even one another process creates meanwhile (:class:`OutputExistsError`). The input file is
+    never overwritten.
 
     ==========  ============  =====  =====================================================
     format      bit depth     alpha  metadata written
@@ -64,7 +66,7 @@ import numpy as np
 import pyspng
 import tifffile
 
-from engine.atomic import CreateError, write_atomic
+from engine.atomic import CreateError, TargetExists, same_file, write_atomic
 from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 from PIL import Image as PILImage
 
@@ -80,6 +82,7 @@ __all__ = [
     "IntegerImage",
     "ImageReadError",
     "ImageWriteError",
+    "OutputExistsError",
     "decode_image_bytes",
     "format_for_suffix",
     "read_image",
@@ -154,6 +157,7 @@ _PNG_MAX_THREADS = 4
 _PNG_IDAT_BYTES = 1 << 20  # largest IDAT chunk written
 
 _REASON_EMPTY = "file is empty"
+_REASON_EXISTS = "file already exists (overwrite not allowed)"
 _REASON_CORRUPT = "truncated or corrupt image data"
 _REASON_NOT_IMAGE = "not an image (unrecognised format)"
 # Pillow's own decompression-bomb check (about 179 MP) can fire inside its WebP and TIFF parsers.
@@ -192,6 +196,11 @@ class ImageWriteError(ImageIOError):
     """An image could not be written; nothing was left behind at the target."""
 
     _verb = "write"
+
+
+class OutputExistsError(ImageWriteError):
+    """The target exists and overwriting was not asked for (it may have appeared meanwhile, written
+    by another process); it was left as it was."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,6 +496,10 @@ def _decode(data: bytes, label: str | os.PathLike[str], source_path: Path | None
         raise ImageReadError(label, _REASON_CORRUPT)
     elif fmt == "bmp" and not _bmp_structure_plausible(data):
         raise ImageReadError(label, _REASON_CORRUPT)
+    if (fmt == "webp" and _webp_is_animated(data)) or (
+        fmt == "png" and _png_find_chunk(data, b"acTL", before_idat=True) is not None
+    ):
+        log.warning("%s: animated %s; only its first frame is used", label, fmt.upper())
     pixels = _decode_pixels(data, fmt, header, label)
     try:
         return _to_image(pixels, header, fmt, source_path)
@@ -1115,13 +1128,13 @@ def write_image(
             f"unsupported output format {target.suffix or '(no suffix)'!r} "
             "(use .png, .jpg, .tif, .bmp or .webp)",
         )
-    if _is_same_file(target, image.source_path):
+    if image.source_path is not None and same_file(target, image.source_path):
         raise ImageWriteError(target, "refusing to overwrite the input image")
-    if target.is_dir():
+    if os.path.isdir(target):
         raise ImageWriteError(target, "is a folder, not a file")
-    if target.exists() and not overwrite:
-        raise ImageWriteError(target, "file already exists (overwrite not allowed)")
-    if not target.parent.is_dir():
+    if os.path.lexists(target) and not overwrite:
+        raise OutputExistsError(target, _REASON_EXISTS)
+    if not os.path.isdir(target.parent):
         raise ImageWriteError(target, f"folder does not exist: {target.parent}")
 
     depth = bit_depth if bit_depth is not None else image.bit_depth
@@ -1134,19 +1147,8 @@ def write_image(
         raise
     except Exception as exc:  # noqa: BLE001 - encoder failures become one error type
         raise ImageWriteError(target, f"could not encode the image ({exc})") from exc
-    _write_atomically(target, data)
+    _write_atomically(target, data, overwrite=overwrite)
     return target
-
-
-def _is_same_file(target: Path, source: Path | None) -> bool:
-    if source is None:
-        return False
-    try:
-        if target.exists() and Path(source).exists():
-            return os.path.samefile(target, source)
-    except OSError:
-        pass
-    return os.path.normcase(os.path.abspath(target)) == os.path.normcase(os.path.abspath(source))
 
 
 def _encode(
@@ -1346,22 +1348,25 @@ def _encode_pillow(values: np.ndarray, pil_format: str, options: dict[str, objec
     return buffer.getvalue()
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def _write_atomically(target: Path, data: bytes, *, overwrite: bool) -> None:
     """:func:`engine.atomic.write_atomic`, with failures as :class:`ImageWriteError` naming the target."""
     try:
-        write_atomic(target, data)
+        write_atomic(target, data, overwrite=overwrite)
+    except TargetExists as exc:
+        raise OutputExistsError(target, _REASON_EXISTS) from exc
     except CreateError as exc:
         raise ImageWriteError(target, f"cannot create a file here ({_os_reason(exc)})") from exc
     except OSError as exc:
         raise ImageWriteError(target, f"write failed ({_os_reason(exc)})") from exc
 
 
-def write_bytes_atomically(target: str | os.PathLike[str], data: bytes) -> Path:
-    """Atomically write ``data`` (e.g. an encoded ``.npz``) to ``target``: temp file, fsync, rename.
+def write_bytes_atomically(target: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
+    """Atomically write ``data`` (e.g. an encoded ``.npz``) to ``target``: temp file, fsync, publish.
 
-    For non-image outputs (kernel maps, reports) that need the same no-partial-file guarantee.
+    For non-image outputs (kernel maps, reports) that need the same guarantees as images: no partial
+    file, and an existing file is replaced only with ``overwrite`` (:class:`OutputExistsError`).
     Raises :class:`ImageWriteError` naming the target on failure.
     """
     path = Path(target)
-    _write_atomically(path, data)
+    _write_atomically(path, data, overwrite=overwrite)
     return path

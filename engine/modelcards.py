@@ -260,6 +260,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ModelError(f"model card {path} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ModelError(f"model card {path} is not valid JSON: arrays or objects nested too deeply") from None
 
 
 def load_card(path: str | os.PathLike[str]) -> ModelCard:
@@ -279,7 +281,7 @@ def save_card(card: ModelCard, path: str | os.PathLike[str] | None = None) -> Pa
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(card.to_json(), indent=2, ensure_ascii=False) + "\n"
-    write_atomic(p, text.encode("utf-8"))
+    write_atomic(p, text.encode("utf-8"), overwrite=True)
     return p
 
 

@@ -41,6 +41,7 @@ from engine.degradation.kernels import (
     sample_anisotropic_params,
     sample_isotropic_sigma,
 )
+from engine.atomic import write_atomic
 from engine.errors import ModelError
 
 FORMAT = "kernelscope-kernel-pca/1"
@@ -129,7 +130,7 @@ class KernelPCA:
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, one.getvalue())
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(buf.getvalue())
+        write_atomic(p, buf.getvalue(), overwrite=True)
         return p
 
     @classmethod
@@ -367,7 +368,7 @@ def write_card(basis: KernelPCA, npz_path: Path) -> Path:
         "reproduce": f"python -m engine.pca --only {npz_path.stem} --seed {meta.get('seed', 0)}",
     }
     path = npz_path.with_suffix(".json")
-    path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    write_atomic(path, (json.dumps(card, indent=2) + "\n").encode("utf-8"), overwrite=True)
     return path
 
 

@@ -22,6 +22,8 @@ from engine.pipeline.models import ModelSet
 from engine.progress import NULL_PROGRESS, Progress
 
 METHODS = ("manet", "ikc", "bicubic", "nonblind")
+IKC_STEPS_MAX = 20
+"""Most IKC correction iterations a run may ask for (the paper uses 7; each one runs two networks)."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,8 @@ class UpscaleOptions:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.scale not in (2, 3, 4):
             raise ValueError(f"scale must be 2, 3 or 4, not {self.scale}")
-        if self.ikc_steps is not None and self.ikc_steps < 0:
-            raise ValueError("ikc_steps must be ≥ 0")
+        if self.ikc_steps is not None and not 0 <= self.ikc_steps <= IKC_STEPS_MAX:
+            raise ValueError(f"ikc_steps must be in 0..{IKC_STEPS_MAX}, got {self.ikc_steps}")
         if self.method == "nonblind":
             try:
                 check_kernel_sigmas(*self.nonblind_sigmas)

@@ -160,11 +160,18 @@ def run(args: argparse.Namespace) -> int:
         return _error(problem, 2)
     src_path: Path = args.input
     out_path: Path = args.output
-    for target in [out_path] + ([args.save_kernel] if args.save_kernel else []):
-        if target.exists() and not args.overwrite:
-            return _error(f"{target}: already exists (use --overwrite to replace it)")
-    if src_path.exists() and out_path.exists() and src_path.resolve() == out_path.resolve():
-        return _error(f"{out_path}: refusing to overwrite the input image")
+
+    from engine.outputs import OutputPlan, OutputRefused
+
+    # the one output rule: never an input, never one file for two outputs, never replace without --overwrite
+    plan = OutputPlan([src_path], overwrite=args.overwrite)
+    targets = [(out_path, "OUT image")] + ([(args.save_kernel, "--save-kernel file")] if args.save_kernel else [])
+    try:
+        plan.claim_all(targets)
+    except OutputRefused as exc:
+        if exc.exists:
+            return _error(f"{exc.path}: already exists (use --overwrite to replace it)")
+        return _error(str(exc), 2)
 
     import dataclasses
 
@@ -172,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
 
     from engine import degradation as deg
     from engine.data import crop_to_multiple
-    from engine.imageio import ImageReadError, ImageWriteError, read_image, write_image
+    from engine.imageio import MIN_SIDE, ImageReadError, ImageWriteError, read_image, write_bytes_atomically, write_image
 
     try:
         src = read_image(src_path)
@@ -185,6 +192,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _error(f"{src_path}: {exc}")
     lr_hw = (hr.shape[0] // args.scale, hr.shape[1] // args.scale)
+    if min(lr_hw) < MIN_SIDE:
+        return _error(f"{src_path}: {src.width}×{src.height} px is too small for ×{args.scale}: the LR image "
+                      f"would be {lr_hw[1]}×{lr_hw[0]} px, images need at least {MIN_SIDE}×{MIN_SIDE}")
 
     rng = np.random.default_rng(args.seed)
     try:
@@ -209,15 +219,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out_path} ({lr.shape[1]}×{lr.shape[0]} px from {hr.shape[1]}×{hr.shape[0]} px HR, seed {args.seed})")
 
     if args.save_kernel:
+        import io
+
         key = "field" if kernel.ndim == 4 else "kernel"
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer, **{key: kernel.astype(np.float32)}, scale=np.int64(args.scale),
+            convention=np.str_(convention), kernel_type=np.str_(args.kernel), seed=np.int64(args.seed),
+            **{k: np.asarray(v) for k, v in params.items()},
+        )
         try:
-            with open(args.save_kernel, "wb") as fh:
-                np.savez_compressed(
-                    fh, **{key: kernel.astype(np.float32)}, scale=np.int64(args.scale),
-                    convention=np.str_(convention), kernel_type=np.str_(args.kernel), seed=np.int64(args.seed),
-                    **{k: np.asarray(v) for k, v in params.items()},
-                )
-        except OSError as exc:
+            write_bytes_atomically(args.save_kernel, buffer.getvalue(), overwrite=args.overwrite)
+        except ImageWriteError as exc:
             return _error(_describe(args.save_kernel, exc))
         print(f"saved {key} to {args.save_kernel}")
     return 0

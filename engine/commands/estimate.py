@@ -42,17 +42,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"kernelscope-cli {NAME}: error: {message}", file=sys.stderr)
         return 1
 
+    from engine.outputs import OutputPlan, OutputRefused, check_out_folder, make_out_folder
+
+    if args.out is not None:
+        problem = check_out_folder(args.out)
+        if problem:
+            print(f"kernelscope-cli {NAME}: error: {problem}", file=sys.stderr)
+            return 2
+    folder = args.out if args.out is not None else args.input.parent
+    npz = folder / f"{args.input.stem}_kernels.npz"
+    png = folder / f"{args.input.stem}_kernels.png"
+    plan = OutputPlan([args.input], overwrite=args.overwrite)
+    try:
+        plan.claim_all([(npz, "kernel map"), (png, "overview")])
+    except OutputRefused as exc:
+        return fail(f"{exc.path}: already exists (use --overwrite)" if exc.exists else str(exc))
     try:
         image = read_image(args.input)
     except ImageIOError as exc:
         return fail(str(exc))
-    folder = args.out if args.out is not None else args.input.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    npz = folder / f"{args.input.stem}_kernels.npz"
-    png = folder / f"{args.input.stem}_kernels.png"
-    for target in (npz, png):
-        if target.exists() and not args.overwrite:
-            return fail(f"{target} exists (use --overwrite)")
+    problem = make_out_folder(folder)
+    if problem:
+        return fail(problem)
     try:
         models = load_for_method("estimate", args.scale, device=args.provider, backend=args.backend)
         kmap = estimate_kernel_map(image.rgb_f32, models, tile=args.tile)
@@ -61,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
     overview = kernel_lattice_overview(image.rgb_f32, kmap, step_lr=args.step)
     noise = estimate_noise(image.rgb_f32)
     try:
-        kmap.save_npz(npz, extra={"noise_sigma_255": np.float32(noise.sigma_255), "noise_map_255": noise.map_255,
-                                  "noise_block_px": np.int32(noise.block_px)})
+        kmap.save_npz(npz, overwrite=args.overwrite,
+                      extra={"noise_sigma_255": np.float32(noise.sigma_255), "noise_map_255": noise.map_255,
+                             "noise_block_px": np.int32(noise.block_px)})
         write_image(png, Image(rgb_f32=overview.astype(np.float32) / 255.0), overwrite=args.overwrite)
     except ImageIOError as exc:
         return fail(str(exc))

@@ -163,7 +163,7 @@ def _write(results: dict, md_path: Path, json_path: Path) -> None:
     for path, text in ((json_path, json.dumps(results, indent=1, ensure_ascii=False) + "\n"),
                        (md_path, render_markdown(results))):
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomically(path, text.encode("utf-8"))
+        write_bytes_atomically(path, text.encode("utf-8"), overwrite=True)  # a report is regenerated
 
 
 def _update_cards(results: dict, models_dir: Path | None) -> list[Path]:
@@ -185,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.errors import ModelError
     from engine.evaluation import EvalConfig, count_cases, run_evaluation
+    from engine.imageio import ImageIOError
+    from engine.outputs import OutputPlan, OutputRefused
+    from engine.paths import models_dir
 
     def fail(message: str) -> int:
         print(f"kernelscope-cli {NAME}: error: {message}", file=sys.stderr)
@@ -207,6 +210,13 @@ def run(args: argparse.Namespace) -> int:
         total = count_cases(config)
     except (ValueError, FileNotFoundError) as exc:
         return fail(str(exc))
+    # the reports are regenerated (replaced) on every run, but never onto a model file or each other
+    plan = OutputPlan(sorted((args.models_dir or models_dir()).glob("*")), overwrite=True)
+    try:
+        plan.claim_all([(args.out, "--out report"), (args.json, "--json results")])
+    except OutputRefused as exc:
+        print(f"kernelscope-cli {NAME}: error: {exc}", file=sys.stderr)
+        return 2
 
     bar = tqdm(total=total, unit="case", desc="evaluate", disable=args.no_progress, dynamic_ncols=True)
 
@@ -217,11 +227,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = run_evaluation(config, on_case=on_case,
                                  on_partial=lambda partial: _write(partial, args.out, args.json))
-    except (ModelError, ValueError, FileNotFoundError) as exc:
+        bar.close()
+        _write(results, args.out, args.json)
+    except (ModelError, ValueError, FileNotFoundError, ImageIOError) as exc:
         bar.close()
         return fail(str(exc))
-    bar.close()
-    _write(results, args.out, args.json)
     print(f"wrote {args.out} and {args.json} ({total} cases, {results['timing'].get('total_seconds', 0):.0f} s)")
     if args.update_cards:
         for path in _update_cards(results, args.models_dir):

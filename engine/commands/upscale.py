@@ -1,9 +1,15 @@
 """``kernelscope-cli upscale``: batch blind super-resolution of files, folders and globs.
 
-Exit codes: 0 every image written (or skipped on request); 1 at least one image failed (each failure
-is reported with its file and reason, the rest are processed, and a summary is printed); 2 bad
-arguments; 130 interrupted (Ctrl-C stops after the current tile; nothing partial is left on disk,
-since every file is written to a temporary name and renamed only when complete).
+Exit codes: 0 every image written (or skipped on request); 1 at least one image failed, or an output
+appeared while it was computed (each is reported with its file and reason, the rest are processed,
+and a summary is printed); 2 bad arguments (checked before any work); 130 interrupted (Ctrl-C stops
+after the current tile; nothing partial is left on disk, since every file is written to a temporary
+name and published only when complete).
+
+Every output is planned before any work (:mod:`engine.outputs`): an output never replaces an input
+of the run or another output of the run, and an existing file is replaced only with ``--overwrite``
+(also when another process writes it meanwhile: that result is kept and this one is reported as
+skipped). Write failures are reported under the output's path.
 """
 
 from __future__ import annotations
@@ -57,18 +63,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def expand_inputs(items: list[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
-    """Files from paths, folders and globs (sorted, de-duplicated) and the items that matched nothing."""
+def expand_inputs(items: list[str], recursive: bool = False) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files from paths, folders and globs (sorted, de-duplicated) and ``(item, reason)`` for the
+    items that gave no image (nothing matched, or a folder without images)."""
     from engine.imageio import READ_SUFFIXES
 
     found: list[Path] = []
-    missing: list[str] = []
+    missing: list[tuple[str, str]] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in READ_SUFFIXES)
             found.extend(files)
+            if not files:
+                missing.append((item, "is a folder with no images in it ("
+                                      + ", ".join(READ_SUFFIXES) + ("; sub-folders searched)" if recursive else
+                                                                    "; add --recursive for sub-folders)")))
         elif path.exists():
             found.append(path)  # a file named explicitly is tried whatever its suffix
         elif any(ch in item for ch in "*?["):
@@ -76,9 +87,9 @@ def expand_inputs(items: list[str], recursive: bool = False) -> tuple[list[Path]
             if matches:
                 found.extend(matches)
             else:
-                missing.append(item)
+                missing.append((item, "no file matches this pattern"))
         else:
-            missing.append(item)
+            missing.append((item, "no such file or folder"))
     unique: list[Path] = []
     seen: set[Path] = set()
     for p in found:
@@ -89,60 +100,119 @@ def expand_inputs(items: list[str], recursive: bool = False) -> tuple[list[Path]
     return unique, missing
 
 
-def output_path(src: Path, args: argparse.Namespace) -> Path:
+def _extension(src: Path, args: argparse.Namespace) -> str:
     ext = src.suffix.lower().lstrip(".") if args.format == "same" else args.format
-    if ext in ("bmp", "dib", ""):
-        ext = "png"
-    if ext == "jpeg":
-        ext = "jpg"
-    if ext == "tif":
-        ext = "tiff"
-    name = args.name.format(stem=src.stem, scale=args.scale, method=args.method, ext=ext)
+    if ext not in ("png", "jpg", "jpeg", "jpe", "tif", "tiff", "webp"):
+        ext = "png"  # BMP, and inputs named without an image suffix
+    return {"jpeg": "jpg", "jpe": "jpg", "tif": "tiff"}.get(ext, ext)
+
+
+def output_path(src: Path, args: argparse.Namespace) -> Path:
+    """Where ``src``'s result goes: ``--name`` filled in, in ``--out`` (default: beside ``src``)."""
+    name = args.name.format(stem=src.stem, scale=args.scale, method=args.method, ext=_extension(src, args))
     folder = args.out if args.out is not None else src.parent
     return folder / name
+
+
+def kernels_path(dst: Path) -> Path:
+    """``<stem>_kernels.npz`` beside the image ``dst`` (``--save-kernels``)."""
+    return dst.with_name(dst.stem + "_kernels.npz")
 
 
 def _parse_tile(text: str) -> int | None:
     if text == "auto":
         return None
-    tile = int(text)
+    try:
+        tile = int(text)
+    except ValueError:
+        raise ValueError(f"--tile {text!r}: give 'auto' or a number of LR pixels (at least 16)") from None
     if tile < 16:
         raise ValueError("--tile must be 'auto' or at least 16")
     return tile
 
 
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """One line naming the argument that cannot work and why, checked before any work; else None."""
+    from engine.outputs import check_name_pattern, check_out_folder
+    from engine.upscale import IKC_STEPS_MAX
+
+    if not 1 <= args.quality <= 100:
+        return f"--quality must be in 1..100, got {args.quality}"
+    if args.ikc_steps is not None and not 0 <= args.ikc_steps <= IKC_STEPS_MAX:
+        return f"--ikc-steps must be in 0..{IKC_STEPS_MAX}, got {args.ikc_steps}"
+    if args.threads is not None and args.threads < 1:
+        return f"--threads must be at least 1, got {args.threads}"
+    problem = check_name_pattern(args.name, {"stem": "image", "scale": args.scale, "method": args.method,
+                                             "ext": "png"})
+    if problem:
+        return problem
+    if args.out is not None:
+        return check_out_folder(args.out)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from engine.atomic import InterruptedAfterWrite
     from engine.errors import ModelError
-    from engine.imageio import ImageIOError, read_image, write_image
+    from engine.imageio import ImageIOError, OutputExistsError, read_image, write_image
+    from engine.outputs import OutputPlan, OutputRefused, make_out_folder
     from engine.pipeline.models import load_for_method
     from engine.progress import Cancelled
     from engine.service import Worker
     from engine.upscale import UpscaleOptions, upscale
 
+    def usage(message: str) -> int:
+        print(f"kernelscope-cli upscale: error: {message}", file=sys.stderr)
+        return 2
+
+    problem = _usage_problem(args)
+    if problem:
+        return usage(problem)
     if args.method == "nonblind":
         from engine.degradation.kernels import check_kernel_sigmas
 
         try:
             check_kernel_sigmas(*args.kernel_sigmas)
         except ValueError as exc:
-            print(f"kernelscope-cli upscale: error: --kernel-sigmas: {exc}", file=sys.stderr)
-            return 2
+            return usage(f"--kernel-sigmas: {exc}")
     try:
         tile = _parse_tile(args.tile)
         options = UpscaleOptions(method=args.method, scale=args.scale, tile=tile, ikc_steps=args.ikc_steps,
                                  nonblind_sigmas=tuple(args.kernel_sigmas), integer_output=True)
     except ValueError as exc:
-        print(f"kernelscope-cli upscale: error: {exc}", file=sys.stderr)
-        return 2
+        return usage(str(exc))
     files, missing = expand_inputs(args.inputs, args.recursive)
-    failures: list[tuple[str, str]] = [(m, "no such file, folder or matching glob") for m in missing]
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+    failures: list[tuple[str, str]] = list(missing)
+    noticed: list[tuple[str, str]] = []  # skipped without --skip-existing: an output appeared meanwhile
+    if args.out is not None and files:
+        problem = make_out_folder(args.out)
+        if problem:
+            return usage(problem)
+
+    # every output of the run is planned before any work: inputs and other outputs are never replaced
+    plan = OutputPlan(files, overwrite=args.overwrite)
+    jobs: list[tuple[Path, Path, Path | None]] = []
+    skipped = 0
+    for src in files:
+        dst = output_path(src, args)
+        npz = kernels_path(dst) if args.save_kernels and args.method in ("manet", "ikc") else None
+        targets = [(dst, "output")] + ([(npz, "kernel map")] if npz is not None else [])
+        try:
+            plan.claim_all(targets)
+        except OutputRefused as exc:
+            if exc.exists and args.skip_existing:
+                skipped += 1
+            elif exc.exists:
+                failures.append((str(exc.path), f"already exists (input {src}; use --overwrite or --skip-existing)"))
+            else:
+                failures.append((str(exc.path), exc.reason if str(src) in exc.reason else f"{exc.reason} (input {src})"))
+            continue
+        jobs.append((src, dst, npz))
 
     models = None
-    if args.method != "bicubic" and files:
+    if args.method != "bicubic" and jobs:
         try:
             models = load_for_method(args.method, args.scale, device=args.provider, backend=args.backend,
                                      threads=args.threads)
@@ -152,20 +222,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.method} ×{args.scale} on {models.provider}", file=sys.stderr)
 
     worker = Worker()
-    written = skipped = 0
-    overall = tqdm(total=len(files), unit="img", desc="images", disable=args.no_progress or len(files) < 2,
+    written = 0
+    overall = tqdm(total=len(jobs), unit="img", desc="images", disable=args.no_progress or len(jobs) < 2,
                    position=0)
     try:
-        for src in files:
-            dst = output_path(src, args)
-            if dst.exists() and not args.overwrite:
-                if args.skip_existing:
-                    skipped += 1
-                    overall.update(1)
-                    continue
-                failures.append((str(src), f"output {dst} exists (use --overwrite or --skip-existing)"))
-                overall.update(1)
-                continue
+        for src, dst, npz in jobs:
             try:
                 image = read_image(src)
             except ImageIOError as exc:
@@ -202,16 +263,29 @@ def run(args: argparse.Namespace) -> int:
                 continue
             finally:
                 bar.close()
+            overall.update(1)
             try:
                 write_image(dst, result.image, quality=args.quality, overwrite=args.overwrite)
-                if args.save_kernels:
-                    _save_kernels(result, dst)
-            except ImageIOError as exc:
-                failures.append((str(src), exc.reason))
-            else:
+            except InterruptedAfterWrite:
                 written += 1
-                log.info("%s → %s (%.1f s, %s)", src, dst, result.seconds, result.provider)
-            overall.update(1)
+                raise
+            except OutputExistsError:
+                skipped += 1
+                noticed.append((str(dst), f"appeared while {src} was processed (another process?); "
+                                          "kept it, this result was not written"))
+                continue
+            except ImageIOError as exc:
+                failures.append((str(dst), f"{exc.reason} (input {src})"))
+                continue
+            written += 1
+            log.info("%s → %s (%.1f s, %s)", src, dst, result.seconds, result.provider)
+            if npz is not None:
+                try:
+                    _save_kernels(result, npz, overwrite=args.overwrite)
+                except OutputExistsError:
+                    noticed.append((str(npz), "appeared meanwhile (another process?); kept it"))
+                except ImageIOError as exc:
+                    failures.append((str(npz), f"{exc.reason} (input {src})"))
     except KeyboardInterrupt:
         overall.close()
         worker.shutdown(wait=False)
@@ -220,20 +294,18 @@ def run(args: argparse.Namespace) -> int:
     overall.close()
     worker.shutdown()
     summary = f"{written} written, {skipped} skipped, {len(failures)} failed"
-    if failures:
-        print("failed:", file=sys.stderr)
-        for name, reason in failures:
-            print(f"  {name}: {reason}", file=sys.stderr)
-        print(summary, file=sys.stderr)
-        return 1
+    for title, entries in (("skipped:", noticed), ("failed:", failures)):
+        if entries:
+            print(title, file=sys.stderr)
+            for name, reason in entries:
+                print(f"  {name}: {reason}", file=sys.stderr)
     print(summary, file=sys.stderr)
-    return 0
+    return 1 if failures or (noticed and not args.skip_existing) else 0
 
 
-def _save_kernels(result, dst: Path) -> None:
-    """``<stem>_kernels.npz`` beside ``dst``: MANet's kernel map or IKC's per-iteration kernels."""
-    target = dst.with_name(dst.stem + "_kernels.npz")
+def _save_kernels(result, target: Path, *, overwrite: bool) -> None:
+    """MANet's kernel map or IKC's per-iteration kernels to ``target`` (``.npz``)."""
     if result.kernel_map is not None:
-        result.kernel_map.save_npz(target)
+        result.kernel_map.save_npz(target, overwrite=overwrite)
     elif result.ikc is not None:
-        result.ikc.save_npz(target)
+        result.ikc.save_npz(target, overwrite=overwrite)

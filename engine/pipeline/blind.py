@@ -317,7 +317,7 @@ class IkcResult:
     def final(self) -> IkcIteration:
         return self.iterations[-1]
 
-    def save_npz(self, path: str | Path) -> Path:
+    def save_npz(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write every iteration's kernel to a compressed ``.npz`` (atomically; returns the path).
 
         Arrays: ``codes`` (iterations, d) IKC PCA codes, ``kernels`` (iterations, 21, 21) float32
@@ -339,7 +339,7 @@ class IkcResult:
                             "iteration 0 is the predictor's estimate, t after t corrections"),
         )
         target = Path(path)
-        write_bytes_atomically(target, buf.getvalue())
+        write_bytes_atomically(target, buf.getvalue(), overwrite=overwrite)
         return target
 
 

@@ -101,7 +101,7 @@ class KernelMap:
             return self.kernels_f16.astype(np.float32).reshape(*self.lr_hw, KERNEL_SIZE, KERNEL_SIZE)
         return self.pca.reconstruct(self.codes)
 
-    def save_npz(self, path: str | Path, *, include_kernels: bool = False,
+    def save_npz(self, path: str | Path, *, include_kernels: bool = False, overwrite: bool = False,
                  extra: dict[str, np.ndarray] | None = None) -> Path:
         """Write a compressed ``.npz``: codes, the PCA basis and the scale.
 
@@ -130,5 +130,5 @@ class KernelMap:
         arrays.update(extra or {})
         np.savez_compressed(buf, **arrays)
         target = Path(path)
-        write_bytes_atomically(target, buf.getvalue())
+        write_bytes_atomically(target, buf.getvalue(), overwrite=overwrite)
         return target

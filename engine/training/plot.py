@@ -6,6 +6,7 @@ number against the step, each with a frame, min/max tick labels and a title.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from functools import cache
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from engine.atomic import write_atomic
 
 _BG = (255, 255, 255)
 _AXIS = (60, 60, 60)
@@ -121,5 +124,7 @@ def plot_curves(
     _panel(draw, (500, 25), (500, 395), val_steps, vals, f"Set5 {val_name}", _VAL, False, True)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    img.save(p, "PNG")
+    buffer = io.BytesIO()
+    img.save(buffer, "PNG")
+    write_atomic(p, buffer.getvalue(), overwrite=True)
     return p

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from engine.atomic import write_atomic
 from engine.training.stages import get_stage
 
 if TYPE_CHECKING:
@@ -29,16 +29,9 @@ if TYPE_CHECKING:
 def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename (world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue(), overwrite=True)
 
 
 def last_logged(run_dir: Path) -> tuple[float | None, float | None]:

@@ -16,6 +16,7 @@ identical, batches.
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter
 import math
 import os
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.atomic import write_atomic
 from engine.progress import NULL_PROGRESS, Progress
 from engine.training.batches import Augment, BatchDataset, IkcBatchMaker, ManetBatchMaker, batch_stream
 from engine.training.config import TrainConfig
@@ -91,9 +93,26 @@ def describe_device(device: torch.device, threads: int) -> str:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through the one atomic writer (a checkpoint is replaced as a whole or not at all)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue(), overwrite=True)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`train`, loaded with ``weights_only=True``: tensors and plain
+    values only, so a tampered file cannot run code. Raises ValueError naming the file otherwise."""
+    import pickle
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: refusing to resume from it: it holds more than tensors and plain values "
+                         f"({first})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise ValueError(f"{path}: not a training checkpoint of this program")
+    return ckpt
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -116,10 +135,11 @@ class CsvLog:
                 reader = csv.reader(f)
                 next(reader, None)
                 rows = [r for r in reader if r and int(r[0]) <= keep_until]
-        with path.open("w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(self.header)
-            w.writerows(rows)
+        text = io.StringIO()
+        w = csv.writer(text, lineterminator="\n")
+        w.writerow(self.header)
+        w.writerows(rows)
+        write_atomic(path, text.getvalue().encode("utf-8"), overwrite=True)
 
     def append(self, step: int, loss: float | None, lr: float, seconds: float, val: float | None) -> None:
         with self.path.open("a", newline="") as f:
@@ -237,7 +257,7 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
     data_rng = np.random.default_rng([cfg.seed, info.rank, 0, 0])
     step, seconds_before = 0, 0.0
     if resume:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"], strict=True)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
