@@ -138,7 +138,7 @@ def save_panel(path: Path, rgb_f32: np.ndarray, quality: int, full_chroma: bool 
         pil.save(buf, format="PNG", optimize=True)
     else:
         pil.save(buf, format="JPEG", quality=quality, subsampling=0 if full_chroma else 2)
-    write_bytes_atomically(path, buf.getvalue())
+    write_bytes_atomically(path, buf.getvalue(), overwrite=True)  # regenerated
     return path
 
 
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "bench/real_gallery.py", *(argv if argv is not None else sys.argv[1:])])
     text = render_md(entries, args.md, args.out_dir, command, notes)
     args.md.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomically(args.md, text.encode("utf-8"))
+    write_bytes_atomically(args.md, text.encode("utf-8"), overwrite=True)  # regenerated
     total = sum((args.out_dir / f).stat().st_size for e in entries for f in e["files"].values())
     print(f"wrote {args.md} and {sum(len(e['files']) for e in entries)} pictures ({total / 1e6:.2f} MB) "
           f"in {args.out_dir}, {notes['seconds']:.0f} s")
