@@ -16,7 +16,7 @@ import numpy as np
 from engine.imageio import Image
 from engine.pipeline.blind import IkcResult, run_bicubic, run_ikc, run_manet, run_nonblind
 from engine.pipeline.kernelmap import KernelMap
-from engine.pipeline.models import ModelSet
+from engine.pipeline.models import ModelSet, execution_text
 from engine.progress import NULL_PROGRESS, Progress
 
 METHODS = ("manet", "ikc", "bicubic", "nonblind")
@@ -54,6 +54,8 @@ class UpscaleResult:
     kernel_map: KernelMap | None = None
     ikc: IkcResult | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    execution: str = ""
+    """Device, execution provider and precision used (:attr:`ModelSet.execution`)."""
 
 
 def upscale(
@@ -102,4 +104,5 @@ def upscale(
         seconds=time.perf_counter() - start,
         kernel_map=kernel_map,
         ikc=ikc,
+        execution=models.execution if models is not None and options.method != "bicubic" else execution_text([]),
     )
