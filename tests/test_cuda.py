@@ -260,6 +260,18 @@ def test_cli_provider_cuda_without_gpu_exits_2_with_one_line(tmp_path, tiny_mode
     assert not list((tmp_path / "out").glob("*"))
 
 
+def test_cli_process_provider_cuda_prints_exactly_one_line(tmp_path, tiny_models_dir):
+    """The real command (logging set up as for users): stderr is the one error line, nothing else."""
+    src = _image(tmp_path)
+    env = {**os.environ, "KERNELSCOPE_MODELS": str(tiny_models_dir)}
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "upscale", str(src), "--provider", "cuda",
+                           "--no-progress"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a GPU build is installed here")
+    assert proc.returncode == 2
+    assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 def test_cli_provider_cuda_with_a_gpu_build_that_cannot_start_exits_2(tmp_path, tiny_models, gpu_build, capsys,
                                                                       monkeypatch):
     _, outcome = gpu_build
@@ -268,7 +280,7 @@ def test_cli_provider_cuda_with_a_gpu_build_that_cannot_start_exits_2(tmp_path, 
     code = main(["upscale", str(_image(tmp_path)), "--provider", "cuda", "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert "--provider cuda: no NVIDIA driver found" in err[0]
+    assert "--provider cuda: no NVIDIA driver found (libcuda.so.1" in err[0]
 
 
 def test_cli_provider_auto_falls_back_to_cpu_with_one_notice(tmp_path, tiny_models, gpu_build, capsys, caplog):

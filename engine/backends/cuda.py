@@ -91,7 +91,8 @@ def probe_driver(load: Callable[[str], Any] = ctypes.CDLL, platform: str | None 
     try:
         lib = load(name)
     except OSError as exc:
-        return DriverInfo(loaded=False, error=f"{name} cannot be loaded ({' '.join(str(exc).split())[:160]})")
+        text = " ".join(str(exc).split())[:160]
+        return DriverInfo(loaded=False, error=text if name in text else f"{name} cannot be loaded ({text})")
     version = ctypes.c_int(0)
     cuda_version = None
     if lib.cuDriverGetVersion(ctypes.byref(version)) == 0 and version.value > 0:
@@ -229,7 +230,7 @@ def cuda_unavailable_reason(
     major = _cuda_major(ort)
     needs = f"CUDA {major} (NVIDIA driver ≥ {CUDA_MIN_DRIVER[major]})" if major in CUDA_MIN_DRIVER else "CUDA"
     if not driver.loaded:
-        return f"no NVIDIA driver found: {driver.error}; onnxruntime-gpu {version} needs {needs}"
+        return f"no NVIDIA driver found ({driver.error}); onnxruntime-gpu {version} needs {needs}"
     if driver.cuda_version is not None and major is not None and driver.cuda_version[0] < major:
         have = f"{driver.cuda_version[0]}.{driver.cuda_version[1]}"
         return (f"the NVIDIA driver is too old: it supports CUDA up to {have}, onnxruntime-gpu {version} "
