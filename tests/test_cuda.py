@@ -214,6 +214,25 @@ def test_reason_names_a_driver_too_old_for_the_build(monkeypatch):
     assert "CPU build" in cuda_env.cuda_unavailable_reason([CPU], ort, driver=GPU_DRIVER)
 
 
+def test_frozen_apps_loader_wording_is_not_shown_for_the_driver():
+    def frozen_loader(name):
+        raise OSError(f"Failed to load dynlib/dll {name!r}. Most likely this dynlib/dll was not found when the "
+                      "application was frozen.")
+
+    info = cuda_env.probe_driver(frozen_loader, platform="linux")
+    assert info.error == "libcuda.so.1: not found"
+
+
+def test_report_lines_say_whether_the_libraries_load(monkeypatch, gpu_build):
+    _, outcome = gpu_build
+    monkeypatch.setattr(cuda_env, "ort_cuda_version", lambda ort: "13.0")
+    outcome["preload_prints"] = "Failed to load libcudnn.so.9: cannot open shared object file\n"
+    lines = cuda_env.cuda_report_lines(ort)
+    assert lines[0] == ("CUDA: onnxruntime built for CUDA 13.0 (needs NVIDIA driver ≥ 580); NVIDIA driver "
+                        "supports CUDA 13.0, NVIDIA Test GPU")
+    assert lines[1].endswith("; preload_dlls could not load libcudnn.so.9")
+
+
 def test_library_source_for_cpu_build_and_for_nvidia_wheels(monkeypatch, tmp_path):
     assert cuda_env.cuda_library_source(ort) == "none needed (CPU build of onnxruntime)"
     package = tmp_path / "site-packages" / "onnxruntime"

@@ -92,6 +92,8 @@ def probe_driver(load: Callable[[str], Any] = ctypes.CDLL, platform: str | None 
         lib = load(name)
     except OSError as exc:
         text = " ".join(str(exc).split())[:160]
+        if "when the application was frozen" in text:  # PyInstaller's wording; the driver is never bundled
+            text = f"{name}: not found"
         return DriverInfo(loaded=False, error=text if name in text else f"{name} cannot be loaded ({text})")
     version = ctypes.c_int(0)
     cuda_version = None
@@ -276,7 +278,8 @@ def cuda_library_source(ort: Any) -> str:
 
 
 def cuda_report_lines(ort: Any) -> list[str]:
-    """What ``--selftest`` and ``bench/gpu_check.py`` print about CUDA: the build, the driver, the libraries."""
+    """What ``--selftest`` and ``bench/gpu_check.py`` print about CUDA: the build, the driver, the
+    libraries and whether they load (this runs :func:`preload_cuda_libraries` for GPU builds)."""
     build = ort_cuda_version(ort)
     if build is None:
         return ["CUDA: not used (CPU build of onnxruntime)"]
@@ -289,5 +292,7 @@ def cuda_report_lines(ort: Any) -> list[str]:
         supports = f"supports CUDA {driver.cuda_version[0]}.{driver.cuda_version[1]}" if driver.cuda_version else "?"
         gpus = ", ".join(driver.gpus) if driver.gpus else "no GPU"
         seen = f"NVIDIA driver {supports}, {driver.error or gpus}"
+    missing = preload_cuda_libraries(ort)
+    loaded = "preload_dlls loaded them" if not missing else f"preload_dlls could not load {', '.join(missing)}"
     return [f"CUDA: onnxruntime built for CUDA {build}{need}; {seen}",
-            f"CUDA libraries: {cuda_library_source(ort)}"]
+            f"CUDA libraries: {cuda_library_source(ort)}; {loaded}"]
