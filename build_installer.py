@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
 """Build the self-contained Kernelscope desktop bundle and check that it runs without Python.
 
-    python build_installer.py --cpu        # or --gpu (needs onnxruntime-gpu in this environment)
+    python build_installer.py --cpu        # or --gpu (needs onnxruntime-gpu[cuda,cudnn] in this environment)
 
 Steps (each one stops the build with a clear message when it fails):
 
 1. check the build environment: the project is installed from this checkout, PyInstaller >= 6 is
    present (``pip install -e '.[build]'``), and exactly the onnxruntime build the flag asks for is
-   installed (``onnxruntime`` for ``--cpu``, ``onnxruntime-gpu`` for ``--gpu``);
+   installed (``onnxruntime`` for ``--cpu``, ``onnxruntime-gpu`` for ``--gpu``); for ``--gpu`` also
+   NVIDIA's CUDA and cuDNN runtime wheels (the ``gpu`` extra's ``onnxruntime-gpu[cuda,cudnn]``);
 2. check the shipped models (every card's graph has its recorded sha256);
 3. run PyInstaller on ``installer/kernelscope.spec``: one folder, two executables (``kernelscope``,
    the studio; ``kernelscope-cli``, the command line) sharing ``_internal/`` with ``models/`` and
-   ``resources/`` inside; no PyTorch; Qt trimmed to QtCore/QtGui/QtWidgets;
+   ``resources/`` inside; no PyTorch; Qt trimmed to QtCore/QtGui/QtWidgets. The ``-gpu`` bundle
+   carries NVIDIA's CUDA and cuDNN runtime libraries in ``_internal/nvidia/`` (the wheels' layout,
+   where ``onnxruntime.preload_dlls()`` looks), so the target machine needs only an NVIDIA driver;
 4. check the folder holds no left-out package (torch, scipy, QtQml, ...), write ``build-info.json``;
 5. pack ``dist/kernelscope-<version>-<platform>-<cpu|gpu>.tar.gz`` (``.zip`` on Windows);
 6. unpack the archive into a scratch folder and, from an unrelated directory in a clean environment
    (no venv, no PYTHONPATH; on POSIX ``HOME=<tmp> PATH=/usr/bin:/bin`` only), run
-   ``kernelscope-cli --version``, ``kernelscope --version``, ``kernelscope --selftest``, a
+   ``kernelscope-cli --version``, ``kernelscope --version``, ``kernelscope --selftest`` (the -gpu
+   bundle's must say its CUDA libraries are bundled), a
    ``kernelscope-cli upscale`` of the bundled sample, ``kernelscope-cli export`` (must say it needs
    the training extras) and an offscreen ``kernelscope --screenshot``;
 7. report the unpacked size (target: under 350 MB for the CPU bundle) and what dominates it.
@@ -62,6 +66,11 @@ imagecodecs every compressed 16-bit TIFF)."""
 FORBIDDEN_LIB_PARTS = ("qt6qml", "qt6quick", "qt6webengine", "qt63d", "libtorch", "libc10", "libopencv", "libavcodec")
 """Substrings of shared-library names that must not be in the bundle (lower case)."""
 SMOKE_TIMEOUT_S = 600
+NVIDIA_REQUIRED = ("cudart", "cublasLt", "cublas", "cudnn", "cufft", "curand")
+"""Libraries the -gpu bundle must carry (CUDA runtime, cuBLAS, cuDNN, cuFFT, cuRAND): ``lib<name>.so.N``
+on Linux, ``<name>64_N.dll`` on Windows."""
+BUNDLED_CUDA_LINE = "CUDA libraries: bundled with the program"
+"""What ``--selftest`` prints when the libraries come from the bundle (engine.backends.cuda)."""
 
 IS_WINDOWS = sys.platform.startswith("win")
 IS_MACOS = sys.platform == "darwin"
@@ -158,6 +167,44 @@ def check_environment(variant: str) -> dict[str, str]:
     }
 
 
+def nvidia_runtime_files(roots: list[Path] | None = None) -> list[tuple[str, str]]:
+    """NVIDIA's shared libraries from the ``nvidia-*`` wheels, as PyInstaller ``(source, dest folder)``.
+
+    ``roots`` are the ``nvidia`` namespace package folders (default: found by import machinery).
+    The destination keeps the wheels' layout (``nvidia/cu13/lib``, ``nvidia/cudnn/lib``; Windows
+    ``bin``) because that is where ``onnxruntime.preload_dlls()`` looks, relative to onnxruntime.
+    Static libraries and headers are left out.
+    """
+    if roots is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("nvidia")
+        roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    files = []
+    for root in roots:
+        libs = [*root.glob("*/lib/*.so*"), *root.glob("*/bin/**/*.dll")]
+        for lib in sorted(libs):
+            if lib.is_file():
+                files.append((str(lib), (Path("nvidia") / lib.parent.relative_to(root)).as_posix()))
+    return files
+
+
+def missing_nvidia_libraries(file_names: list[str]) -> list[str]:
+    """The :data:`NVIDIA_REQUIRED` libraries none of ``file_names`` is."""
+    return [lib for lib in NVIDIA_REQUIRED
+            if not any(n.startswith((f"lib{lib}.so", f"{lib}64_")) for n in file_names)]
+
+
+def check_nvidia_runtime(files: list[tuple[str, str]]) -> None:
+    """The -gpu bundle needs the CUDA and cuDNN runtime wheels; say how to get them when missing."""
+    missing = missing_nvidia_libraries([Path(src).name for src, _ in files])
+    if missing:
+        raise BuildError(
+            f"--gpu bundles NVIDIA's CUDA and cuDNN runtime libraries, but {', '.join(missing)} "
+            "is not installed in this environment: `pip install -e '.[gpu,build]'` (onnxruntime-gpu[cuda,cudnn])"
+        )
+
+
 # ------------------------------------------------------------------------------------------------
 # 2. models and icon
 def check_models() -> list[str]:
@@ -201,13 +248,18 @@ def make_icons(folder: Path) -> dict[str, Path]:
 
 # ------------------------------------------------------------------------------------------------
 # 3. PyInstaller
-def run_pyinstaller(dist: Path, work: Path, icon: Path | None, version: str) -> Path:
-    """Run the spec; return the bundle folder (``dist/kernelscope``, or ``dist/Kernelscope.app``)."""
+def run_pyinstaller(dist: Path, work: Path, icon: Path | None, version: str, *, nvidia: bool = False) -> Path:
+    """Run the spec; return the bundle folder (``dist/kernelscope``, or ``dist/Kernelscope.app``).
+
+    ``nvidia``: also bundle NVIDIA's runtime libraries (:func:`nvidia_runtime_files`), for --gpu.
+    """
     out = dist / (f"{APP_NAME}.app" if IS_MACOS else FOLDER_NAME)
     cmd = [
         sys.executable, "-m", "PyInstaller", str(SPEC), "--noconfirm", "--log-level", "WARN",
         "--distpath", str(dist), "--workpath", str(work), "--", "--version", version,
     ]
+    if nvidia:
+        cmd.append("--nvidia-libs")
     if icon is not None:
         cmd += ["--icon", str(icon)]
     log("running " + " ".join(cmd))
@@ -264,8 +316,9 @@ def strip_python_runtime(bundle: Path) -> int:
 
 # ------------------------------------------------------------------------------------------------
 # 4. contents
-def check_contents(bundle: Path) -> None:
-    """The executables, models and resources are there; nothing that was meant to be left out is."""
+def check_contents(bundle: Path, variant: str = "cpu") -> None:
+    """The executables, models and resources are there; nothing that was meant to be left out is;
+    the -gpu bundle carries NVIDIA's runtime libraries in ``nvidia/`` (the CPU bundle none)."""
     problems = []
     for name in (GUI_NAME, CLI_NAME):
         if not exe_path(bundle, name).is_file():
@@ -292,6 +345,12 @@ def check_contents(bundle: Path) -> None:
         low = path.name.lower()
         if path.is_file() and any(part in low for part in FORBIDDEN_LIB_PARTS):
             problems.append(f"left-out library in the bundle: {path.relative_to(bundle)}")
+    bundled_nvidia = [p.name for p in (internal / "nvidia").rglob("*") if p.is_file()]
+    if variant == "cpu" and bundled_nvidia:
+        problems.append(f"the CPU bundle carries NVIDIA libraries ({internal / 'nvidia'})")
+    if variant == "gpu" and not IS_MACOS:
+        for lib in missing_nvidia_libraries(bundled_nvidia):
+            problems.append(f"NVIDIA library {lib} is missing from {internal / 'nvidia'}")
     if problems:
         raise BuildError("bundle contents:\n  " + "\n  ".join(problems[:30]))
 
@@ -379,7 +438,8 @@ def _run(name: str, command: list[str], cwd: Path, env: dict[str, str]) -> Smoke
     return SmokeResult(name, command, code, output.strip(), time.perf_counter() - start)
 
 
-def smoke_test(bundle: Path, version: str, scratch: Path, *, gui_check: bool = True) -> list[SmokeResult]:
+def smoke_test(bundle: Path, version: str, scratch: Path, *, gui_check: bool = True,
+               variant: str = "cpu") -> list[SmokeResult]:
     """Run the bundle's executables from ``scratch`` (an unrelated folder) in a clean environment.
 
     Raises :class:`BuildError` on the first check that fails; returns all results otherwise.
@@ -398,7 +458,8 @@ def smoke_test(bundle: Path, version: str, scratch: Path, *, gui_check: bool = T
     checks: list[tuple[str, list[str], dict[str, str], Callable[[SmokeResult], bool]]] = [
         ("cli --version", [cli, "--version"], {}, lambda r: version in r.output),
         ("gui --version", [gui, "--version"], {}, lambda r: version in r.output or IS_WINDOWS),
-        ("gui --selftest", [gui, "--selftest"], {}, lambda r: "SELFTEST PASSED" in r.output),
+        ("gui --selftest", [gui, "--selftest"], {},
+         lambda r: "SELFTEST PASSED" in r.output and ((BUNDLED_CUDA_LINE in r.output) == (variant == "gpu"))),
         ("cli upscale",
          [cli, "upscale", str(sample), "--out", str(upscaled), "--method", "manet", "--no-progress"],
          {}, lambda r: len(list(upscaled.glob("*.png"))) == 1),
@@ -471,7 +532,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     variant.add_argument("--cpu", dest="variant", action="store_const", const="cpu",
                          help="bundle onnxruntime (CPU); the default")
     variant.add_argument("--gpu", dest="variant", action="store_const", const="gpu",
-                         help="bundle onnxruntime-gpu (CUDA 12 + cuDNN 9 must be on the target machine)")
+                         help="bundle onnxruntime-gpu with NVIDIA's CUDA and cuDNN runtime libraries "
+                              "(the target machine needs only an NVIDIA driver)")
     parser.set_defaults(variant="cpu")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="where the archive goes (default: dist/)")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "installer",
@@ -488,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         info = check_environment(args.variant)
+        if args.variant == "gpu":
+            check_nvidia_runtime(nvidia_runtime_files())
         version = info["kernelscope"]
         log(f"kernelscope {version}, {args.variant} bundle with {info['onnxruntime_distribution']} "
             f"{info['onnxruntime']}, PyInstaller {info['pyinstaller']}, Python {info['python']}")
@@ -497,9 +561,9 @@ def main(argv: list[str] | None = None) -> int:
         icons = make_icons(work / "icon")
         icon = icons.get("ico") if IS_WINDOWS else icons.get("icns") if IS_MACOS else None
         staging = work / "dist"
-        bundle = run_pyinstaller(staging, work / "pyinstaller", icon, version)
+        bundle = run_pyinstaller(staging, work / "pyinstaller", icon, version, nvidia=args.variant == "gpu")
         strip_python_runtime(bundle)
-        check_contents(bundle)
+        check_contents(bundle, args.variant)
         info.update({"variant": args.variant, "platform": platform_tag(),
                      "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         write_build_info(bundle, info)
@@ -509,7 +573,8 @@ def main(argv: list[str] | None = None) -> int:
         unpacked = unpack(archive, unpacked_root)
         size = tree_size(unpacked)
         with tempfile.TemporaryDirectory(prefix="kernelscope-smoke-") as scratch:
-            results = smoke_test(unpacked, version, Path(scratch), gui_check=not args.no_gui_check)
+            results = smoke_test(unpacked, version, Path(scratch), gui_check=not args.no_gui_check,
+                                 variant=args.variant)
         selftest = next(r for r in results if r.name == "gui --selftest")
         print("\n--- selftest of the unpacked bundle, clean environment ---")
         print(selftest.output)

@@ -8,7 +8,9 @@ Runs the checks a user (or the installer build) needs before trusting a bundle:
    16 bit and alpha kept: tifffile's codecs (``imagecodecs``) are really there;
 4. the bundled sample (``resources/sample_lr.png``, RGB) is upscaled ×4 with MANet and with IKC
    (one correction step) on the best available execution provider, and each result has shape
-   ``(4·H, 4·W, 3)`` with finite values in [0, 1].
+   ``(4·H, 4·W, 3)`` with finite values in [0, 1]; the report names the device, execution provider
+   and precision used, the CUDA version onnxruntime was built for, the NVIDIA driver found, and
+   whether the CUDA libraries are bundled, pip wheels or the system's.
 
 It prints a short report and returns 0, or 1 with a ``SELFTEST FAILED`` line naming what broke.
 This module never imports Qt (no QApplication is created), so it runs on headless machines.
@@ -63,7 +65,10 @@ def _environment_lines() -> list[str]:
     except ImportError:
         lines.append("onnxruntime: not installed")
     else:
+        from engine.backends.cuda import cuda_report_lines
+
         lines.append(f"onnxruntime {ort.__version__}: {', '.join(ort.get_available_providers())}")
+        lines.extend(cuda_report_lines(ort))
     return lines
 
 
@@ -164,7 +169,7 @@ def check_upscale(sample: Path, method: str, *, device: str = "auto", models_fol
         raise AssertionError(f"{method}: output values in [{lo:.3g}, {hi:.3g}], expected within [0, 1]")
     return (
         f"upscale {method} x{SELFTEST_SCALE}: {image.width}x{image.height} -> {want[1]}x{want[0]} on "
-        f"{result.provider} in {seconds:.2f} s (values {lo:.3f}..{hi:.3f})"
+        f"{result.execution} in {seconds:.2f} s (values {lo:.3f}..{hi:.3f})"
     )
 
 

@@ -587,7 +587,7 @@ class MainWindow(QtWidgets.QMainWindow):
             entry = self._entry_by_id(self._run_entry_id)
             self.run_panel.set_running(False)
             self.run_panel.finish(f"done in {result.seconds:.1f} s")
-            self.provider_label.setText(f"device: {result.provider}")
+            self.provider_label.setText(result.execution)
             if entry is not None:
                 entry.result = result
                 entry.lattice = payload.lattice

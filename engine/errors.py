@@ -3,6 +3,8 @@
 - :class:`ModelError`: a model cannot be used (card missing or invalid, graph file missing or
   corrupt, weights that do not fit, inputs of the wrong shape). The message says which file or
   model and, where it can, how to fix it.
+- :class:`DeviceUnavailable`: the device asked for by name (``cuda``) cannot run here; the
+  message is the reason in one line. ``auto`` never raises it: it falls back to the CPU.
 - :class:`DeviceOutOfMemory`: a device (GPU or host) ran out of memory during inference. Tiling
   code catches this one type and retries with smaller tiles.
 
@@ -18,6 +20,7 @@ import re
 
 __all__ = [
     "ModelError",
+    "DeviceUnavailable",
     "DeviceOutOfMemory",
     "is_out_of_memory",
     "classify_device_error",
@@ -26,6 +29,15 @@ __all__ = [
 
 class ModelError(Exception):
     """A model (card, graph, weights) cannot be used, or was given inputs it cannot take."""
+
+
+class DeviceUnavailable(ModelError):
+    """The device asked for explicitly (``device="cuda"``) cannot run here; ``reason`` says why."""
+
+    def __init__(self, device: str, reason: str) -> None:
+        super().__init__(f"{device} cannot run here: {reason}")
+        self.device = device
+        self.reason = reason
 
 
 class DeviceOutOfMemory(RuntimeError):

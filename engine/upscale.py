@@ -18,7 +18,7 @@ from engine.degradation.resize import imresize_strips, output_length
 from engine.imageio import Image, IntegerImage, rgb_to_u8, rgb_to_u16
 from engine.pipeline.blind import IkcResult, run_bicubic, run_ikc, run_manet, run_nonblind
 from engine.pipeline.kernelmap import KernelMap
-from engine.pipeline.models import ModelSet
+from engine.pipeline.models import ModelSet, execution_text
 from engine.progress import NULL_PROGRESS, Progress
 
 METHODS = ("manet", "ikc", "bicubic", "nonblind")
@@ -70,6 +70,8 @@ class UpscaleResult:
     kernel_map: KernelMap | None = None
     ikc: IkcResult | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    execution: str = ""
+    """Device, execution provider and precision used (:attr:`ModelSet.execution`)."""
 
 
 def upscale(
@@ -125,6 +127,7 @@ def upscale(
         seconds=time.perf_counter() - start,
         kernel_map=kernel_map,
         ikc=ikc,
+        execution=models.execution if models is not None and options.method != "bicubic" else execution_text([]),
     )
 
 

@@ -13,12 +13,13 @@ import pytest
 import torch
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
+import engine.backends.cuda as cuda_env
 import engine.backends.onnx_backend as onnx_backend
 import engine.backends.torch_backend as torch_backend
 from engine.backends import get_backend, load_runner, validate_inputs
 from engine.backends.onnx_backend import OnnxBackend, OnnxRunner, choose_providers, clear_session_cache
 from engine.backends.torch_backend import TorchBackend, TorchRunner
-from engine.errors import DeviceOutOfMemory, ModelError, classify_device_error, is_out_of_memory
+from engine.errors import DeviceOutOfMemory, DeviceUnavailable, ModelError, classify_device_error, is_out_of_memory
 from engine.modelcards import ModelCard, TensorSpec, save_card
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
@@ -97,13 +98,21 @@ def tiny_card(tiny_files, tmp_path) -> ModelCard:
     return make_card(tmp_path)
 
 
+NO_DRIVER = cuda_env.DriverInfo(loaded=False, error="libcuda.so.1 cannot be loaded (not found)")
+GPU_DRIVER = cuda_env.DriverInfo(loaded=True, cuda_version=(13, 0), gpus=("NVIDIA Test GPU",))
+
+
 @pytest.fixture(autouse=True)
 def fresh_state(monkeypatch):
-    """Every test starts with an empty session cache and the once-per-process warning unused."""
+    """Every test starts with an empty session cache, the once-per-process warning and preload
+    unused, and (unless it says otherwise) a machine without an NVIDIA driver."""
     clear_session_cache()
     monkeypatch.setattr(onnx_backend, "_CUDA_WARNED", False)
+    monkeypatch.setattr(cuda_env, "driver_info", lambda: NO_DRIVER)
+    cuda_env._reset_preload_for_tests()
     yield
     clear_session_cache()
+    cuda_env._reset_preload_for_tests()
 
 
 def lr_batch(seed: int, n: int = 2, h: int = 16, w: int = 24) -> np.ndarray:
@@ -160,14 +169,14 @@ def test_cuda_fallback_warns_once_across_sessions(tiny_card, tmp_path, fake_gpu_
     other = make_card(tmp_path, card_id="tiny_other")  # a second card: a second session
     with caplog.at_level(logging.DEBUG, logger="engine.backends"):
         r1 = OnnxBackend("auto", threads=1).load(tiny_card)
-        r2 = OnnxBackend("cuda", threads=2).load(other)
+        r2 = OnnxBackend("auto", threads=2).load(other)
     assert len(FakeSession.created) == 2
     assert all(c["providers"] == [CUDA, CPU] for c in FakeSession.created)
     assert r1.provider == CPU and r2.provider == CPU  # the provider actually obtained
     warnings_logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings_logged) == 1
-    assert "CUDA requested but not available" in warnings_logged[0].getMessage()
-    assert "running on CPU" in warnings_logged[0].getMessage()
+    assert "CUDA not used (no NVIDIA driver found" in warnings_logged[0].getMessage()
+    assert "running on the CPU" in warnings_logged[0].getMessage()
     # onnxruntime's own C++ log is silenced (errors included) for these sessions
     assert fake_gpu_build and min(fake_gpu_build) >= 3
     assert all(c["options"].log_severity_level >= 3 for c in FakeSession.created)
@@ -184,7 +193,7 @@ def test_cpu_request_never_asks_for_cuda(tiny_card, fake_gpu_build, caplog):
     assert not [r for r in caplog.records if "CUDA" in r.getMessage()]
 
 
-def test_failing_cuda_session_is_retried_on_cpu(tiny_card, monkeypatch, caplog):
+def test_failing_cuda_session_is_retried_on_cpu_for_auto(tiny_card, monkeypatch, caplog):
     calls = []
 
     class FailingCuda(FakeSession):
@@ -196,12 +205,16 @@ def test_failing_cuda_session_is_retried_on_cpu(tiny_card, monkeypatch, caplog):
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
     monkeypatch.setattr(ort, "InferenceSession", FailingCuda)
+    monkeypatch.setattr(cuda_env, "driver_info", lambda: GPU_DRIVER)
     with caplog.at_level(logging.WARNING):
-        runner = OnnxBackend("cuda").load(tiny_card)
+        runner = OnnxBackend("auto").load(tiny_card)
     assert calls == [[CUDA, CPU], [CPU]]
     assert runner.provider == CPU
     msgs = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(msgs) == 1 and "driver version is insufficient" in msgs[0]
+    # asked for by name, the same failure is an error with that reason, not a CPU runner
+    with pytest.raises(DeviceUnavailable, match="driver version is insufficient"):
+        OnnxBackend("cuda").load(tiny_card)
 
 
 def test_graph_failing_on_every_provider_is_a_model_error_not_a_cuda_warning(tiny_card, monkeypatch, caplog):
@@ -221,16 +234,27 @@ def test_graph_failing_on_every_provider_is_a_model_error_not_a_cuda_warning(tin
     assert not [r for r in caplog.records if "CUDA requested" in r.getMessage()]
 
 
-def test_cuda_requested_on_cpu_only_build_warns_once(tiny_card, caplog):
+def test_cuda_on_cpu_only_build_is_refused_with_the_reason(tiny_card, caplog):
     # the real CPU build of onnxruntime in the dev environment lists no CUDA provider
     assert CUDA not in ort.get_available_providers()
+    with pytest.raises(DeviceUnavailable) as info:
+        OnnxBackend("cuda").load(tiny_card)
+    assert info.value.device == "cuda"
+    assert "CPU build" in info.value.reason and "kernelscope[gpu]" in info.value.reason
+    assert "\n" not in str(info.value)
+
+
+def test_auto_on_cpu_only_build_is_quiet_without_a_gpu_and_says_so_with_one(tiny_card, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
-        a = OnnxBackend("cuda").load(tiny_card)
-        clear_session_cache()
-        b = OnnxBackend("cuda").load(tiny_card)
-    assert a.provider == b.provider == CPU
+        a = OnnxBackend("auto").load(tiny_card)
+    assert a.provider == CPU and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    monkeypatch.setattr(cuda_env, "driver_info", lambda: GPU_DRIVER)
+    with caplog.at_level(logging.WARNING):
+        b = OnnxBackend("auto").load(tiny_card)
+        OnnxBackend("auto").load(tiny_card)
     msgs = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(msgs) == 1 and "onnxruntime-gpu" in msgs[0]
+    assert b.provider == CPU
+    assert len(msgs) == 1 and "an NVIDIA GPU is present" in msgs[0] and "kernelscope[gpu]" in msgs[0]
 
 
 # real sessions -------------------------------------------------------------------------------

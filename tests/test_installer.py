@@ -141,6 +141,45 @@ def test_check_contents_names_what_is_wrong(bi, tmp_path):
         assert expected in message
 
 
+def _fake_nvidia_tree(root: Path, names: list[str]) -> Path:
+    """An ``nvidia`` namespace folder laid out like the CUDA 13 and cuDNN wheels."""
+    for name in names:
+        folder = root / "nvidia" / ("cudnn" if "cudnn" in name else "cu13") / "lib"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"\0")
+    (root / "nvidia" / "cu13" / "include").mkdir(parents=True, exist_ok=True)
+    (root / "nvidia" / "cu13" / "include" / "cuda.h").write_text("")  # headers stay out
+    return root / "nvidia"
+
+
+ALL_NVIDIA = ["libcudart.so.13", "libcublasLt.so.13", "libcublas.so.13", "libcudnn.so.9",
+              "libcudnn_graph.so.9", "libcufft.so.12", "libcurand.so.10"]
+
+
+def test_gpu_bundle_carries_nvidia_libraries_at_the_wheels_paths(bi, tmp_path):
+    nvidia = _fake_nvidia_tree(tmp_path, ALL_NVIDIA)
+    files = bi.nvidia_runtime_files([nvidia])
+    assert {(Path(src).name, dest) for src, dest in files} == {
+        (n, "nvidia/cudnn/lib" if "cudnn" in n else "nvidia/cu13/lib") for n in ALL_NVIDIA}
+    bi.check_nvidia_runtime(files)
+    assert bi.missing_nvidia_libraries(["cudart64_13.dll", "cublasLt64_13.dll", "cublas64_13.dll",
+                                        "cudnn64_9.dll", "cufft64_12.dll", "curand64_10.dll"]) == []
+    without_cudnn = bi.nvidia_runtime_files([_fake_nvidia_tree(tmp_path / "b", ALL_NVIDIA[:3])])
+    with pytest.raises(bi.BuildError, match=r"cudnn, cufft, curand is not installed.*\.\[gpu,build\]"):
+        bi.check_nvidia_runtime(without_cudnn)
+
+
+def test_check_contents_wants_nvidia_libraries_in_gpu_bundles_only(bi, tmp_path):
+    bundle = tmp_path / "kernelscope"
+    _fake_nvidia_tree(bundle / "_internal", ALL_NVIDIA[:2])
+    with pytest.raises(bi.BuildError) as gpu:
+        bi.check_contents(bundle, "gpu")
+    assert "NVIDIA library cudnn is missing" in str(gpu.value) and "cudart is missing" not in str(gpu.value)
+    with pytest.raises(bi.BuildError) as cpu:
+        bi.check_contents(bundle, "cpu")
+    assert "the CPU bundle carries NVIDIA libraries" in str(cpu.value)
+
+
 # ------------------------------------------------------------------------------------------------
 # launchers
 def test_cli_launcher_reports_missing_training_extras(launch_cli, monkeypatch, capsys):

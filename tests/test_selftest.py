@@ -36,7 +36,8 @@ def test_selftest_passes_on_shipped_models(small_sample):
     n_cards = len([p for p in models_dir().glob("*.json") if not p.name.startswith("pca_")])
     assert text.count("sha256 ok") >= n_cards
     for method in selftest.SELFTEST_METHODS:
-        assert f"upscale {method} x4: 40x32 -> 160x128 on CPUExecutionProvider" in text
+        assert f"upscale {method} x4: 40x32 -> 160x128 on CPU · CPUExecutionProvider · fp32" in text
+    assert "CUDA: not used (CPU build of onnxruntime)" in text  # the dev environment has the CPU build
 
 
 def test_selftest_names_a_corrupted_graph(tmp_path, small_sample):

@@ -70,7 +70,7 @@ def get_backend(
     elif card is not None and not card.graph_path.is_file():
         reason = f"graph {card.graph_path} is missing"
     else:
-        log.info("backend for %s: onnxruntime", what)
+        log.debug("backend for %s: onnxruntime", what)
         return OnnxBackend(device, threads)
     if not torch_available():
         raise ModelError(

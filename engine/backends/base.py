@@ -48,6 +48,17 @@ class Runner(abc.ABC):
         """True when the runner executes on a GPU (CUDA, TensorRT or torch-cuda)."""
         return self.provider not in ("CPUExecutionProvider", "torch-cpu")
 
+    @property
+    def precision(self) -> str:
+        """The numeric precision of the model that runs: a card's ``precision`` key (``fp16``,
+        ``int8``) for reduced-precision graphs, ``fp32`` otherwise."""
+        return str(self.card.extra.get("precision", "fp32"))
+
+    @property
+    def device_name(self) -> str:
+        """Where it runs, for people: ``CPU``, or the GPU's name (subclasses know it)."""
+        return "GPU" if self.on_gpu else "CPU"
+
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model on float32 arrays shaped as the card says; returns float32 arrays by name.
 

@@ -3,26 +3,30 @@
 Providers are chosen from what ``onnxruntime.get_available_providers()`` lists:
 
 - ``auto``: TensorRT (only with ``tensorrt=True``) → CUDA → CPU;
-- ``cuda``: CUDA → CPU fallback;
+- ``cuda``: CUDA only — when no CUDA session can be had, :class:`~engine.errors.DeviceUnavailable`
+  says why in one line (nothing falls back silently);
 - ``cpu``: CPU only.
 
-The runner reports the provider the session *actually* uses (``session.get_providers()[0]``):
-``onnxruntime-gpu`` lists CUDA on machines without a usable GPU and silently runs on the CPU. When
-CUDA was asked for and not obtained, one warning is logged per process, and onnxruntime's own C++
-log lines for that are silenced. Sessions are cached per (graph path, sha256, providers, threads).
+Before the first session that asks for CUDA, ``onnxruntime.preload_dlls()`` loads NVIDIA's CUDA and
+cuDNN libraries from their pip wheels (:mod:`engine.backends.cuda`). The runner reports the provider
+the session *actually* uses (``session.get_providers()[0]``): ``onnxruntime-gpu`` lists CUDA on
+machines without a usable GPU and silently runs on the CPU. When ``auto`` expected CUDA (the GPU
+build is installed, or an NVIDIA GPU is present) and did not get it, one warning with the reason is
+logged per process; a plain CPU machine with the CPU build gets none. onnxruntime's own C++ log
+lines are silenced. Sessions are cached per (graph path, sha256, providers, threads).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from engine.backends import cuda as cuda_env
 from engine.backends.base import DEVICES, Backend, Runner, physical_cores
-from engine.errors import ModelError, classify_device_error
+from engine.errors import DeviceUnavailable, ModelError, classify_device_error
 from engine.modelcards import ModelCard, regenerate_hint, verify
 
 __all__ = [
@@ -49,7 +53,8 @@ multi-line ``[E:onnxruntime:...] Failed to load library libonnxruntime_providers
 session. Real failures still reach us as Python exceptions, and we log our own one-line warning.
 """
 
-_SESSIONS: dict[tuple[Any, ...], Any] = {}
+_SESSIONS: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
+"""(session, why a GPU provider failed to start or None) by cache key."""
 _SESSIONS_LOCK = threading.Lock()
 _CUDA_WARNED = False
 _CUDA_WARN_LOCK = threading.Lock()
@@ -76,12 +81,18 @@ def _ort():
 
 
 def choose_providers(
-    device: str, available: list[str], *, tensorrt: bool = False, device_id: int = 0
+    device: str,
+    available: list[str],
+    *,
+    tensorrt: bool = False,
+    device_id: int = 0,
+    cuda_options: dict[str, Any] | None = None,
 ) -> list[str | tuple[str, dict[str, Any]]]:
     """The providers to request for ``device`` (``auto`` | ``cuda`` | ``cpu``), in order.
 
-    Only providers in ``available`` are requested; the CPU provider always ends the list so every
-    session can fall back to it.
+    Only providers in ``available`` are requested; the CPU provider always ends the list (the
+    backend refuses a CPU session itself when ``cuda`` was asked for). ``cuda_options`` are extra
+    CUDA provider options (e.g. ``gpu_mem_limit`` in bytes).
     """
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
@@ -90,7 +101,7 @@ def choose_providers(
         if tensorrt and TENSORRT in available:
             chosen.append((TENSORRT, {"device_id": device_id}))
         if CUDA in available:
-            chosen.append((CUDA, {"device_id": device_id}))
+            chosen.append((CUDA, {"device_id": device_id, **(cuda_options or {})}))
     chosen.append(CPU)
     return chosen
 
@@ -99,34 +110,15 @@ def _provider_name(p: str | tuple[str, dict[str, Any]]) -> str:
     return p[0] if isinstance(p, tuple) else p
 
 
-def _cuda_unavailable_reason(available: list[str]) -> str:
-    """Best guess at why CUDA was not obtained, in one line."""
-    if CUDA not in available:
-        return "this onnxruntime build has no CUDA support; install onnxruntime-gpu instead of onnxruntime"
-    import ctypes
-
-    ort = _ort()
-    capi = Path(ort.__file__).parent / "capi"
-    for name in ("libonnxruntime_providers_cuda.so", "onnxruntime_providers_cuda.dll"):
-        lib = capi / name
-        if lib.exists():
-            try:
-                ctypes.CDLL(str(lib))
-            except OSError as exc:
-                return f"cannot load the CUDA provider: {exc}"
-            break
-    return "onnxruntime could not start CUDA (no NVIDIA GPU or driver found?)"
-
-
 def _warn_cuda_fallback(reason: str | Callable[[], str]) -> None:
     """Log the CUDA fallback warning once per process (``reason`` may be computed lazily)."""
     global _CUDA_WARNED
     with _CUDA_WARN_LOCK:
         if _CUDA_WARNED:
-            log.debug("CUDA requested but not available; running on CPU")
+            log.debug("CUDA not used; running on the CPU")
             return
         _CUDA_WARNED = True
-    log.warning("CUDA requested but not available (%s); running on CPU", reason() if callable(reason) else reason)
+    log.warning("CUDA not used (%s); running on the CPU", reason() if callable(reason) else reason)
 
 
 def clear_session_cache() -> None:
@@ -147,14 +139,23 @@ def _model_error(card: ModelCard, exc: BaseException) -> ModelError:
 class OnnxRunner(Runner):
     """A card's graph in an onnxruntime ``InferenceSession``."""
 
-    def __init__(self, card: ModelCard, session: Any, provider: str) -> None:
+    def __init__(self, card: ModelCard, session: Any, provider: str, device_id: int = 0) -> None:
         super().__init__(card, provider)
+        self.device_id = device_id
         self.session = session
         self.run_options = _ort().RunOptions()
         # Give the CPU arena back after every run: otherwise it keeps the largest tile's activations
         # for the life of the session (hundreds of MB per network), which dominated peak RSS on
         # large images. Measured: same speed, peak RSS of an RRDB-SFT tile 726 → 432 MB.
         self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    @property
+    def device_name(self) -> str:
+        if not self.on_gpu:
+            return "CPU"
+        gpus = cuda_env.driver_info().gpus
+        name = gpus[self.device_id] if self.device_id < len(gpus) else "NVIDIA GPU"
+        return f"{name} (GPU {self.device_id})"
 
     def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
@@ -171,17 +172,25 @@ class OnnxBackend(Backend):
     """Runs model cards' ONNX graphs with onnxruntime.
 
     Args:
-        device: ``auto`` (GPU when one works), ``cuda`` (GPU, falling back to the CPU) or ``cpu``.
+        device: ``auto`` (GPU when one works, else the CPU), ``cuda`` (GPU or
+            :class:`~engine.errors.DeviceUnavailable`) or ``cpu``.
         threads: intra-op threads; default: the physical cores this process may use.
         tensorrt: put TensorRT ahead of CUDA when it is available (off by default: first runs
             build engines for minutes).
         device_id: the CUDA device index.
+        cuda_options: extra CUDA provider options, e.g. ``{"gpu_mem_limit": 2 << 30}``.
     """
 
     name = "onnx"
 
     def __init__(
-        self, device: str = "auto", threads: int | None = None, *, tensorrt: bool = False, device_id: int = 0
+        self,
+        device: str = "auto",
+        threads: int | None = None,
+        *,
+        tensorrt: bool = False,
+        device_id: int = 0,
+        cuda_options: dict[str, Any] | None = None,
     ) -> None:
         if device not in DEVICES:
             raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
@@ -189,25 +198,41 @@ class OnnxBackend(Backend):
         self.threads = int(threads) if threads else physical_cores()
         self.tensorrt = tensorrt
         self.device_id = device_id
+        self.cuda_options = dict(cuda_options or {})
 
     def load(self, card: ModelCard) -> OnnxRunner:
         """Verify the card's graph (exists, sha256) and return a runner on a cached session."""
         ort = _ort()
         verify(card)
         available = list(ort.get_available_providers())
-        providers = choose_providers(self.device, available, tensorrt=self.tensorrt, device_id=self.device_id)
+        if self.device == "cuda" and CUDA not in available:
+            raise DeviceUnavailable("cuda", cuda_env.cuda_unavailable_reason(available, ort))
+        providers = choose_providers(self.device, available, tensorrt=self.tensorrt, device_id=self.device_id,
+                                     cuda_options=self.cuda_options)
         names = tuple(_provider_name(p) for p in providers)
-        key = (str(card.graph_path.resolve()), card.graph_sha256, names, self.device_id, self.threads)
+        missing: tuple[str, ...] = ()
+        if CUDA in names:
+            missing = cuda_env.preload_cuda_libraries(ort)  # once per process, before the first CUDA session
+        options = tuple(sorted((k, str(v)) for k, v in self.cuda_options.items()))
+        key = (str(card.graph_path.resolve()), card.graph_sha256, names, self.device_id, self.threads, options)
         with _SESSIONS_LOCK:
-            session = _SESSIONS.get(key)
-            if session is None:
-                session = self._create_session(ort, card, providers)
-                _SESSIONS[key] = session
+            cached = _SESSIONS.get(key)
+            if cached is None:
+                cached = self._create_session(ort, card, providers)
+                _SESSIONS[key] = cached
+        session, gpu_error = cached
         provider = session.get_providers()[0]
-        if (self.device == "cuda" and CUDA not in names) or (CUDA in names and provider not in GPU_PROVIDERS):
-            _warn_cuda_fallback(lambda: _cuda_unavailable_reason(available))
+        if CUDA in names and provider not in GPU_PROVIDERS:
+            reason = cuda_env.cuda_unavailable_reason(available, ort, session_error=gpu_error,
+                                                      missing_libraries=missing)
+            if self.device == "cuda":
+                raise DeviceUnavailable("cuda", reason)
+            _warn_cuda_fallback(reason)
+        elif self.device == "auto" and CUDA not in available and cuda_env.driver_info().usable:
+            _warn_cuda_fallback(lambda: "an NVIDIA GPU is present, but " + cuda_env.cuda_unavailable_reason(
+                available, ort))
         log.debug("model %s on %s (%d threads)", card.id, provider, self.threads)
-        return OnnxRunner(card, session, provider)
+        return OnnxRunner(card, session, provider, self.device_id)
 
     def _session_options(self, ort: Any) -> Any:
         so = ort.SessionOptions()
@@ -218,8 +243,10 @@ class OnnxBackend(Backend):
         so.log_severity_level = ORT_LOG_SEVERITY
         return so
 
-    def _create_session(self, ort: Any, card: ModelCard, providers: list) -> Any:
+    def _create_session(self, ort: Any, card: ModelCard, providers: list) -> tuple[Any, str | None]:
+        """A session on ``providers`` (or on the CPU when a GPU provider failed to start) and that failure."""
         ort.set_default_logger_severity(ORT_LOG_SEVERITY)
+        gpu_error = None
         path = str(card.graph_path)
         try:
             # enable_fallback=0: no "EP Error … Falling back" banner printed by onnxruntime;
@@ -235,9 +262,9 @@ class OnnxBackend(Backend):
                 session = ort.InferenceSession(path, self._session_options(ort), providers=[CPU], enable_fallback=0)
             except Exception as cpu_exc:
                 raise _model_error(card, cpu_exc) from cpu_exc
-            _warn_cuda_fallback(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+            gpu_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         _check_io(card, session)
-        return session
+        return session, gpu_error
 
 
 def _is_graph_error(exc: BaseException) -> bool:

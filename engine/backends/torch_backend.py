@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.backends.base import DEVICES, Backend, Runner
-from engine.errors import ModelError, classify_device_error
+from engine.errors import DeviceUnavailable, ModelError, classify_device_error
 from engine.modelcards import ModelCard, regenerate_hint, verify_weights
 
 __all__ = ["TorchBackend", "TorchRunner", "build_module", "torch_available"]
@@ -74,7 +74,9 @@ def _resolve_device(torch: Any, device: str) -> str:
     if torch.cuda.is_available():
         return "cuda"
     if device == "cuda":
-        log.warning("CUDA requested but not available (torch sees no CUDA device); running on CPU")
+        build = torch.version.cuda
+        raise DeviceUnavailable("cuda", f"torch {torch.__version__} sees no CUDA device"
+                                + ("" if build else " (it is a CPU-only build)"))
     return "cpu"
 
 
@@ -94,6 +96,12 @@ class TorchRunner(Runner):
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
         self.module = module
+
+    @property
+    def device_name(self) -> str:
+        if self.device.type != "cuda":
+            return "CPU"
+        return f"{_torch().cuda.get_device_name(self.device)} (GPU {self.device.index or 0})"
 
     def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = _torch()
@@ -129,8 +137,8 @@ class TorchBackend(Backend):
     """Runs model cards with PyTorch eager.
 
     Args:
-        device: ``auto`` (CUDA when torch sees it), ``cuda`` (falls back to the CPU with a
-            warning) or ``cpu``.
+        device: ``auto`` (CUDA when torch sees it), ``cuda`` (CUDA or
+            :class:`~engine.errors.DeviceUnavailable`) or ``cpu``.
         threads: if given, ``torch.set_num_threads(threads)`` (a process-wide setting).
         channels_last: run 4-D tensors in channels-last memory format (often faster on CPU).
         builder: ``builder(card) -> nn.Module``; default :func:`build_module` (``engine.archs``).

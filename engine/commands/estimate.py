@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from engine.errors import ModelError
+    from engine.errors import DeviceUnavailable, ModelError
     from engine.imageio import Image, ImageIOError, read_image, write_image
     from engine.noise import estimate_noise
     from engine.pipeline.blind import estimate_kernel_map
@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         models = load_for_method("estimate", args.scale, device=args.provider, backend=args.backend)
         kmap = estimate_kernel_map(image.rgb_f32, models, tile=args.tile)
+    except DeviceUnavailable as exc:
+        fail(f"--provider {exc.device}: {exc.reason}")
+        return 2
     except ModelError as exc:
         return fail(str(exc))
     overview = kernel_lattice_overview(image.rgb_f32, kmap, step_lr=args.step)

@@ -2,9 +2,10 @@
 
 Exit codes: 0 every image written (or skipped on request); 1 at least one image failed, or an output
 appeared while it was computed (each is reported with its file and reason, the rest are processed,
-and a summary is printed); 2 bad arguments (checked before any work); 130 interrupted (Ctrl-C stops
-after the current tile; nothing partial is left on disk, since every file is written to a temporary
-name and published only when complete).
+and a summary is printed); 2 bad arguments (checked before any work; ``--provider cuda`` where CUDA
+cannot run included: one line says why); 130 interrupted (Ctrl-C stops after the current tile;
+nothing partial is left on disk, since every file is written to a temporary name and published only
+when complete).
 
 Every output is planned before any work (:mod:`engine.outputs`): an output never replaces an input
 of the run or another output of the run, and an existing file is replaced only with ``--overwrite``
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="upscaling factor (default 4)")
     parser.add_argument("--tile", default="auto", help="tile size in LR pixels, or 'auto' (default)")
     parser.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
-                        help="execution device; auto uses CUDA when it really works (default)")
+                        help="execution device; auto: CUDA when it really works, else the CPU with a "
+                             "one-line notice when CUDA was expected (default); cuda: CUDA or exit 2 with "
+                             "the reason")
     parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                         help="runtime: onnxruntime (default when installed) or PyTorch")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from engine.atomic import InterruptedAfterWrite
-    from engine.errors import ModelError
+    from engine.errors import DeviceUnavailable, ModelError
     from engine.imageio import ImageIOError, OutputExistsError, read_image, write_image
     from engine.outputs import OutputPlan, OutputRefused, make_out_folder
     from engine.pipeline.models import load_for_method
@@ -216,10 +219,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             models = load_for_method(args.method, args.scale, device=args.provider, backend=args.backend,
                                      threads=args.threads)
+        except DeviceUnavailable as exc:  # --provider cuda where CUDA cannot run: a bad argument here
+            print(f"kernelscope-cli upscale: error: --provider {exc.device}: {exc.reason}", file=sys.stderr)
+            return 2
         except ModelError as exc:
             print(f"kernelscope-cli upscale: error: {exc}", file=sys.stderr)
             return 1
-        print(f"{args.method} ×{args.scale} on {models.provider}", file=sys.stderr)
+        print(f"{args.method} ×{args.scale} on {models.execution}", file=sys.stderr)
 
     worker = Worker()
     written = 0

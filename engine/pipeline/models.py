@@ -36,6 +36,12 @@ class ModelSet:
         providers = sorted({r.provider for r in self.runners.values()})
         return "+".join(providers) if providers else "numpy"
 
+    @property
+    def execution(self) -> str:
+        """Device, execution provider and precision actually used, for a status bar or report:
+        ``"NVIDIA H200 (GPU 0) · CUDAExecutionProvider · fp32"``, ``"CPU · CPUExecutionProvider · fp32"``."""
+        return execution_text(list(self.runners.values()))
+
     def runner(self, network: str) -> Runner:
         try:
             return self.runners[network]
@@ -47,6 +53,19 @@ class ModelSet:
             return self.pcas[network]
         except KeyError:
             raise ModelError(f"no PCA basis loaded for {network}") from None
+
+
+def execution_text(runners: Sequence[Runner]) -> str:
+    """``device · provider · precision`` of ``runners`` (each part joined with ``+`` when they differ);
+    no runners (bicubic) → ``CPU · numpy · fp32``."""
+    if not runners:
+        return "CPU · numpy · fp32"
+
+    def part(values: list[str]) -> str:
+        return "+".join(sorted(set(values)))
+
+    return " · ".join((part([r.device_name for r in runners]), part([r.provider for r in runners]),
+                       part([r.precision for r in runners])))
 
 
 def load_models(
