@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from engine.imageio import Image
-from engine.pipeline.blind import IkcResult, run_bicubic, run_ikc, run_manet, run_nonblind
+from engine.pipeline.blind import IKC_LOOP_PIXELS, IkcResult, run_bicubic, run_ikc, run_manet, run_nonblind
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet
 from engine.progress import NULL_PROGRESS, Progress
@@ -25,13 +25,17 @@ METHODS = ("manet", "ikc", "bicubic", "nonblind")
 @dataclass(frozen=True)
 class UpscaleOptions:
     """What to run: ``method`` in :data:`METHODS`, ``scale``, tile size in LR px (None: automatic),
-    IKC ``ikc_steps``, and the non-blind kernel (std devs in HR px, angle in rad)."""
+    IKC ``ikc_steps``, the non-blind kernel (std devs in HR px, angle in rad), and the largest image
+    (LR px) IKC's correction loop runs on whole: larger ones run it on their most detailed crop of
+    that size, and SFTMD runs at full size only for the iterations shown (``None``: always whole;
+    see :func:`engine.pipeline.blind.run_ikc`)."""
 
     method: str = "manet"
     scale: int = 4
     tile: int | None = None
     ikc_steps: int = 7
     nonblind_sigmas: tuple[float, float, float] = (2.0, 2.0, 0.0)
+    ikc_loop_pixels: int | None = IKC_LOOP_PIXELS
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -40,6 +44,8 @@ class UpscaleOptions:
             raise ValueError(f"scale must be 2, 3 or 4, not {self.scale}")
         if self.ikc_steps < 0:
             raise ValueError("ikc_steps must be ≥ 0")
+        if self.ikc_loop_pixels is not None and self.ikc_loop_pixels < 64:
+            raise ValueError("ikc_loop_pixels must be None or at least 64")
 
 
 @dataclass
@@ -79,7 +85,8 @@ def upscale(
         result = run_manet(lr, models, tile=options.tile, progress=rgb_progress)
         sr, kernel_map, provider = result.sr_rgb_f32, result.kernel_map, result.provider
     elif options.method == "ikc":
-        ikc = run_ikc(lr, models, steps=options.ikc_steps, tile=options.tile, progress=rgb_progress)
+        ikc = run_ikc(lr, models, steps=options.ikc_steps, tile=options.tile, progress=rgb_progress,
+                      loop_max_pixels=options.ikc_loop_pixels)
         sr, provider = ikc.final.sr_rgb_f32, ikc.provider
     elif options.method == "nonblind":
         s1, s2, th = options.nonblind_sigmas
