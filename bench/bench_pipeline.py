@@ -4,7 +4,11 @@
     .venv/bin/python bench/bench_pipeline.py memory  --method manet --lr 3000x2000
     .venv/bin/python bench/bench_pipeline.py kernel-at
 
-* ``speed``: seconds per megapixel of SR output for each pipeline (median of ``--repeat`` runs).
+Every command refuses to time on a busy machine (1-minute load average above 0.5) unless given
+``--allow-load``, which marks its results LOADED (see ``bench/honest.py``).
+
+* ``speed``: seconds per megapixel of SR output for each pipeline; the methods run interleaved
+  (one run of each per round, median of ``--repeat`` rounds), with each one's ratio to the first.
 * ``memory``: peak host RSS (and peak GPU memory when on CUDA) of one ``upscale`` of a synthetic LR
   image of the given size, measured in a fresh process per size (``resource.getrusage`` max RSS).
 * ``kernel-at``: latency of ``KernelMap.kernel_at`` for a stored kernel and for an exact
@@ -22,6 +26,9 @@ import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+from honest import add_load_argument, interleaved, medians, report, require_idle  # noqa: E402
 
 
 def synthetic_lr(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -43,22 +50,25 @@ def cmd_speed(args) -> None:
     from engine.imageio import Image
     from engine.upscale import UpscaleOptions, upscale
 
+    cond = require_idle(args.allow_load)
+    rows = []
     for size in args.sizes:
         lr = Image(rgb_f32=synthetic_lr(size, size))
+        variants = {}
         for method in args.methods:
             models = None if method == "bicubic" else _models(method, args.provider, args.threads)
             opts = UpscaleOptions(method=method, scale=4, ikc_steps=args.ikc_steps)
-            upscale(lr, opts, models)  # warm-up (session creation, first-run allocations)
-            times = []
-            for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                res = upscale(lr, opts, models)
-                times.append(time.perf_counter() - t0)
-            mp = res.image.width * res.image.height / 1e6
-            med = statistics.median(times)
-            print(json.dumps({"bench": "speed", "method": method, "lr": f"{size}x{size}", "provider": res.provider,
-                              "seconds": round(med, 3), "s_per_mp_out": round(med / mp, 3),
-                              "ikc_steps": args.ikc_steps if method == "ikc" else None}))
+            variants[method] = lambda opts=opts, models=models: upscale(lr, opts, models)
+        times = interleaved(variants, args.repeat)  # one warm-up round: sessions, first-run allocations
+        med = medians(times)
+        first = args.methods[0]
+        mp = (4 * size) ** 2 / 1e6
+        for method in args.methods:
+            rows.append([method, f"{size}x{size}", f"{med[method]:.3f}", f"{med[method] / mp:.3f}",
+                         f"{med[method] / med[first]:.2f}× {first}",
+                         str(args.ikc_steps) if method == "ikc" else ""])
+    report(cond, "pipeline speed", rows, ["method", "LR", "median s", "s per MP out", "ratio", "IKC steps"],
+           {"provider": args.provider, "repeat": args.repeat})
 
 
 def cmd_memory_one(args) -> None:
@@ -82,6 +92,8 @@ def cmd_memory_one(args) -> None:
 
 
 def cmd_memory(args) -> None:
+    cond = require_idle(args.allow_load)  # peak RSS does not depend on load; the seconds do
+    print(cond.header())
     for lr in args.sizes_wh:
         cmd = [sys.executable, __file__, "memory-one", "--method", args.method, "--lr", lr,
                "--provider", args.provider, "--ikc-steps", str(args.ikc_steps)]
@@ -94,26 +106,30 @@ def cmd_memory(args) -> None:
 
 
 def cmd_kernel_at(args) -> None:
-    from engine.pipeline.blind import estimate_kernel_map
+    """Cold = a point in an 8×8 block not seen before (MANet reruns on its 32×32 neighbourhood)."""
+    from engine.pipeline.blind import _recompute_fn, estimate_kernel_map
 
+    cond = require_idle(args.allow_load)
     models = _models("estimate", args.provider, args.threads)
     lr = synthetic_lr(256, 256)
-    stored = estimate_kernel_map(lr, models)
-    compact = estimate_kernel_map(lr, models, keep_kernels_max_bytes=0)
     rng = np.random.default_rng(0)
     jumps = rng.integers(0, 256, size=(args.points, 2))  # every point in a new region: cold recompute
     walk = np.clip(128 + np.cumsum(rng.integers(-1, 2, size=(args.points, 2)), axis=0), 0, 255)  # a hover path
-    for name, kmap, pts in (("stored", stored, jumps), ("recomputed, random jumps", compact, jumps),
-                            ("recomputed, hover path", compact, walk)):
-        kmap.kernel_at(1, 1)  # warm-up
+    rows = []
+    chw = np.ascontiguousarray(lr.transpose(2, 0, 1))
+    for name, pts in (("cold (empty window cache per point)", jumps), ("hover path", walk)):
         times = []
+        kmap = estimate_kernel_map(lr, models)
+        kmap.kernel_at(1, 1)  # warm-up
         for x, y in pts:
+            if name.startswith("cold"):
+                kmap.recompute = _recompute_fn(models, chw)  # empty window cache: MANet runs
             t0 = time.perf_counter()
             kmap.kernel_at(int(x), int(y))
             times.append(time.perf_counter() - t0)
-        print(json.dumps({"bench": "kernel_at", "mode": name, "provider": models.provider,
-                          "median_ms": round(1e3 * statistics.median(times), 3),
-                          "p95_ms": round(1e3 * float(np.percentile(times, 95)), 3)}))
+        rows.append([name, models.provider, f"{1e3 * statistics.median(times):.2f}",
+                     f"{1e3 * float(np.percentile(times, 95)):.2f}", "≤ 16 ms" if name.startswith("cold") else ""])
+    report(cond, "kernel_at", rows, ["mode", "provider", "median ms", "p95 ms", "target"], {"points": args.points})
 
 
 def main() -> None:
@@ -127,6 +143,7 @@ def main() -> None:
         q.add_argument("--provider", default="cpu", choices=("auto", "cpu", "cuda"))
         q.add_argument("--threads", type=int, default=None)
         q.add_argument("--ikc-steps", type=int, default=7)
+        add_load_argument(q)
         if name == "speed":
             q.add_argument("--sizes", type=int, nargs="+", default=[256])
             q.add_argument("--methods", nargs="+", default=["bicubic", "manet", "ikc"])
