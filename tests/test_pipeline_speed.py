@@ -147,3 +147,17 @@ def test_upscale_runs_ikc_on_a_reduced_copy(ikc_models):
     assert np.array_equal(res.image.rgb_f32, res.ikc.final.sr_rgb_f32)
     with pytest.raises(ValueError, match="ikc_loop_pixels"):
         UpscaleOptions(method="ikc", ikc_loop_pixels=10)
+
+
+def test_kernels_at_many_points_are_the_networks_kernels(manet_models):
+    lr = lr_image(52, 60, seed=7)
+    reference = network_kernels(manet_models, lr)
+    kmap = estimate_kernel_map(lr, manet_models)
+    rng = np.random.default_rng(0)
+    for n in (3, 400):  # a few windows; then so many points that one pass over the image is cheaper
+        rows, cols = rng.integers(0, 52, n), rng.integers(0, 60, n)
+        kernels, exact = kmap.kernels_at(rows, cols)
+        assert exact and kernels.shape == (n, 21, 21)
+        np.testing.assert_allclose(kernels.reshape(n, -1), reference[rows, cols], atol=1e-6)
+    with pytest.raises(IndexError):
+        kmap.kernels_at([52], [0])

@@ -196,6 +196,46 @@ def _manet_kernels_tiled(models: ModelSet, lr_chw: np.ndarray, per_tile, out_cha
     )
 
 
+def _kernels_at_fn(models: ModelSet, lr_chw: np.ndarray, tile: int | None):
+    """An exact many-kernel evaluator ``(rows, cols) -> (n, 441)`` float32, one network pass.
+
+    Runs MANet either on the aligned 32×32 neighbourhood of every distinct 8×8 block the points fall
+    in, or once over the image (tile by tile, keeping only the requested pixels), whichever feeds the
+    network fewer pixels; both give the kernels of the full run (MANet's tiling is exact).
+    """
+    from engine.tiling import plan_tiles
+
+    h, w = lr_chw.shape[-2:]
+    runner = models.runner("manet")
+
+    def network(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        crop = _pad_edge(lr_chw[:, y0:y1, x0:x1], MANET_MULTIPLE)
+        return runner.run({"lr_rgb": crop[None]})["kernels"][0]
+
+    def kernels_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        cols = np.asarray(cols, np.int64).reshape(-1)
+        out = np.empty((rows.size, N_TAPS), np.float32)
+        wy = np.maximum(0, (rows - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
+        wx = np.maximum(0, (cols - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
+        windows = np.unique(np.stack([wy, wx], axis=1), axis=0) if rows.size else np.zeros((0, 2), np.int64)
+        if len(windows) * NEIGHBOURHOOD**2 <= h * w:
+            for y0, x0 in windows:
+                sel = np.flatnonzero((wy == y0) & (wx == x0))
+                k = network(y0, min(h, y0 + NEIGHBOURHOOD), x0, min(w, x0 + NEIGHBOURHOOD))
+                out[sel] = k[:, rows[sel] - y0, cols[sel] - x0].T
+            return out
+        side = _tile_for("manet", models, tile, MANET_CONTEXT, MANET_MULTIPLE, hw=(h, w))
+        for t in plan_tiles(h, w, side, MANET_CONTEXT, MANET_MULTIPLE):
+            sel = np.flatnonzero((rows >= t.y0) & (rows < t.y1) & (cols >= t.x0) & (cols < t.x1))
+            if sel.size:
+                k = network(t.iy0, t.iy1, t.ix0, t.ix1)
+                out[sel] = k[:, rows[sel] - t.iy0, cols[sel] - t.ix0].T
+        return out
+
+    return kernels_at
+
+
 def estimate_kernel_map(
     lr_rgb_f32: np.ndarray,
     models: ModelSet,
@@ -231,7 +271,8 @@ def estimate_kernel_map(
         kernels = _manet_kernels_tiled(models, lr_chw, lambda k: k, N_TAPS, tile, NULL_PROGRESS)
         return np.ascontiguousarray(np.moveaxis(kernels.astype(np.float16), 0, -1))  # (h, w, 441)
 
-    return KernelMap(models.scale, codes, pca, recompute=_recompute_fn(models, lr_chw), full_kernels=full_kernels)
+    return KernelMap(models.scale, codes, pca, recompute=_recompute_fn(models, lr_chw), full_kernels=full_kernels,
+                     recompute_many=_kernels_at_fn(models, lr_chw, tile))
 
 
 # ---------------------------------------------------------------------------------------------

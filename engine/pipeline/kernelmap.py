@@ -72,6 +72,7 @@ class KernelMap:
         kernels_f16: np.ndarray | None = None,
         recompute: KernelFn | None = None,
         full_kernels: Callable[[], np.ndarray | None] | None = None,
+        recompute_many: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.scale = scale
         self.codes = codes  # (h, w, d) float32 PCA codes
@@ -79,6 +80,7 @@ class KernelMap:
         self.recompute = recompute
         self._kernels_f16 = kernels_f16
         self._full_kernels = full_kernels
+        self._recompute_many = recompute_many
 
     def __repr__(self) -> str:
         return f"KernelMap(scale={self.scale}, lr_hw={self.lr_hw}, kernels_stored={self.kernels_stored})"
@@ -125,6 +127,27 @@ class KernelMap:
             kernel = self.pca.reconstruct(self.codes[row, col])
             exact = False
         return describe_kernel(kernel, (row, col), exact)
+
+    def kernels_at(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, bool]:
+        """``(kernels, exact)``: the (n, 21, 21) float32 kernels at LR pixels ``(rows[i], cols[i])``.
+
+        Exact (the network's own, one batched network pass) when the map can recompute them, else
+        the stored float16 kernels, else PCA reconstructions (``exact`` False). Kernels are as the
+        network gives them (not clipped or renormalised). Meant for many points (a lattice, a
+        region); call it off the GUI thread.
+        """
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        cols = np.asarray(cols, np.int64).reshape(-1)
+        h, w = self.lr_hw
+        if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= h or cols.max() >= w):
+            raise IndexError(f"kernels_at: a point lies outside the {w}×{h} LR image")
+        if self._recompute_many is not None:
+            flat, exact = self._recompute_many(rows, cols), True
+        elif self._kernels_f16 is not None:
+            flat, exact = self._kernels_f16[rows, cols].astype(np.float32), True
+        else:
+            return self.pca.reconstruct(self.codes[rows, cols]), False
+        return flat.reshape(-1, KERNEL_SIZE, KERNEL_SIZE), exact
 
     def reconstruct_all(self) -> np.ndarray:
         """(h, w, 21, 21) float32 kernels: stored ones, else PCA reconstructions (memory: h·w·1.7 kB)."""
