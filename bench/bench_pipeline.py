@@ -9,6 +9,9 @@ Every command refuses to time on a busy machine (1-minute load average above 0.5
 
 * ``speed``: seconds per megapixel of SR output for each pipeline; the methods run interleaved
   (one run of each per round, median of ``--repeat`` rounds), with each one's ratio to the first.
+* ``tiles``: MANet (kernel map) and RRDB-SFT (SR from codes) on one LR image with the automatic tile
+  (the whole image when it fits the memory budget) against fixed tile sizes, interleaved, with each
+  one's ratio to the automatic tile: the measurement that decides whether smaller tiles pay.
 * ``memory``: peak host RSS (and peak GPU memory when on CUDA) of one ``upscale`` of a synthetic LR
   image of the given size, measured in a fresh process per size (``resource.getrusage`` max RSS).
 * ``kernel-at``: latency of ``KernelMap.kernel_at`` for a stored kernel and for an exact
@@ -69,6 +72,32 @@ def cmd_speed(args) -> None:
                          str(args.ikc_steps) if method == "ikc" else ""])
     report(cond, "pipeline speed", rows, ["method", "LR", "median s", "s per MP out", "ratio", "IKC steps"],
            {"provider": args.provider, "repeat": args.repeat})
+
+
+def cmd_tiles(args) -> None:
+    from engine.pipeline.blind import _context_for, _tile_for, estimate_kernel_map, sr_from_codes
+
+    cond = require_idle(args.allow_load)
+    models = _models("manet", args.provider, args.threads)
+    lr = synthetic_lr(args.size, args.size)
+    codes = estimate_kernel_map(lr, models).codes
+    variants = {}
+    for tile in [None, *args.tiles]:
+        label = "auto" if tile is None else str(tile)
+        variants[f"manet tile {label}"] = lambda tile=tile: estimate_kernel_map(lr, models, tile=tile)
+        variants[f"rrdb_sft tile {label}"] = lambda tile=tile: sr_from_codes(lr, codes, models, tile=tile)
+    times = interleaved(variants, args.repeat)
+    med = medians(times)
+    auto = {"manet": _tile_for("manet", models, None, 12, 8, hw=(args.size, args.size)),
+            "rrdb_sft": _tile_for("rrdb_sft", models, None, _context_for(models, "rrdb_sft", 16), 1,
+                                      hw=(args.size, args.size))}
+    rows = []
+    for name in variants:
+        net = name.split()[0]
+        rows.append([name, f"{med[name]:.3f}", f"{med[name] / med[f'{net} tile auto']:.2f}",
+                     f"auto = {auto[net]}" if name.endswith("auto") else ""])
+    report(cond, f"tile sizes, LR {args.size}x{args.size}", rows, ["variant", "median s", "÷ auto", "note"],
+           {"repeat": args.repeat})
 
 
 def cmd_memory_one(args) -> None:
@@ -138,7 +167,7 @@ def main() -> None:
     apply_opencv_limits()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("speed", "memory", "memory-one", "kernel-at"):
+    for name in ("speed", "tiles", "memory", "memory-one", "kernel-at"):
         q = sub.add_parser(name)
         q.add_argument("--provider", default="cpu", choices=("auto", "cpu", "cuda"))
         q.add_argument("--threads", type=int, default=None)
@@ -147,7 +176,11 @@ def main() -> None:
         if name == "speed":
             q.add_argument("--sizes", type=int, nargs="+", default=[256])
             q.add_argument("--methods", nargs="+", default=["bicubic", "manet", "ikc"])
+        if name in ("speed", "tiles"):
             q.add_argument("--repeat", type=int, default=3)
+        if name == "tiles":
+            q.add_argument("--size", type=int, default=512, help="LR side")
+            q.add_argument("--tiles", type=int, nargs="+", default=[128, 192, 256])
         if name in ("memory", "memory-one"):
             q.add_argument("--method", default="manet")
             q.add_argument("--tile", type=int, default=None)
@@ -158,7 +191,7 @@ def main() -> None:
         if name == "kernel-at":
             q.add_argument("--points", type=int, default=200)
     args = p.parse_args()
-    {"speed": cmd_speed, "memory": cmd_memory, "memory-one": cmd_memory_one, "kernel-at": cmd_kernel_at}[args.cmd](args)
+    {"speed": cmd_speed, "tiles": cmd_tiles, "memory": cmd_memory, "memory-one": cmd_memory_one, "kernel-at": cmd_kernel_at}[args.cmd](args)
 
 
 if __name__ == "__main__":

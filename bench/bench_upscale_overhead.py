@@ -11,7 +11,8 @@ Variants, interleaved (one run of each per round, ``--repeats`` rounds after one
   as a subprocess, process start, model loading, reading and writing included;
 * ``upscale manet 256`` / ``upscale ikc 256``: :func:`engine.upscale.upscale` on a 256² LR image
   (IKC with the default steps; the chosen iteration rendered, as the GUI and CLI get it);
-* ``bare 256`` and ``bare sftmd 256``: the bare graphs on the 256² input, for reference.
+* ``bare 256`` and ``bare sftmd 256``: the bare graphs on the 256² input, for reference;
+* with ``--ikc-loop-pixels 9216 16384``: IKC with other sizes of the crop its loop runs on.
 
 Reported: medians, ``cli 512 / bare 512`` (target ≤ 1.3), and the 256² times against their targets
 (MANet + RRDB-SFT ≤ 1.0 s, IKC ≤ 3 s on the 2-core development machine, idle).
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="timed rounds (median reported)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: physical cores)")
     p.add_argument("--ikc-steps", type=int, default=7)
+    p.add_argument("--ikc-loop-pixels", type=int, nargs="+", default=None,
+                   help="also time IKC with these loop crop sizes (LR px; the default is IKC_LOOP_PIXELS)")
     p.add_argument("--no-cli", action="store_true", help="skip the 512² CLI / bare pair")
     add_load_argument(p)
     a = p.parse_args(argv)
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     variants["bare sftmd 256"] = _bare_sftmd(ikc_models, lr256)
     variants["upscale ikc 256"] = lambda: upscale(img256, UpscaleOptions(method="ikc", ikc_steps=a.ikc_steps),
                                                   ikc_models)
+    for loop in a.ikc_loop_pixels or []:
+        opts = UpscaleOptions(method="ikc", ikc_steps=a.ikc_steps, ikc_loop_pixels=loop)
+        variants[f"upscale ikc 256, loop {loop} px"] = lambda opts=opts: upscale(img256, opts, ikc_models)
     print(f"{a.repeats} rounds of {', '.join(variants)} (interleaved, after a warm-up round)", file=sys.stderr)
     times = interleaved(variants, a.repeats)
     med = medians(times)

@@ -263,7 +263,7 @@ def estimate_kernel_map(
         return codes.reshape(-1, th, tw)
 
     out = _manet_kernels_tiled(models, lr_chw, to_codes, pca.n_components, tile, progress)
-    codes = np.ascontiguousarray(np.moveaxis(out, 0, -1))  # (h, w, d): small (d = 15)
+    codes = np.moveaxis(out, 0, -1)  # (h, w, d) view of the (d, h, w) canvas RRDB-SFT reads without a copy
 
     def full_kernels() -> np.ndarray | None:
         if h * w * N_TAPS * 2 > keep_kernels_max_bytes:
