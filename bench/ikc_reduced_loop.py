@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--crop", type=int, default=1024, help="HR crop side in px (LR = crop / 4)")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[1.8, 2.4, 3.0])
-    parser.add_argument("--loop-pixels", type=int, nargs="+", default=[128 * 128])
+    parser.add_argument("--loop-pixels", type=int, nargs="+", default=[96 * 96, 128 * 128])
     parser.add_argument("--steps", type=int, default=7)
     parser.add_argument("--sets", nargs="+", default=["sunhays80"])
     args = parser.parse_args(argv)
