@@ -4,15 +4,17 @@ All functions take ``lr_rgb_f32`` (h×w×3 float32 RGB in [0, 1]) and return pla
 are processed in tiles (:mod:`engine.tiling`) with the output kept in host memory; every tile is a
 cancellation point of the :class:`~engine.progress.Progress` passed in.
 
-Tile sizes (``tile=None`` → automatic, from a memory budget: see :data:`BYTES_PER_LR_PX`) are in
-LR pixels. MANet is tiled exactly (context ≥ 12 LR px,
+Tile sizes (``tile=None`` → automatic: the whole image when one run of it fits the memory budget,
+else the largest tile that does; see :data:`BYTES_PER_LR_PX`) are in LR pixels. MANet is tiled exactly (context ≥ 12 LR px,
 origins on multiples of 8); RRDB-SFT and SFTMD use the overlap their cards give, cropping each tile
 to its core. IKC's predictor and corrector pool over the whole image: images up to
 ``WHOLE_IMAGE_PIXELS`` go through them in one piece; larger ones are cut into pieces whose outputs
 are averaged weighted by area, which is what global average pooling over the whole image computes
 up to the pieces' borders (downscaling instead would change the very blur being measured). The
 small presets standardise their input image (``engine.archs.ikc.standardize_image``); a piece is
-standardised on its own, as the training patches were.
+standardised on its own, as the training patches were. :func:`~engine.upscale.upscale` runs IKC's
+whole loop on the image's most detailed crop instead (a crop, not a downscale) and SFTMD at full size
+only for the iterations shown (``run_ikc(loop_max_pixels=...)``).
 """
 
 from __future__ import annotations
