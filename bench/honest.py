@@ -16,9 +16,15 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 MAX_LOAD_1MIN = 0.5
+
+# Time the checkout these scripts live in (not whatever ``engine`` an editable install points at).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 
 @dataclass
