@@ -62,9 +62,10 @@ KEEP_IKC_IMAGES_MAX_BYTES = 1 << 30  # keep IKC's rendered intermediate images (
 WHOLE_IMAGE_PIXELS = 512 * 512  # predictor input (LR px) processed in one piece up to this
 CORRECTOR_PIXELS = 1024 * 1024  # corrector input (SR px) processed in one piece up to this
 # upscale(): IKC's correction loop runs on a crop of at most this many LR px. On 3 training photographs
-# (256² LR, σ 1.8 and 2.6, bench/ikc_reduced_loop.py) the final PSNR-Y was 29.20 / 29.20 dB with a
-# 96² crop, 29.07 / 29.17 with 128², and 28.83 / 29.08 with the loop on the whole image; under load
-# the 96² loop took about half the time of the 128² one (SFTMD runs 8 times in the loop).
+# at 256² LR and σ 1.8 / 2.6 / 3.2 (bench/ikc_reduced_loop.py, default 7 steps) the final PSNR-Y was
+# 29.20 / 29.20 / 28.90 dB (mean 29.10) with a 96² crop, 29.07 / 29.17 / 28.94 (29.06) with 128², and
+# 28.83 / 29.08 / 28.94 (28.95) with the loop on the whole image; the whole run took (loaded machine,
+# medians) 32 s, 41 s and 80 s.
 IKC_LOOP_PIXELS = 96 * 96
 N_TAPS = KERNEL_SIZE * KERNEL_SIZE
 
