@@ -122,6 +122,11 @@ def test_lazy_ikc_iterations_are_the_eager_images(ikc_models):
     assert image_change.shape == code_change.shape == (4,) and image_change[0] == code_change[0] == 0
     codes = np.stack([it.code for it in lazy.iterations])
     np.testing.assert_allclose(code_change[1:], np.linalg.norm(np.diff(codes, axis=0), axis=1))
+    np.testing.assert_array_equal(image_change, eager.changes()[0])
+    y0, y1, x0, x1 = lazy.loop_box  # the image change is measured on the loop's crop
+    crop = np.ascontiguousarray(lr[y0:y1, x0:x1])
+    sr2, sr3 = (blind.sftmd_sr(crop, lazy.iterations[i].code, ikc_models) for i in (2, 3))
+    assert image_change[3] == pytest.approx(255 * np.mean(np.abs(sr3 - sr2)), rel=1e-5)
 
 
 def test_ikc_on_the_whole_image_is_unchanged_by_a_large_loop_limit(ikc_models):

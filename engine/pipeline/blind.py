@@ -435,6 +435,10 @@ class IkcResult:
     provider: str = ""
     image_change: np.ndarray | None = None
     loop_box: tuple[int, int, int, int] | None = None
+    # the last entry of image_change when it is still to be computed (reduced loop: the crop's last
+    # SFTMD run feeds no correction, so it runs only when the change curve is asked for)
+    _last_change: Callable[[], float] | None = field(default=None, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def final(self) -> IkcIteration:
@@ -443,6 +447,10 @@ class IkcResult:
     def changes(self) -> tuple[np.ndarray, np.ndarray]:
         """``(image_change, code_change)``, one entry per iteration (entry 0 is 0): the image change
         above and ‖h_i − h_{i−1}‖₂, without rendering any iteration."""
+        with self._lock:
+            if self._last_change is not None:
+                self.image_change[-1] = self._last_change()
+                self._last_change = None
         codes = np.stack([np.asarray(it.code, np.float64) for it in self.iterations])
         code_change = np.zeros(len(codes))
         code_change[1:] = np.linalg.norm(np.diff(codes, axis=0), axis=1)
@@ -654,14 +662,23 @@ def run_ikc(
             if not reduced:
                 result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
         stage = progress.sub_progress(loop_share * i / n_stages, loop_share / n_stages)
-        sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, stage))
-        if prev_sr is not None:
-            result.image_change[i] = 255.0 * float(np.mean(np.abs(sr - prev_sr)))
+        last = i == n_stages - 1
+        if reduced and last:  # the crop's last image feeds no correction: only the change curve needs it
+            sr = None
+            if prev_sr is not None:
+                def last_change(prev=prev_sr, code=code.copy()) -> float:
+                    crop_sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, NULL_PROGRESS))
+                    return 255.0 * float(np.mean(np.abs(crop_sr - prev)))
+
+                result._last_change = last_change
+        else:
+            sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, stage))
+            if prev_sr is not None:
+                result.image_change[i] = 255.0 * float(np.mean(np.abs(sr - prev_sr)))
         kernel = np.clip(pca.reconstruct(code), 0.0, None)
         kernel = (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
         shown = sr
         if reduced:  # the chosen (final) iteration at full size now, the others when asked for
-            last = i == n_stages - 1
             shown = None if not last else _clip01(
                 _sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(loop_share, 1 - loop_share)))
         result.iterations.append(IkcIteration(i, shown, code.copy(), kernel, render=renderer(code.copy()),
