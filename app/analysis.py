@@ -138,8 +138,11 @@ def lattice_overlay_rgba(kernel_map: KernelMap, *, step_lr: int | None = None, p
     p = px_per_lr if px_per_lr is not None else max(1, min(16, int(round(1200 / max(h, w)))))
     canvas = np.zeros((h * p, w * p, 4), np.uint8)
     cell = max(9, int(step * p * 0.55))
-    for row, col in points:
-        heat = kernel_heatmap_u8(kernel_map.kernel_at(col, row, space="lr").kernel, cell)
+    rows = np.array([r for r, _ in points], np.int64)
+    cols = np.array([c for _, c in points], np.int64)
+    kernels, _ = kernel_map.kernels_at(rows, cols)  # exact, one batched network pass (not one per point)
+    for (row, col), kernel in zip(points, kernels):
+        heat = kernel_heatmap_u8(kernel, cell)
         cy, cx = row * p + p // 2, col * p + p // 2
         y0, x0 = cy - cell // 2, cx - cell // 2
         y0c, x0c = max(0, y0), max(0, x0)

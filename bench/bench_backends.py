@@ -12,7 +12,8 @@ side goes through the application's own path (:class:`engine.backends.onnx_backe
 ORT_ENABLE_ALL, sequential, intra-op threads = ``--threads``); the torch side uses the same thread
 count, ``torch.inference_mode()``, and is timed both NCHW-contiguous and channels-last. Runs of the
 backends are interleaved so that load from other processes hits both alike; the table shows
-medians and ``torch best / ORT``. ``--variants`` also times ORT settings worth trying.
+medians and ``torch best / ORT``. ``--variants`` also times ORT settings worth trying. Refuses to
+time on a busy machine (1-minute load average above 0.5) unless ``--allow-load`` (results marked LOADED).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from honest import add_load_argument, require_idle  # noqa: E402
 
 NETWORKS = ("manet", "rrdb_sft", "sftmd", "ikc_predictor", "ikc_corrector")
 
@@ -197,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reexport", action="store_true", help="export again even if the graph exists")
     p.add_argument("--static", dest="dynamic", action="store_false", help="export with fixed shapes")
     p.add_argument("--variants", action="store_true", help="also time ORT setting variants")
+    add_load_argument(p)
     a = p.parse_args(argv)
+    cond = require_idle(a.allow_load)
 
     import onnxruntime as ort
     import torch
@@ -210,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     for network in a.networks:
         print(f"{network} ...", file=sys.stderr)
         rows.append(bench_network(network, a, variant_rows))
+    cond.finish()
+    print(cond.header())
     print(_table(["network (small, x4)", "input", "ORT ms", "torch ms", "torch CL ms", "torch/ORT", "max |diff|"],
                  rows))
     if variant_rows:

@@ -4,30 +4,24 @@ Times, on a 1024 x 1024 HR RGB image at x4 (LR 256 x 256), the median of several
 mode-5 field generation, ``blur_subsample_variant`` with that field (target < 1 s on 2 cores),
 the spatially invariant ``blur_subsample``, ``blur_bicubic`` and ``imresize`` down/up.
 
-Run: ``.venv/bin/python bench/bench_degradation.py [--runs 5] [--size 1024]``
+Run: ``.venv/bin/python bench/bench_degradation.py [--runs 5] [--size 1024]`` (refuses a busy machine
+unless ``--allow-load``; the steps run interleaved, one of each per round).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from typing import Callable
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from honest import add_load_argument, interleaved, medians, report, require_idle  # noqa: E402
 
 from engine.degradation.degrade import blur_bicubic, blur_subsample, blur_subsample_variant
 from engine.degradation.fields import manet_mode_field
 from engine.degradation.resize import imresize
-
-
-def _median_time(fn: Callable[[], object], runs: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--size", type=int, default=1024, help="HR side in pixels")
     parser.add_argument("--scale", type=int, default=4)
+    add_load_argument(parser)
     args = parser.parse_args(argv)
+    cond = require_idle(args.allow_load)
 
     rng = np.random.default_rng(0)
     s = args.scale
@@ -57,12 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         (f"imresize 1/{s}", lambda: imresize(hr, 1.0 / s)),
         (f"imresize x{s} of the LR image", lambda: imresize(hr[: lr_hw[0], : lr_hw[1]], float(s))),
     ]
-    print(f"HR {args.size}x{args.size} RGB float32, x{s} (LR {lr_hw[0]}x{lr_hw[1]}), field "
-          f"{field.nbytes / 2**20:.0f} MiB, median of {args.runs} runs")
-    for name, fn in rows:
-        fn()  # warm-up
-        med, times = _median_time(fn, args.runs)
-        print(f"  {name:<40s} {med * 1000:8.1f} ms   (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})")
+    times = interleaved(dict(rows), args.runs, progress=False)
+    med = medians(times)
+    table = [[name, f"{med[name] * 1000:.1f}", f"{min(times[name]) * 1000:.1f}", f"{max(times[name]) * 1000:.1f}"]
+             for name, _ in rows]
+    report(cond, f"degradation, HR {args.size}x{args.size} RGB float32, x{s} (LR {lr_hw[0]}x{lr_hw[1]}), "
+                 f"field {field.nbytes / 2**20:.0f} MiB, median of {args.runs} interleaved rounds",
+           table, ["step", "median ms", "min ms", "max ms"])
     return 0
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from engine.degradation.kernels import check_kernel_sigmas
 from engine.degradation.resize import imresize_strips, output_length
 from engine.imageio import Image, IntegerImage, rgb_to_u8, rgb_to_u16
-from engine.pipeline.blind import IkcResult, run_bicubic, run_ikc, run_manet, run_nonblind
+from engine.pipeline.blind import IKC_LOOP_PIXELS, IkcResult, run_bicubic, run_ikc, run_manet, run_nonblind
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet, execution_text
 from engine.progress import NULL_PROGRESS, Progress
@@ -30,7 +30,10 @@ IKC_STEPS_MAX = 20
 class UpscaleOptions:
     """What to run: ``method`` in :data:`METHODS`, ``scale``, tile size in LR px (None: automatic),
     IKC ``ikc_steps`` (None: the step recorded in the IKC corrector's card, see
-    :func:`engine.modelcards.ikc_steps_from_card`), and the non-blind kernel (std devs in HR px, angle in rad).
+    :func:`engine.modelcards.ikc_steps_from_card`), the non-blind kernel (std devs in HR px, angle in
+    rad), and the largest image (LR px) IKC's correction loop runs on whole: larger ones run it on
+    their most detailed crop of that size, and SFTMD runs at full size only for the iterations shown
+    (``None``: always whole; see :func:`engine.pipeline.blind.run_ikc`).
 
     ``integer_output``: bicubic returns an :class:`~engine.imageio.IntegerImage` at the input's bit
     depth, rounded strip by strip into one preallocated array (for writing: a 12 MP image ×4 then
@@ -43,6 +46,7 @@ class UpscaleOptions:
     ikc_steps: int | None = None
     nonblind_sigmas: tuple[float, float, float] = (2.0, 2.0, 0.0)
     integer_output: bool = False
+    ikc_loop_pixels: int | None = IKC_LOOP_PIXELS
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -56,6 +60,8 @@ class UpscaleOptions:
                 check_kernel_sigmas(*self.nonblind_sigmas)
             except ValueError as exc:
                 raise ValueError(f"nonblind_sigmas: {exc}") from None
+        if self.ikc_loop_pixels is not None and self.ikc_loop_pixels < 64:
+            raise ValueError("ikc_loop_pixels must be None or at least 64")
 
 
 @dataclass
@@ -105,7 +111,8 @@ def upscale(
         result = run_manet(lr, models, tile=options.tile, progress=rgb_progress)
         sr, kernel_map, provider = result.sr_rgb_f32, result.kernel_map, result.provider
     elif options.method == "ikc":
-        ikc = run_ikc(lr, models, steps=options.ikc_steps, tile=options.tile, progress=rgb_progress)
+        ikc = run_ikc(lr, models, steps=options.ikc_steps, tile=options.tile, progress=rgb_progress,
+                      loop_max_pixels=options.ikc_loop_pixels)
         sr, provider = ikc.final.sr_rgb_f32, ikc.provider
     elif options.method == "nonblind":
         s1, s2, th = options.nonblind_sigmas

@@ -83,16 +83,17 @@ def kernel_lattice_overview(
     canvas = np.repeat(np.repeat(base, zoom, axis=0), zoom, axis=1)  # nearest, integer zoom
     canvas = (canvas.astype(np.float32) * 0.8).astype(np.uint8)  # dim the photo a little
     cell = max(8, int(step_lr * zoom * 0.6))
-    for row in range(step_lr // 2, h, step_lr):
-        for col in range(step_lr // 2, w, step_lr):
-            info = kernel_map.kernel_at(col, row, space="lr")
-            tile = kernel_heatmap_u8(info.kernel, cell)
-            cy, cx = (row * zoom + zoom // 2), (col * zoom + zoom // 2)
-            y0, x0 = cy - cell // 2, cx - cell // 2
-            y1, x1 = y0 + cell, x0 + cell
-            sy0, sx0 = max(0, -y0), max(0, -x0)
-            y0c, x0c = max(0, y0), max(0, x0)
-            y1c, x1c = min(canvas.shape[0], y1), min(canvas.shape[1], x1)
-            if y1c > y0c and x1c > x0c:
-                canvas[y0c:y1c, x0c:x1c] = tile[sy0 : sy0 + (y1c - y0c), sx0 : sx0 + (x1c - x0c)]
+    points = [(row, col) for row in range(step_lr // 2, h, step_lr) for col in range(step_lr // 2, w, step_lr)]
+    kernels, _ = kernel_map.kernels_at(np.array([p[0] for p in points], np.int64),
+                                       np.array([p[1] for p in points], np.int64))  # one batched network pass
+    for (row, col), kernel in zip(points, kernels):
+        tile = kernel_heatmap_u8(kernel, cell)
+        cy, cx = (row * zoom + zoom // 2), (col * zoom + zoom // 2)
+        y0, x0 = cy - cell // 2, cx - cell // 2
+        y1, x1 = y0 + cell, x0 + cell
+        sy0, sx0 = max(0, -y0), max(0, -x0)
+        y0c, x0c = max(0, y0), max(0, x0)
+        y1c, x1c = min(canvas.shape[0], y1), min(canvas.shape[1], x1)
+        if y1c > y0c and x1c > x0c:
+            canvas[y0c:y1c, x0c:x1c] = tile[sy0 : sy0 + (y1c - y0c), sx0 : sx0 + (x1c - x0c)]
     return canvas

@@ -80,7 +80,10 @@ def test_lattice_overview_draws_kernels_on_the_dimmed_photo():
         kernels[(row, col)] = anisotropic_gaussian_kernel(1.0 + row / 5, 0.8, col / 10, 4)
         return SimpleNamespace(kernel=kernels[(row, col)])
 
-    canvas = kernel_lattice_overview(lr, SimpleNamespace(kernel_at=kernel_at), step_lr=10, target_px=120)
+    def kernels_at(rows, cols):  # the lattice asks for all its kernels in one call
+        return np.stack([kernel_at(int(c), int(r)).kernel for r, c in zip(rows, cols)]), True
+
+    canvas = kernel_lattice_overview(lr, SimpleNamespace(kernels_at=kernels_at), step_lr=10, target_px=120)
     zoom = 3  # round(120 / 40)
     assert canvas.shape == (h * zoom, w * zoom, 3) and canvas.dtype == np.uint8
     assert sorted(kernels) == [(r, c) for r in (5, 15, 25) for c in (5, 15, 25, 35)]

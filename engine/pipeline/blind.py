@@ -4,20 +4,23 @@ All functions take ``lr_rgb_f32`` (h×w×3 float32 RGB in [0, 1]) and return pla
 are processed in tiles (:mod:`engine.tiling`) with the output kept in host memory; every tile is a
 cancellation point of the :class:`~engine.progress.Progress` passed in.
 
-Tile sizes (``tile=None`` → automatic, from a memory budget: see :data:`BYTES_PER_LR_PX`) are in
-LR pixels. MANet is tiled exactly (context ≥ 12 LR px,
+Tile sizes (``tile=None`` → automatic: the whole image when one run of it fits the memory budget,
+else the largest tile that does; see :data:`BYTES_PER_LR_PX`) are in LR pixels. MANet is tiled exactly (context ≥ 12 LR px,
 origins on multiples of 8); RRDB-SFT and SFTMD use the overlap their cards give, cropping each tile
 to its core. IKC's predictor and corrector pool over the whole image: images up to
 ``WHOLE_IMAGE_PIXELS`` go through them in one piece; larger ones are cut into pieces whose outputs
 are averaged weighted by area, which is what global average pooling over the whole image computes
 up to the pieces' borders (downscaling instead would change the very blur being measured). The
 small presets standardise their input image (``engine.archs.ikc.standardize_image``); a piece is
-standardised on its own, as the training patches were.
+standardised on its own, as the training patches were. :func:`~engine.upscale.upscale` runs IKC's
+whole loop on the image's most detailed crop instead (a crop, not a downscale) and SFTMD at full size
+only for the iterations shown (``run_ikc(loop_max_pixels=...)``).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -41,18 +44,30 @@ from engine.tiling import tile_size_for_budget, tiled_apply
 MANET_MULTIPLE = 8
 MANET_CONTEXT = 12
 NEIGHBOURHOOD = 32  # LR px fed to MANet to recompute one kernel exactly
-# Activation memory per LR pixel of a tile (bytes; generous estimates for the paper presets, so the
-# small presets stay well inside the budget). The automatic tile is the largest one whose padded
-# area times this fits the memory budget; out-of-memory still halves it (engine.tiling).
-BYTES_PER_LR_PX = {"manet": 12_000, "rrdb_sft": 12_000, "sftmd": 24_000}
-CPU_BUDGET_BYTES = 512 << 20
+# Peak memory of one network run per LR pixel of its input (bytes), by preset. "small": measured on
+# the shipped graphs (growth of peak RSS over one onnxruntime CPU run on 128² and 256² inputs: MANet
+# 5.1 kB, RRDB-SFT 3.8 kB, SFTMD 8.4 kB, linear in the area) plus 20 %; other presets: generous
+# estimates. The automatic tile is the whole image when it fits the budget (no overlap computed
+# twice), else the largest tile whose padded area fits; out-of-memory still halves it (engine.tiling).
+BYTES_PER_LR_PX = {
+    "small": {"manet": 6_200, "rrdb_sft": 4_600, "sftmd": 10_100},
+    "paper": {"manet": 12_000, "rrdb_sft": 12_000, "sftmd": 24_000},
+}
+CPU_MEMORY_BYTES = 1792 << 20  # host memory for one pipeline: SR canvas + code map + one tile's activations
+MIN_CPU_TILE_BYTES = 256 << 20  # tile activations get at least this even when the canvas is large
 GPU_BUDGET_BYTES = 2 << 30
 MAX_AUTO_TILE = 1024
 MIN_AUTO_TILE = 128
-KEEP_KERNELS_MAX_BYTES = 192 * 1024 * 1024  # keep float16 kernels when they fit in this
-KEEP_IKC_IMAGES_MAX_BYTES = 1 << 30  # keep IKC's intermediate images (float16) when they fit in this
+KEEP_KERNELS_MAX_BYTES = 192 * 1024 * 1024  # build the full float16 kernels on request only up to this
+KEEP_IKC_IMAGES_MAX_BYTES = 1 << 30  # keep IKC's rendered intermediate images (float16) when they fit in this
 WHOLE_IMAGE_PIXELS = 512 * 512  # predictor input (LR px) processed in one piece up to this
 CORRECTOR_PIXELS = 1024 * 1024  # corrector input (SR px) processed in one piece up to this
+# upscale(): IKC's correction loop runs on a crop of at most this many LR px. On 3 training photographs
+# at 256² LR and σ 1.8 / 2.6 / 3.2 (bench/ikc_reduced_loop.py, default 7 steps) the final PSNR-Y was
+# 29.20 / 29.20 / 28.90 dB (mean 29.10) with a 96² crop, 29.07 / 29.17 / 28.94 (29.06) with 128², and
+# 28.83 / 29.08 / 28.94 (28.95) with the loop on the whole image; the whole run took (loaded machine,
+# medians) 32 s, 41 s and 80 s.
+IKC_LOOP_PIXELS = 96 * 96
 N_TAPS = KERNEL_SIZE * KERNEL_SIZE
 
 
@@ -75,13 +90,35 @@ def _pad_edge(chw: np.ndarray, multiple: int) -> np.ndarray:
     return chw
 
 
-def _tile_for(network: str, models: ModelSet, tile: int | None, context: int = 0, align: int = 1) -> int:
-    """``tile`` if given, else the largest tile (LR px) that fits the device's memory budget."""
+def _bytes_per_lr_px(models: ModelSet, network: str) -> int:
+    card = models.cards.get(network)
+    table = BYTES_PER_LR_PX.get(card.preset if card is not None else "paper", BYTES_PER_LR_PX["paper"])
+    return table.get(network, BYTES_PER_LR_PX["paper"][network])
+
+
+def _tile_for(network: str, models: ModelSet, tile: int | None, context: int = 0, align: int = 1,
+              hw: tuple[int, int] | None = None) -> int:
+    """``tile`` if given; else the whole ``hw`` image when one run of it fits the memory budget, else
+    the largest tile (LR px) that does.
+
+    On the CPU the budget is :data:`CPU_MEMORY_BYTES` less the host arrays the pipeline holds for
+    the whole image (the SR canvas and a code map), and at least :data:`MIN_CPU_TILE_BYTES`.
+    """
     if tile is not None:
         return int(tile)
     runner = models.runners.get(network)
-    budget = GPU_BUDGET_BYTES if runner is not None and runner.on_gpu else CPU_BUDGET_BYTES
-    side = tile_size_for_budget(budget, BYTES_PER_LR_PX[network], context, align)
+    per_px = _bytes_per_lr_px(models, network)
+    if runner is not None and runner.on_gpu:
+        budget = GPU_BUDGET_BYTES
+    else:
+        host = 0 if hw is None else hw[0] * hw[1] * (models.scale**2 * 3 * 4 + 16 * 4)
+        budget = max(MIN_CPU_TILE_BYTES, CPU_MEMORY_BYTES - host)
+    if hw is not None:
+        h, w = hw
+        padded = (h + (-h) % align) * (w + (-w) % align)
+        if padded * per_px <= budget:
+            return -(-max(h, w) // align) * align  # one tile: nothing computed twice
+    side = tile_size_for_budget(budget, per_px, context, align)
     # Never let the core shrink below twice the overlap (or 128 px): with the SR networks' wide
     # overlaps (44–71 LR px) a budget-only core of ~60 px made small images run as 4+ mostly-overlap
     # tiles, 2.5× slower. Out-of-memory still halves a tile that does not fit.
@@ -146,6 +183,67 @@ def _recompute_fn(models: ModelSet, lr_chw: np.ndarray, cache_windows: int = 32)
     return recompute
 
 
+def _manet_kernels_tiled(models: ModelSet, lr_chw: np.ndarray, per_tile, out_channels: int, tile: int | None,
+                         progress: Progress) -> np.ndarray:
+    """``per_tile(kernels)`` over MANet's exact tiling: a (out_channels, h, w) canvas.
+
+    ``per_tile`` gets the network's contiguous (441, H, W) output for a tile padded to multiples of
+    8 and may return any (out_channels, H, W) array; the padding is cropped afterwards.
+    """
+    runner = models.runner("manet")
+
+    def run_tile(crops: list[np.ndarray]) -> np.ndarray:
+        th, tw = crops[0].shape[-2:]
+        kernels = runner.run({"lr_rgb": _pad_edge(crops[0], MANET_MULTIPLE)[None]})["kernels"][0]
+        return per_tile(kernels)[:, :th, :tw]
+
+    return tiled_apply(
+        run_tile, [lr_chw], scale=1, out_channels=out_channels,
+        tile=_tile_for("manet", models, tile, MANET_CONTEXT, MANET_MULTIPLE, hw=lr_chw.shape[-2:]),
+        context=MANET_CONTEXT, align=MANET_MULTIPLE, progress=progress,
+    )
+
+
+def _kernels_at_fn(models: ModelSet, lr_chw: np.ndarray, tile: int | None):
+    """An exact many-kernel evaluator ``(rows, cols) -> (n, 441)`` float32, one network pass.
+
+    Runs MANet either on the aligned 32×32 neighbourhood of every distinct 8×8 block the points fall
+    in, or once over the image (tile by tile, keeping only the requested pixels), whichever feeds the
+    network fewer pixels; both give the kernels of the full run (MANet's tiling is exact).
+    """
+    from engine.tiling import plan_tiles
+
+    h, w = lr_chw.shape[-2:]
+    runner = models.runner("manet")
+
+    def network(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        crop = _pad_edge(lr_chw[:, y0:y1, x0:x1], MANET_MULTIPLE)
+        return runner.run({"lr_rgb": crop[None]})["kernels"][0]
+
+    def kernels_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        cols = np.asarray(cols, np.int64).reshape(-1)
+        out = np.empty((rows.size, N_TAPS), np.float32)
+        wy = np.maximum(0, (rows - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
+        wx = np.maximum(0, (cols - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
+        windows = np.unique(np.stack([wy, wx], axis=1), axis=0) if rows.size else np.zeros((0, 2), np.int64)
+        if len(windows) * NEIGHBOURHOOD**2 <= h * w:
+            for y0, x0 in windows:
+                sel = np.flatnonzero((wy == y0) & (wx == x0))
+                k = network(y0, min(h, y0 + NEIGHBOURHOOD), x0, min(w, x0 + NEIGHBOURHOOD))
+                out[sel] = k[:, rows[sel] - y0, cols[sel] - x0].T
+            return out
+        side = _tile_for("manet", models, tile, MANET_CONTEXT, MANET_MULTIPLE, hw=(h, w))
+        for t in plan_tiles(h, w, side, MANET_CONTEXT, MANET_MULTIPLE):
+            sel = np.flatnonzero((rows >= t.y0) & (rows < t.y1) & (cols >= t.x0) & (cols < t.x1))
+            if sel.size:
+                k = network(t.iy0, t.iy1, t.ix0, t.ix1)
+                out[sel] = k[:, rows[sel] - t.iy0, cols[sel] - t.ix0].T
+        return out
+
+    return kernels_at
+
+
 def estimate_kernel_map(
     lr_rgb_f32: np.ndarray,
     models: ModelSet,
@@ -154,35 +252,35 @@ def estimate_kernel_map(
     progress: Progress = NULL_PROGRESS,
     keep_kernels_max_bytes: int = KEEP_KERNELS_MAX_BYTES,
 ) -> KernelMap:
-    """MANet's kernel for every LR pixel, as a :class:`KernelMap` (codes always; kernels when small)."""
+    """MANet's kernel for every LR pixel, as a :class:`KernelMap` of PCA codes.
+
+    Each tile's (441, th, tw) kernels are projected to codes as they come out of the network; no
+    full kernel map is stored or converted. :meth:`KernelMap.kernel_at` reruns MANet on the point's
+    neighbourhood (exact); ``KernelMap.kernels_f16`` runs MANet over the image again on first access,
+    when the float16 kernels fit in ``keep_kernels_max_bytes`` (else it is None).
+    """
     lr_chw = _chw(lr_rgb_f32)
     h, w = lr_chw.shape[-2:]
     pca = models.pca("rrdb_sft") if "rrdb_sft" in models.pcas else models.pca("manet")
-    keep = h * w * N_TAPS * 2 <= keep_kernels_max_bytes
-
     components = pca.components  # (d, 441)
     offset = (components @ pca.mean)[:, None]  # (d, 1): projecting (k - mean) without copying k
 
-    def per_tile(crops: list[np.ndarray]) -> np.ndarray:
-        kernels = manet_kernels(models, crops[0])  # (441, th, tw)
-        if keep:
-            return kernels
+    def to_codes(kernels: np.ndarray) -> np.ndarray:
         th, tw = kernels.shape[-2:]
         codes = components @ kernels.reshape(N_TAPS, th * tw) - offset  # (d, th·tw), no (n, 441) copy
-        return codes.reshape(-1, th, tw).astype(np.float32, copy=False)
+        return codes.reshape(-1, th, tw)
 
-    out = tiled_apply(
-        per_tile, [lr_chw], scale=1, out_channels=N_TAPS if keep else pca.n_components,
-        tile=_tile_for("manet", models, tile, MANET_CONTEXT, MANET_MULTIPLE), context=MANET_CONTEXT,
-        align=MANET_MULTIPLE,
-        progress=progress,
-    )
-    if keep:
-        kernels_hw = np.moveaxis(out, 0, -1)  # (h, w, 441)
-        codes = pca.project(kernels_hw).astype(np.float32)
-        return KernelMap(models.scale, codes, pca, kernels_f16=kernels_hw.astype(np.float16))
-    codes = np.ascontiguousarray(np.moveaxis(out, 0, -1))
-    return KernelMap(models.scale, codes, pca, recompute=_recompute_fn(models, lr_chw))
+    out = _manet_kernels_tiled(models, lr_chw, to_codes, pca.n_components, tile, progress)
+    codes = np.moveaxis(out, 0, -1)  # (h, w, d) view of the (d, h, w) canvas RRDB-SFT reads without a copy
+
+    def full_kernels() -> np.ndarray | None:
+        if h * w * N_TAPS * 2 > keep_kernels_max_bytes:
+            return None
+        kernels = _manet_kernels_tiled(models, lr_chw, lambda k: k, N_TAPS, tile, NULL_PROGRESS)
+        return np.ascontiguousarray(np.moveaxis(kernels.astype(np.float16), 0, -1))  # (h, w, 441)
+
+    return KernelMap(models.scale, codes, pca, recompute=_recompute_fn(models, lr_chw), full_kernels=full_kernels,
+                     recompute_many=_kernels_at_fn(models, lr_chw, tile))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +296,7 @@ def sr_from_codes(
 ) -> np.ndarray:
     """RRDB-SFT on an LR image and its (h, w, 15) code map: SR rgb_f32 (s·h, s·w, 3)."""
     lr_chw = _chw(lr_rgb_f32)
-    code_chw = np.ascontiguousarray(np.moveaxis(codes_hwd.astype(np.float32), -1, 0))
+    code_chw = np.ascontiguousarray(np.moveaxis(np.asarray(codes_hwd, np.float32), -1, 0))
     runner = models.runner("rrdb_sft")
 
     def per_tile(crops: list[np.ndarray]) -> np.ndarray:
@@ -207,7 +305,7 @@ def sr_from_codes(
     context = _context_for(models, "rrdb_sft", 16)
     out = tiled_apply(
         per_tile, [lr_chw, code_chw], scale=models.scale, out_channels=3,
-        tile=_tile_for("rrdb_sft", models, tile, context), context=context,
+        tile=_tile_for("rrdb_sft", models, tile, context, hw=lr_chw.shape[-2:]), context=context,
         progress=progress, channels_last=True,
     )
     return _clip01(out)
@@ -267,8 +365,9 @@ class IkcIteration:
     """One IKC step: its SR image, its 10-d code and the 21×21 kernel reconstructed from the code.
 
     The SR image is stored as given, or — for intermediate steps of large images — kept as float16
-    or not kept at all and re-rendered from the code when asked for (SFTMD is deterministic), so
-    keeping every iteration does not multiply the memory of a large result by t + 1.
+    or not kept at all and rendered from the code when asked for (SFTMD is deterministic), so
+    keeping every iteration does not multiply the memory of a large result by t + 1. With
+    ``keep_rendered`` an image rendered on request is kept (float32) for the next request.
     """
 
     def __init__(
@@ -278,6 +377,8 @@ class IkcIteration:
         code: np.ndarray,
         kernel: np.ndarray,
         render: Callable[[], np.ndarray] | None = None,
+        *,
+        keep_rendered: bool = False,
     ) -> None:
         if sr_rgb_f32 is None and render is None:
             raise ValueError("an IKC iteration needs its image or a way to render it")
@@ -286,23 +387,37 @@ class IkcIteration:
         self.kernel = kernel
         self._sr = sr_rgb_f32
         self._render = render
+        self._keep_rendered = keep_rendered
+        self._lock = threading.Lock()
 
     @property
     def stored(self) -> bool:
+        """True when the image is held (reading :attr:`sr_rgb_f32` runs no network)."""
         return self._sr is not None
 
     @property
     def sr_rgb_f32(self) -> np.ndarray:
-        """(s·h, s·w, 3) float32 in [0, 1] (rendered again from the code if it was not kept)."""
-        if self._sr is None:
-            return self._render()
-        return self._sr if self._sr.dtype == np.float32 else self._sr.astype(np.float32)
+        """(s·h, s·w, 3) float32 in [0, 1] (rendered from the code if it is not held: SFTMD runs)."""
+        return self._get(self._keep_rendered)
+
+    def render(self) -> np.ndarray:
+        """:attr:`sr_rgb_f32`, and hold it from now on (call it off the GUI thread: SFTMD may run)."""
+        return self._get(True)
+
+    def _get(self, keep: bool) -> np.ndarray:
+        with self._lock:
+            sr = self._sr
+            if sr is None:
+                sr = self._render()
+                if keep:
+                    self._sr = sr
+        return sr if sr.dtype == np.float32 else sr.astype(np.float32)
 
     def compact(self, keep: bool) -> None:
         """Store the image as float16 (``keep``) or drop it (re-rendered on demand)."""
-        if self._sr is None:
-            return
-        self._sr = self._sr.astype(np.float16) if keep else None
+        with self._lock:
+            if self._sr is not None:
+                self._sr = self._sr.astype(np.float16) if keep else None
 
     def __repr__(self) -> str:
         return f"IkcIteration({self.index}, code={np.round(self.code, 3).tolist()}, stored={self.stored})"
@@ -310,12 +425,38 @@ class IkcIteration:
 
 @dataclass
 class IkcResult:
+    """Every IKC iteration, and how the iterations changed.
+
+    ``image_change[i]`` is 255 × mean |SR_i − SR_{i−1}| (8-bit levels, 0 for i = 0) measured on the
+    images the correction loop ran on: the whole image, or the crop ``loop_box`` (y0, y1, x0, x1 in
+    LR px) when the loop ran on a reduced copy (see :func:`run_ikc`).
+    """
+
     iterations: list[IkcIteration] = field(default_factory=list)
     provider: str = ""
+    image_change: np.ndarray | None = None
+    loop_box: tuple[int, int, int, int] | None = None
+    # the last entry of image_change when it is still to be computed (reduced loop: the crop's last
+    # SFTMD run feeds no correction, so it runs only when the change curve is asked for)
+    _last_change: Callable[[], float] | None = field(default=None, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def final(self) -> IkcIteration:
         return self.iterations[-1]
+
+    def changes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(image_change, code_change)``, one entry per iteration (entry 0 is 0): the image change
+        above and ‖h_i − h_{i−1}‖₂, without rendering any iteration."""
+        with self._lock:
+            if self._last_change is not None:
+                self.image_change[-1] = self._last_change()
+                self._last_change = None
+        codes = np.stack([np.asarray(it.code, np.float64) for it in self.iterations])
+        code_change = np.zeros(len(codes))
+        code_change[1:] = np.linalg.norm(np.diff(codes, axis=0), axis=1)
+        image_change = self.image_change if self.image_change is not None else np.zeros(len(codes))
+        return np.asarray(image_change, np.float64), code_change
 
     def save_npz(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write every iteration's kernel to a compressed ``.npz`` (atomically; returns the path).
@@ -374,7 +515,7 @@ def _sftmd_hwc(lr_chw: np.ndarray, code: np.ndarray, models: ModelSet, tile: int
 
     context = _context_for(models, "sftmd", 16)
     return tiled_apply(
-        per_tile, [lr_chw], scale=models.scale, out_channels=3, tile=_tile_for("sftmd", models, tile, context),
+        per_tile, [lr_chw], scale=models.scale, out_channels=3, tile=_tile_for("sftmd", models, tile, context, hw=lr_chw.shape[-2:]),
         context=context, progress=progress, channels_last=True,
     )
 
@@ -422,6 +563,30 @@ class IsotropicCodeCurve:
         return self.codes[i].copy(), float(self.sigmas[i])
 
 
+def detail_box(lr_chw: np.ndarray, max_pixels: int) -> tuple[int, int, int, int]:
+    """The crop ``(y0, y1, x0, x1)`` of at most ``max_pixels`` LR px with the most detail.
+
+    Detail is the mean absolute difference between neighbouring pixels (all channels), summed over
+    the window; candidate windows start on a grid of a quarter of their side. A kernel can only be
+    read from edges and texture, so that is where IKC's loop looks when it runs on a reduced copy.
+    """
+    h, w = lr_chw.shape[-2:]
+    ch = min(h, math.isqrt(max_pixels))
+    cw = min(w, max_pixels // ch)
+    g = np.zeros((h, w), np.float64)
+    g[:, 1:] += np.abs(np.diff(lr_chw, axis=2)).sum(axis=0)
+    g[1:, :] += np.abs(np.diff(lr_chw, axis=1)).sum(axis=0)
+    integral = np.zeros((h + 1, w + 1))
+    integral[1:, 1:] = g.cumsum(0).cumsum(1)
+    ys = sorted(set(range(0, h - ch + 1, max(1, ch // 4))) | {h - ch})
+    xs = sorted(set(range(0, w - cw + 1, max(1, cw // 4))) | {w - cw})
+    y0s, x0s = np.meshgrid(ys, xs, indexing="ij")
+    sums = (integral[y0s + ch, x0s + cw] - integral[y0s, x0s + cw] - integral[y0s + ch, x0s] + integral[y0s, x0s])
+    i, j = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    y0, x0 = int(y0s[i, j]), int(x0s[i, j])
+    return y0, y0 + ch, x0, x0 + cw
+
+
 def run_ikc(
     lr_rgb_f32: np.ndarray,
     models: ModelSet,
@@ -430,6 +595,8 @@ def run_ikc(
     tile: int | None = None,
     progress: Progress = NULL_PROGRESS,
     keep_images_max_bytes: int = KEEP_IKC_IMAGES_MAX_BYTES,
+    loop_max_pixels: int | None = None,
+    render_all: bool = False,
 ) -> IkcResult:
     """IKC with every iteration kept: ``h0 = P(LR)``, ``SR_i = F(LR, h_i)``, ``h_i = h_{i-1} + C(SR_{i-1}, h_{i-1})``.
 
@@ -441,8 +608,16 @@ def run_ikc(
     against 28.97 dB for the true code. Left unprojected, the smallest PCA components also drifted
     tens of times outside anything SFTMD had seen (a checkerboard in the displayed kernel).
 
-    The final image is kept in float32. Earlier images are kept as float16 when all of them fit in
-    ``keep_images_max_bytes``; otherwise only their codes are kept and
+    **Reduced copy** (``loop_max_pixels`` given and the image larger than that): the predictor,
+    SFTMD and the corrector loop run on the crop of at most ``loop_max_pixels`` LR px with the most
+    detail (:func:`detail_box`; a crop, not a downscale, which would change the blur being
+    measured). SFTMD then runs at full size only for the final iteration; the others are rendered
+    when their :attr:`IkcIteration.sr_rgb_f32` is first read (kept, float32, when all of them fit in
+    ``keep_images_max_bytes``), or all at once with ``render_all``. Rendering is deterministic: a
+    lazily rendered iteration is the image an eager run gives.
+
+    **Whole image** (the default): the final image is kept in float32. Earlier images are kept as
+    float16 when all of them fit in ``keep_images_max_bytes``; otherwise only their codes are kept and
     :attr:`IkcIteration.sr_rgb_f32` renders them again on demand. At most one full-precision
     intermediate image is alive at a time, so peak memory does not grow with the step count.
 
@@ -457,24 +632,29 @@ def run_ikc(
     pca: KernelPCA = models.pca("sftmd")
     predictor, corrector = models.runner("ikc_predictor"), models.runner("ikc_corrector")
     n_stages = steps + 1
+    h, w = lr_chw.shape[-2:]
+    reduced = loop_max_pixels is not None and h * w > loop_max_pixels
+    box = detail_box(lr_chw, loop_max_pixels) if reduced else (0, h, 0, w)
+    loop_chw = np.ascontiguousarray(lr_chw[:, box[0] : box[1], box[2] : box[3]]) if reduced else lr_chw
 
     def predict(crops):
         return predictor.run({"lr_rgb": crops[0][None]})["kernel_code"][0]
 
-    h, w = lr_chw.shape[-2:]
-    sr_bytes_f16 = h * w * models.scale**2 * 3 * 2
-    keep_f16 = n_stages * sr_bytes_f16 <= keep_images_max_bytes
+    sr_bytes = h * w * models.scale**2 * 3
+    keep_f16 = n_stages * sr_bytes * 2 <= keep_images_max_bytes
+    keep_f32 = n_stages * sr_bytes * 4 <= keep_images_max_bytes
 
     def renderer(code: np.ndarray) -> Callable[[], np.ndarray]:
         return lambda: _clip01(_sftmd_hwc(lr_chw, code, models, tile, NULL_PROGRESS))
 
-    result = IkcResult(provider=models.provider)
-    curve = IsotropicCodeCurve.for_basis(pca, models.scale)
+    result = IkcResult(provider=models.provider, image_change=np.zeros(n_stages), loop_box=box if reduced else None)
+    curve = _code_curve(pca, models.scale)
 
     def on_curve(code: np.ndarray) -> np.ndarray:
         return curve.nearest(code)[0]
 
-    code = on_curve(_pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS))
+    loop_share = 0.5 if reduced else 1.0
+    code = on_curve(_pooled(predict, [loop_chw], WHOLE_IMAGE_PIXELS))
     prev_sr: np.ndarray | None = None
     for i in range(n_stages):
         progress.check_cancelled()
@@ -485,12 +665,50 @@ def run_ikc(
                 return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
 
             code = on_curve(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS))
-            result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
-            prev_sr = None
-        sr = _clip01(_sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(i / n_stages, 1.0 / n_stages)))
+            if not reduced:
+                result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
+        stage = progress.sub_progress(loop_share * i / n_stages, loop_share / n_stages)
+        last = i == n_stages - 1
+        if reduced and last:  # the crop's last image feeds no correction: only the change curve needs it
+            sr = None
+            if prev_sr is not None:
+                def last_change(prev=prev_sr, code=code.copy()) -> float:
+                    crop_sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, NULL_PROGRESS))
+                    return 255.0 * float(np.mean(np.abs(crop_sr - prev)))
+
+                result._last_change = last_change
+        else:
+            sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, stage))
+            if prev_sr is not None:
+                result.image_change[i] = 255.0 * float(np.mean(np.abs(sr - prev_sr)))
         kernel = np.clip(pca.reconstruct(code), 0.0, None)
         kernel = (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
-        result.iterations.append(IkcIteration(i, sr, code.copy(), kernel, render=renderer(code.copy())))
+        shown = sr
+        if reduced:  # the chosen (final) iteration at full size now, the others when asked for
+            shown = None if not last else _clip01(
+                _sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(loop_share, 1 - loop_share)))
+        result.iterations.append(IkcIteration(i, shown, code.copy(), kernel, render=renderer(code.copy()),
+                                              keep_rendered=reduced and keep_f32))
         prev_sr = sr
+    if reduced and render_all:
+        for it in result.iterations[:-1]:
+            progress.check_cancelled()
+            it.render()
     progress.set_progress(1.0)
     return result
+
+
+_CURVES: dict[tuple[int, int], tuple[KernelPCA, IsotropicCodeCurve]] = {}
+_CURVES_LOCK = threading.Lock()
+
+
+def _code_curve(pca: KernelPCA, scale: int) -> IsotropicCodeCurve:
+    """:meth:`IsotropicCodeCurve.for_basis`, computed once per basis object and scale."""
+    key = (id(pca), scale)
+    with _CURVES_LOCK:
+        hit = _CURVES.get(key)
+        if hit is None or hit[0] is not pca:  # the basis is held, so its id is not reused while cached
+            if len(_CURVES) >= 8:
+                _CURVES.clear()
+            hit = _CURVES[key] = (pca, IsotropicCodeCurve.for_basis(pca, scale))
+    return hit[1]

@@ -1,10 +1,11 @@
 """Per-pixel kernel maps on the LR grid, kept compactly, with exact kernels on demand.
 
 A :class:`KernelMap` stores MANet's estimate for every LR pixel as its PCA code (``codes``: h×w×d
-float32, d = 15) and, when the image is small enough, the full kernels too (``kernels_f16``:
-h×w×441 float16). :meth:`KernelMap.kernel_at` answers for a point in LR or SR coordinates; when the
-full kernels are not stored it reruns MANet on the 32×32 LR neighbourhood around the point (MANet's
-receptive field is 22 LR px, so the result is the exact kernel, not a PCA reconstruction).
+float32, d = 15); the full kernels (``kernels_f16``: h×w×441 float16) are built only when something
+asks for all of them, and only when the image is small enough. :meth:`KernelMap.kernel_at` answers
+for a point in LR or SR coordinates by rerunning MANet on the 32×32 LR neighbourhood around the point
+(MANet's receptive field is 22 LR px, so the result is the network's own float32 kernel, not a PCA
+reconstruction).
 
 Coordinates: LR pixel ``(y, x)`` covers SR pixels ``[s·y, s·y + s) × [s·x, s·x + s)`` (LR pixel i is
 centred on HR position ``s·i + (s−1)/2``; see :mod:`engine.degradation.degrade`).
@@ -13,7 +14,7 @@ centred on HR position ``s·i + (s−1)/2``; see :mod:`engine.degradation.degrad
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -55,15 +56,47 @@ def describe_kernel(kernel: np.ndarray, lr_yx: tuple[int, int] = (0, 0), exact: 
     )
 
 
-@dataclass
 class KernelMap:
-    """MANet's kernels for every LR pixel of one image (see the module docstring)."""
+    """MANet's kernels for every LR pixel of one image (see the module docstring).
 
-    scale: int
-    codes: np.ndarray  # (h, w, d) float32 PCA codes
-    pca: KernelPCA
-    kernels_f16: np.ndarray | None = None  # (h, w, 441) float16, when small enough to keep
-    recompute: KernelFn | None = field(default=None, repr=False, compare=False)
+    ``kernels_f16`` is either given (an (h, w, 441) float16 array) or built on first access by
+    ``full_kernels()`` (None when the kernels are too large to keep): the pipeline keeps only the
+    codes on its hot path and builds kernels when something shows them.
+    """
+
+    def __init__(
+        self,
+        scale: int,
+        codes: np.ndarray,
+        pca: KernelPCA,
+        kernels_f16: np.ndarray | None = None,
+        recompute: KernelFn | None = None,
+        full_kernels: Callable[[], np.ndarray | None] | None = None,
+        recompute_many: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self.scale = scale
+        self.codes = codes  # (h, w, d) float32 PCA codes
+        self.pca = pca
+        self.recompute = recompute
+        self._kernels_f16 = kernels_f16
+        self._full_kernels = full_kernels
+        self._recompute_many = recompute_many
+
+    def __repr__(self) -> str:
+        return f"KernelMap(scale={self.scale}, lr_hw={self.lr_hw}, kernels_stored={self.kernels_stored})"
+
+    @property
+    def kernels_stored(self) -> bool:
+        """True when the full kernels are held in memory (given, or already built)."""
+        return self._kernels_f16 is not None
+
+    @property
+    def kernels_f16(self) -> np.ndarray | None:
+        """(h, w, 441) float16 exact kernels, built on first access when small enough; else None."""
+        if self._kernels_f16 is None and self._full_kernels is not None:
+            self._kernels_f16 = self._full_kernels()
+            self._full_kernels = None
+        return self._kernels_f16
 
     @property
     def lr_hw(self) -> tuple[int, int]:
@@ -84,16 +117,37 @@ class KernelMap:
     def kernel_at(self, x: float, y: float, space: str = "lr") -> KernelInfo:
         """The kernel at ``(x, y)`` (column, row) in LR or SR pixel coordinates, with σ1, σ2, θ."""
         row, col = self.lr_index(x, y, space)
-        if self.kernels_f16 is not None:
-            kernel = self.kernels_f16[row, col].astype(np.float32)
-            exact = True
-        elif self.recompute is not None:
+        if self.recompute is not None:  # the network's own float32 kernel (float16 storage is not exact)
             kernel = self.recompute(row, col)
+            exact = True
+        elif self._kernels_f16 is not None:
+            kernel = self._kernels_f16[row, col].astype(np.float32)
             exact = True
         else:
             kernel = self.pca.reconstruct(self.codes[row, col])
             exact = False
         return describe_kernel(kernel, (row, col), exact)
+
+    def kernels_at(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, bool]:
+        """``(kernels, exact)``: the (n, 21, 21) float32 kernels at LR pixels ``(rows[i], cols[i])``.
+
+        Exact (the network's own, one batched network pass) when the map can recompute them, else
+        the stored float16 kernels, else PCA reconstructions (``exact`` False). Kernels are as the
+        network gives them (not clipped or renormalised). Meant for many points (a lattice, a
+        region); call it off the GUI thread.
+        """
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        cols = np.asarray(cols, np.int64).reshape(-1)
+        h, w = self.lr_hw
+        if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= h or cols.max() >= w):
+            raise IndexError(f"kernels_at: a point lies outside the {w}×{h} LR image")
+        if self._recompute_many is not None:
+            flat, exact = self._recompute_many(rows, cols), True
+        elif self._kernels_f16 is not None:
+            flat, exact = self._kernels_f16[rows, cols].astype(np.float32), True
+        else:
+            return self.pca.reconstruct(self.codes[rows, cols]), False
+        return flat.reshape(-1, KERNEL_SIZE, KERNEL_SIZE), exact
 
     def reconstruct_all(self) -> np.ndarray:
         """(h, w, 21, 21) float32 kernels: stored ones, else PCA reconstructions (memory: h·w·1.7 kB)."""
