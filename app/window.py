@@ -25,7 +25,6 @@ from app.geometry import HoverHit, eta_seconds, format_duration
 from app.ikc import IkcPanel
 from app.lab import LabPanel, synthesise_and_estimate
 from app.loader import ImageLoader
-from app.qtcompat import guard_bool_refcounts
 from app.panels import METHOD_LABELS, KernelInspector, RegionsPanel, RunPanel
 from app.viewer import CompareViewer, RegionModel, to_u8
 
@@ -127,7 +126,6 @@ class MainWindow(QtWidgets.QMainWindow):
     """The studio. ``settings`` defaults to the user's QSettings; tests pass their own."""
 
     def __init__(self, settings: QtCore.QSettings | None = None, *, models_dir: Path | None = None) -> None:
-        guard_bool_refcounts()
         super().__init__()
         self.settings = settings if settings is not None else QtCore.QSettings()
         self.setWindowTitle(f"{APP_NAME} {__version__}")
