@@ -335,8 +335,9 @@ class RegionsPanel(QtWidgets.QWidget):
             return self.stats[row].label
         return self.stats[0].label if self.stats else self.current_label()
 
-    def show_stats(self, stats: list[RegionStats], note: str = "") -> None:
-        """Fill the table, the mean-kernel thumbnails and the σ1/σ2/θ spread plot."""
+    def show_stats(self, stats: list[RegionStats], note: str = "", source: str = "") -> None:
+        """Fill the table, the mean-kernel thumbnails and the σ1/σ2/θ spread plot; ``source`` names the
+        kernel map the statistics come from (e.g. "MANet kernel map")."""
         self.stats = stats
         self.table.setRowCount(len(stats))
         for row, st in enumerate(stats):
@@ -382,7 +383,7 @@ class RegionsPanel(QtWidgets.QWidget):
             self.plot.addItem(pg.ScatterPlotItem(x=xs, y=means, brush=pg.mkBrush(colour), size=8,
                                                  pen=pg.mkPen((20, 20, 20))))
         self.plot.setXRange(-0.5, 2.5, padding=0)
-        self.hint.setText(note or ("Mean ± std (thick) and min–max (thin) of the kernels in each region."
+        self.hint.setText(note or (f"{source or 'Kernels'}: mean ± std (thick) and min–max (thin) in each region."
                                    if stats else "Paint on the input view; statistics need a MANet result."))
 
 

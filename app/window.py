@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from engine import __version__
 from engine.imageio import READ_SUFFIXES, Image, ImageIOError, decode_image_bytes, read_image, write_image
 from engine.paths import resources_dir
-from engine.upscale import UpscaleOptions, UpscaleResult, upscale
+from engine.upscale import UpscaleOptions, upscale
 
 from app.analysis import (REGION_COLOURS, comparison_picture, ikc_changes, label_bbox, lattice_overlay_rgba,
                           region_stats)
@@ -26,6 +24,8 @@ from app.ikc import IkcPanel
 from app.lab import LabPanel, synthesise_and_estimate
 from app.loader import ImageLoader
 from app.panels import METHOD_LABELS, KernelInspector, RegionsPanel, RunPanel
+from app.results import ResultPicker
+from app.session import METHOD_SHORT, QueueEntry, RunOutput, device_name
 from app.viewer import CompareViewer, RegionModel, to_u8
 
 log = logging.getLogger(__name__)
@@ -34,32 +34,6 @@ APP_NAME = "Kernelscope"
 MAX_RECENT = 10
 THUMB_PX = 96
 REGION_MARGIN_LR = 12  # context around an "Upscale region" crop, LR px
-_entry_ids = itertools.count(1)
-
-
-@dataclass
-class QueueEntry:
-    """One opened image: where it came from, its pixels, its latest result and its painted regions."""
-
-    name: str
-    image: Image
-    path: Path | None = None
-    result: UpscaleResult | None = None
-    lattice: tuple[np.ndarray, int] | None = None
-    sr_u8: np.ndarray | None = None
-    ikc_changes: tuple[np.ndarray, np.ndarray] | None = None
-    labels: np.ndarray | None = None
-    entry_id: int = field(default_factory=lambda: next(_entry_ids))
-
-
-@dataclass
-class RunOutput:
-    """What a run hands the GUI: the result plus everything display-ready that was costly to make."""
-
-    result: UpscaleResult
-    sr_u8: np.ndarray
-    lattice: tuple[np.ndarray, int] | None = None
-    ikc_changes: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def upscale_job(bridge: EngineBridge, image: Image, options: UpscaleOptions, device: str, *,
@@ -154,11 +128,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.regions = RegionModel(self)
         self.viewer = CompareViewer(self.regions)
         self.notice = NoticeBar()
+        self.result_picker = ResultPicker()
         studio = QtWidgets.QWidget()
         sl = QtWidgets.QVBoxLayout(studio)
         sl.setContentsMargins(0, 0, 0, 0)
         sl.setSpacing(0)
         sl.addWidget(self.notice)
+        sl.addWidget(self.result_picker)
         sl.addWidget(self.viewer, 1)
         self.ikc_panel = IkcPanel()
         self.lab = LabPanel()
@@ -286,6 +262,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.run_panel.cancel_requested.connect(self.cancel_run)
         self.run_panel.run_all_requested.connect(self._on_run_all)
         self.viewer.hovered.connect(self._on_hover)
+        self.result_picker.method_chosen.connect(self.show_method)
         self.inspector.lattice_toggled.connect(self._on_lattice)
         self.regions_panel.tool_changed.connect(self._on_tool)
         self.regions_panel.label_changed.connect(self._on_label)
@@ -416,11 +393,18 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_queue_row(self, row: int) -> None:
         self._show_entry(self.entries[row] if 0 <= row < len(self.entries) else None)
 
+    def show_method(self, method: str) -> None:
+        """Show the current image's result of ``method`` (kept from an earlier run)."""
+        if self.current is not None and method in self.current.results and method != self.current.shown:
+            self.current.show(method)
+            self._show_entry(self.current)
+
     def _show_entry(self, entry: QueueEntry | None) -> None:
-        if self.current is not None and self.current is not entry:
-            self.current.labels = self.regions.labels.copy()
+        if self.current is not None:
+            self.current.keep_labels(self.regions.labels)
         self.current = entry
         self._hover_cache = (None, None)
+        self.result_picker.set_entry(entry)
         if entry is None:
             self.viewer.set_images(None, None, 1)
             self.image_label.setText("no image")
@@ -432,13 +416,12 @@ class MainWindow(QtWidgets.QMainWindow):
         result = entry.result
         scale = result.scale if result is not None else self.run_panel.options().scale
         self.viewer.set_images(img.rgb_f32, None if result is None else entry.sr_u8, scale)
-        lr_hw = (img.height, img.width)
-        if self.regions.labels.shape != lr_hw:
-            self.regions.reset(lr_hw)
-        if entry.labels is not None and entry.labels.shape == lr_hw:
-            self.regions.set_labels(entry.labels)
-        else:
-            self.regions.reset(lr_hw)
+        if result is not None:
+            self.viewer.sr_view.label.setText(f"Result (SR) — {METHOD_SHORT[result.method]}")
+        labels = entry.labels_or_empty()
+        if self.regions.labels.shape != labels.shape:
+            self.regions.reset(labels.shape)
+        self.regions.set_labels(labels.copy())
         self.image_label.setText(f"{entry.name} — {img.width}×{img.height} px, {img.bit_depth}-bit"
                                  + (", alpha" if img.has_alpha else ""))
         self.setWindowTitle(f"{entry.name} — {APP_NAME}")
@@ -569,17 +552,13 @@ class MainWindow(QtWidgets.QMainWindow):
             entry = self._entry_by_id(self._run_entry_id)
             self.run_panel.set_running(False)
             self.run_panel.finish(f"done in {result.seconds:.1f} s")
-            self.provider_label.setText(f"device: {result.provider}")
+            self.provider_label.setText(f"device: {device_name(result.provider)}")
             if entry is not None:
-                entry.result = result
-                entry.lattice = payload.lattice
-                entry.sr_u8 = payload.sr_u8
-                entry.ikc_changes = payload.ikc_changes
+                entry.add_result(payload)
                 if entry is self.current:
                     self._show_entry(entry)
-            self.statusBar().showMessage(
-                f"{METHOD_LABELS[result.method]} ×{result.scale} in {result.seconds:.2f} s on {result.provider}",
-                10_000)
+            self.statusBar().showMessage(f"{METHOD_LABELS[result.method]} ×{result.scale} in {result.seconds:.2f} s "
+                                         f"on {device_name(result.provider)}", 10_000)
             self._on_regions_changed()
         elif kind == "batch":
             self._batch_finished(job_id, f"wrote {Path(payload).name}")
@@ -591,7 +570,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.run_panel.finish("lab: done")
             self.lab.run_button.setEnabled(True)
             self.lab.show_result(payload)
-            self.provider_label.setText(f"device: {payload.provider}")
+            self.provider_label.setText(f"device: {device_name(payload.provider)}")
         self._update_actions()
 
     @QtCore.Slot(int, str, str)
@@ -732,7 +711,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_lattice(self, on: bool) -> None:
         if self.act_lattice.isChecked() != on:
             self.act_lattice.setChecked(on)
-        lattice = self.current.lattice if self.current is not None else None
+        source = self.current.kernel_source() if self.current is not None else None
+        lattice = None if source is None else source.lattice
         if on and lattice is not None:
             self.viewer.set_lattice(*lattice)
         else:
@@ -779,12 +759,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot()
     def _on_regions_changed(self) -> None:
-        result = self.current.result if self.current is not None else None
-        if result is None or result.kernel_map is None or self.regions.labels.shape != result.kernel_map.lr_hw:
-            self.regions_panel.show_stats([], "" if result is None else
+        if self.current is None:
+            return
+        self.current.keep_labels(self.regions.labels)
+        source = self.current.kernel_source()
+        kmap = None if source is None else source.result.kernel_map
+        if kmap is None or self.regions.labels.shape != kmap.lr_hw:
+            self.regions_panel.show_stats([], "" if self.current.result is None else
                                           "Region statistics need a MANet result (they use its kernel map).")
             return
-        self.regions_panel.show_stats(region_stats(self.regions.labels, result.kernel_map))
+        self.regions_panel.show_stats(region_stats(self.regions.labels, kmap),
+                                      source=f"{METHOD_SHORT[source.method]} kernel map")
 
     def save_mask(self, path: Path) -> Path:
         """Write the painted regions as a colour PNG (region colours on black; readable by :meth:`load_mask`)."""
@@ -866,7 +851,7 @@ class MainWindow(QtWidgets.QMainWindow):
         sr = result.image.rgb_f32[(ty0 - wy0) * s:(ty1 - wy0) * s, (tx0 - wx0) * s:(tx1 - wx0) * s]
         self.viewer.add_preview(sr, tx0 * s, ty0 * s)
         self.statusBar().showMessage(f"Region preview ({tx1 - tx0}×{ty1 - ty0} LR px) in {result.seconds:.2f} s "
-                                     f"on {result.provider}", 10_000)
+                                     f"on {device_name(result.provider)}", 10_000)
 
     # degradation lab ---------------------------------------------------------------------------------------
     def lab_open_image(self, path: Path) -> int:

@@ -128,7 +128,7 @@ def test_run_shows_result_provider_and_full_progress(window, qtbot, small_lr):
     assert result is not None and result.kernel_map is not None
     assert result.image.rgb_f32.shape == (160, 192, 3)
     assert window.viewer.sr_item.image.shape == (160, 192, 3)
-    assert result.provider in window.provider_label.text()
+    assert window.provider_label.text() == f"device: {result.provider.removesuffix('ExecutionProvider')}"
     assert seen and seen[-1] == 1.0 and window.run_panel.progress.value() == 1000
     assert window.run_panel.run_button.isEnabled() and not window.run_panel.cancel_button.isEnabled()
 

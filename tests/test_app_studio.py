@@ -1,0 +1,50 @@
+"""The studio as people use it: results kept per method, regions that survive runs, the IKC tab, progress,
+layout and brush strokes (pytest-qt, offscreen, tiny random-weight models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from tests.test_app_window import (read_and_wait, run_and_wait, settings, small_lr,  # noqa: E402,F401
+                                   window)
+
+
+def test_painted_regions_survive_a_run(window, qtbot, small_lr):
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    window.regions.label = 2
+    window.regions.tool = "brush"
+    window.regions.stroke([(5.0, 5.0), (20.0, 12.0)])
+    painted = window.regions.labels.copy()
+    assert (painted == 2).sum() > 20
+    run_and_wait(qtbot, window, "manet")
+    np.testing.assert_array_equal(window.regions.labels, painted)
+    np.testing.assert_array_equal(window.current.labels, painted)
+    assert window.regions_panel.stats and window.regions_panel.stats[0].label == 2  # stats from the new run
+    run_and_wait(qtbot, window, "bicubic")
+    np.testing.assert_array_equal(window.regions.labels, painted)
+
+
+def test_manet_and_ikc_results_coexist(window, qtbot, small_lr):
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    run_and_wait(qtbot, window, "manet")
+    manet = window.current.result
+    window.regions.tool = "brush"
+    window.regions.stroke([(10.0, 10.0), (14.0, 14.0)])
+    run_and_wait(qtbot, window, "ikc", ikc_steps=1)
+    entry = window.current
+    assert set(entry.results) == {"manet", "ikc"} and entry.shown == "ikc"
+    assert entry.results["manet"].result is manet
+    assert window.result_picker.isVisible() and window.result_picker.methods() == ["manet", "ikc"]
+    assert "IKC" in window.viewer.sr_view.label.text
+    # region statistics keep using MANet's kernel map while IKC is shown, and say so
+    assert window.regions_panel.stats and "MANet kernel map" in window.regions_panel.hint.text()
+    # switch back without running again
+    window.result_picker.combo.setCurrentIndex(0)
+    window.result_picker.combo.activated.emit(0)
+    assert entry.shown == "manet" and window.current.result is manet
+    assert "MANet" in window.viewer.sr_view.label.text
+    assert "MANet" in window.inspector.title.text()
+    np.testing.assert_array_equal(window.viewer.sr_item.image, entry.results["manet"].sr_u8)
