@@ -3,6 +3,7 @@
 * :func:`region_stats`: per painted region, the mean kernel and the spread of σ1, σ2, θ.
 * :func:`kernel_error_map`: per-LR-pixel mean |estimated − true| kernel error (degradation lab).
 * :func:`ikc_changes`: how much the SR image and the code change from one IKC iteration to the next.
+* :func:`difference_rgb_u8`: an amplified signed difference of two images, with the gain it used.
 * :func:`lattice_overlay_rgba`: small kernel heat maps on a lattice, transparent elsewhere.
 * :func:`labels_rgba`: painted label map coloured for display.
 * :func:`comparison_picture`: input (nearest-enlarged) and result side by side for saving.
@@ -122,6 +123,39 @@ def ikc_changes(sr_images: list[np.ndarray], codes: list[np.ndarray]) -> tuple[n
         image_change[i] = 255.0 * float(np.mean(np.abs(sr_images[i] - sr_images[i - 1])))
         code_change[i] = float(np.linalg.norm(np.asarray(codes[i]) - np.asarray(codes[i - 1])))
     return image_change, code_change
+
+
+@dataclass(frozen=True)
+class Difference:
+    """An amplified signed difference picture: ``rgb_u8`` shows |a − b| (mean over channels) ×``gain``,
+    red where ``a`` is brighter, blue where darker, black where equal; full colour is ±``full_scale_levels``
+    (8-bit levels). ``max_levels`` is the largest |a − b| found."""
+
+    rgb_u8: np.ndarray
+    gain: float
+    full_scale_levels: float
+    max_levels: float
+
+
+def difference_rgb_u8(a_rgb_f32: np.ndarray, b_rgb_f32: np.ndarray, *, percentile: float = 99.5,
+                      max_gain: float = 1000.0) -> Difference:
+    """Amplify ``a − b`` so that its ``percentile`` of |difference| reaches full colour (gain at most
+    ``max_gain``); IKC iterations often differ by a few hundredths of a level, invisible unamplified."""
+    if a_rgb_f32.shape != b_rgb_f32.shape:
+        raise ValueError(f"cannot subtract a {b_rgb_f32.shape[1]}×{b_rgb_f32.shape[0]} image from a "
+                         f"{a_rgb_f32.shape[1]}×{a_rgb_f32.shape[0]} one")
+    d_levels = 255.0 * (np.asarray(a_rgb_f32, np.float32) - np.asarray(b_rgb_f32, np.float32)).mean(axis=-1)
+    magnitude = np.abs(d_levels)
+    biggest = float(magnitude.max()) if magnitude.size else 0.0
+    full = float(np.percentile(magnitude, percentile)) if biggest > 0 else 0.0
+    full = max(full, 255.0 / max_gain)  # gain at most max_gain (and never a division by ~0)
+    gain = 255.0 / full
+    t = np.clip(d_levels / full, -1.0, 1.0)
+    rgb = np.zeros(d_levels.shape + (3,), np.float32)
+    rgb[..., 0] = np.clip(t, 0, 1) * 255.0  # brighter: red
+    rgb[..., 1] = np.abs(t) * 60.0
+    rgb[..., 2] = np.clip(-t, 0, 1) * 255.0  # darker: blue
+    return Difference(np.rint(rgb).astype(np.uint8), gain, full, biggest)
 
 
 def lattice_overlay_rgba(kernel_map: KernelMap, *, step_lr: int | None = None, px_per_lr: int | None = None,

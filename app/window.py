@@ -425,7 +425,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.image_label.setText(f"{entry.name} — {img.width}×{img.height} px, {img.bit_depth}-bit"
                                  + (", alpha" if img.has_alpha else ""))
         self.setWindowTitle(f"{entry.name} — {APP_NAME}")
-        self.ikc_panel.set_result(img.rgb_f32, None if result is None else result.ikc, scale, entry.ikc_changes)
+        ikc = entry.results.get("ikc")
+        self.ikc_panel.set_result(img.rgb_f32, None if ikc is None else ikc.result.ikc,
+                                  scale if ikc is None else ikc.result.scale, entry.ikc_changes)
         self._on_lattice(self.inspector.lattice.isChecked())
         self.inspector.show_info(None, self._inspector_title(), "move the mouse over either view",
                                  self._inspector_source())

@@ -48,3 +48,30 @@ def test_manet_and_ikc_results_coexist(window, qtbot, small_lr):
     assert "MANet" in window.viewer.sr_view.label.text
     assert "MANet" in window.inspector.title.text()
     np.testing.assert_array_equal(window.viewer.sr_item.image, entry.results["manet"].sr_u8)
+
+
+def test_ikc_tab_empty_state_then_difference_view_differs_from_plain(window, qtbot, small_lr):
+    panel = window.ikc_panel
+    window.tabs.setCurrentWidget(panel)
+    assert panel.empty.isVisible() and not panel.content.isVisible()
+    assert "Run" in panel.empty.text() and "IKC" in panel.empty.text()
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    run_and_wait(qtbot, window, "ikc", ikc_steps=2)
+    assert panel.content.isVisible() and not panel.empty.isVisible()
+    assert len(panel.kernel_buttons) == 3
+    for plot in (panel.plot, panel.sigma_plot):  # axes start at 0
+        assert plot.getViewBox().viewRange()[1][0] == 0
+    panel.compare.setCurrentIndex(panel.compare.findData("iteration"))
+    panel.other.setValue(0)
+    panel.set_iteration(2)
+    plain = panel.right.item.image.copy()
+    panel.difference.setChecked(True)
+    diff = panel.right.item.image
+    assert diff.shape == plain.shape and not np.array_equal(diff, plain)
+    assert diff.max() > 100  # amplified: visible even when the iterations differ by a fraction of a level
+    assert "×" in panel.right.title.text and "levels" in panel.right.title.text
+    its = window.current.result.ikc.iterations
+    d_levels = np.abs(255 * (its[2].sr_rgb_f32 - its[0].sr_rgb_f32).mean(-1))
+    np.testing.assert_allclose(panel.diff.max_levels, d_levels.max(), rtol=1e-4)
+    panel.compare.setCurrentIndex(panel.compare.findData("input"))  # vs the input: on the SR grid too
+    assert panel.right.item.image.shape == plain.shape
