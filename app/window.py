@@ -19,7 +19,7 @@ from engine.upscale import UpscaleOptions, upscale
 from app.analysis import (REGION_COLOURS, comparison_picture, ikc_changes, label_bbox, lattice_overlay_rgba,
                           region_stats)
 from app.bridge import EngineBridge
-from app.geometry import HoverHit, eta_seconds, format_duration
+from app.geometry import HoverHit, RunEta, format_duration
 from app.ikc import IkcPanel
 from app.lab import LabPanel, synthesise_and_estimate
 from app.loader import ImageLoader
@@ -42,6 +42,7 @@ def upscale_job(bridge: EngineBridge, image: Image, options: UpscaleOptions, dev
     IKC change curves) so the GUI thread only hands arrays to the views."""
     progress.set_progress(0.0, "loading models")
     models = bridge.models_for(options.method, options.scale, device)
+    progress.set_progress(0.0, "models loaded")  # the ETA clock starts here (RunEta)
     result = upscale(image, options, models, progress=progress)
     lattice = lattice_overlay_rgba(result.kernel_map) if with_lattice and result.kernel_map is not None else None
     changes = None
@@ -114,7 +115,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.current: QueueEntry | None = None
         self._run_job: int | None = None
         self._run_entry_id: int | None = None
-        self._run_started = 0.0
         self._batch: dict[int, str] = {}
         self._batch_total = 0
         self._batch_done = 0
@@ -122,6 +122,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._region_jobs: dict[int, tuple[int, tuple[int, int, int, int], tuple[int, int, int, int]]] = {}
         self._lab_job: int | None = None
         self._hover_cache: tuple[Any, Any] = (None, None)
+        self._etas: dict[int, RunEta] = {}  # job id → its ETA from measured tile times
         self._closed = False
 
         # central: tabs (studio viewer | IKC iterations | degradation lab)
@@ -521,7 +522,6 @@ class MainWindow(QtWidgets.QMainWindow):
                                  self.run_panel.device_key(), tag=self.current.entry_id)
         self._run_job = job.job_id
         self._run_entry_id = self.current.entry_id
-        self._run_started = time.monotonic()
         self.run_panel.set_running(True, METHOD_LABELS[options.method].split(" (")[0])
         self._save_run_settings()
         self._update_actions()
@@ -537,9 +537,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot(int, float, str)
     def _on_progress(self, job_id: int, fraction: float, message: str) -> None:
-        job = self.bridge.job(job_id)
-        started = job.started if job is not None else self._run_started
-        eta = eta_seconds(fraction, time.monotonic() - started)
+        eta = self._etas.setdefault(job_id, RunEta()).update(time.monotonic(), fraction, message)
         text = f"{message or 'working'} · ETA {format_duration(eta)}" if fraction < 1 else "finishing"
         if job_id in self._batch:
             text = f"{self._batch_done + 1}/{self._batch_total} {self._batch[job_id]} · " + text
@@ -548,6 +546,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot(int, str, object)
     def _on_finished(self, job_id: int, kind: str, payload: Any) -> None:
+        self._etas.pop(job_id, None)
         if kind == "upscale" and job_id == self._run_job:
             self._run_job = None
             result = payload.result
@@ -577,6 +576,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot(int, str, str)
     def _on_failed(self, job_id: int, kind: str, reason: str) -> None:
+        self._etas.pop(job_id, None)
         if kind == "batch":
             self._batch_finished(job_id, f"failed: {reason}", failed=True)
             return
@@ -589,6 +589,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot(int, str)
     def _on_cancelled(self, job_id: int, kind: str) -> None:
+        self._etas.pop(job_id, None)
         if kind == "batch":
             self._batch_finished(job_id, "cancelled", failed=True)
             return

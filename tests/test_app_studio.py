@@ -75,3 +75,25 @@ def test_ikc_tab_empty_state_then_difference_view_differs_from_plain(window, qtb
     np.testing.assert_allclose(panel.diff.max_levels, d_levels.max(), rtol=1e-4)
     panel.compare.setCurrentIndex(panel.compare.findData("input"))  # vs the input: on the SR grid too
     assert panel.right.item.image.shape == plain.shape
+
+
+@pytest.mark.parametrize("method, phases", [
+    ("manet", ["loading models", "estimating kernels · tile", "super-resolving · tile"]),
+    ("ikc", ["loading models", "IKC step 0 of 2 · predicting the kernel", "IKC step 0 of 2 · super-resolving · tile",
+             "IKC step 1 of 2 · correcting the kernel", "IKC step 1 of 2 · super-resolving · tile",
+             "IKC step 2 of 2 · super-resolving · tile"]),
+])
+def test_progress_names_the_phases_in_order(window, qtbot, small_lr, method, phases):
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    messages: list[str] = []
+    texts: list[str] = []
+    window.bridge.progressed.connect(lambda _j, _f, m: messages.append(m))
+    window.bridge.progressed.connect(lambda *_: texts.append(window.run_panel.eta.text()))
+    run_and_wait(qtbot, window, method, tile=16, ikc_steps=2)
+    positions = []
+    for phase in phases:
+        hits = [k for k, m in enumerate(messages) if m.startswith(phase)]
+        assert hits, f"no progress message starts with {phase!r}: {messages}"
+        positions.append(hits[0])
+    assert positions == sorted(positions), messages
+    assert any("tile 1 of" in m for m in messages) and any(t.startswith(phases[-1][:12]) for t in texts)

@@ -229,8 +229,10 @@ def run_manet(
     progress: Progress = NULL_PROGRESS,
 ) -> ManetResult:
     """Blind SR with spatially variant kernels: MANet → PCA codes → RRDB-SFT."""
-    kmap = estimate_kernel_map(lr_rgb_f32, models, tile=tile, progress=progress.sub_progress(0.0, 0.3))
-    sr = sr_from_codes(lr_rgb_f32, kmap.codes, models, tile=tile, progress=progress.sub_progress(0.3, 0.7))
+    kmap = estimate_kernel_map(lr_rgb_f32, models, tile=tile,
+                               progress=progress.sub_progress(0.0, 0.3, "estimating kernels"))
+    sr = sr_from_codes(lr_rgb_f32, kmap.codes, models, tile=tile,
+                       progress=progress.sub_progress(0.3, 0.7, "super-resolving"))
     progress.set_progress(1.0)
     return ManetResult(sr, kmap, models.provider)
 
@@ -251,7 +253,7 @@ def run_nonblind(
     code = pca.project(kernel).astype(np.float32)
     h, w = lr_rgb_f32.shape[:2]
     codes = np.broadcast_to(code, (h, w, code.shape[-1]))
-    return sr_from_codes(lr_rgb_f32, codes, models, tile=tile, progress=progress)
+    return sr_from_codes(lr_rgb_f32, codes, models, tile=tile, progress=progress.sub_progress(0.0, 1.0, "super-resolving"))
 
 
 def run_bicubic(lr_rgb_f32: np.ndarray, scale: int) -> np.ndarray:
@@ -468,11 +470,14 @@ def run_ikc(
     def on_curve(code: np.ndarray) -> np.ndarray:
         return curve.nearest(code)[0]
 
+    progress.set_progress(0.0, f"IKC step 0 of {steps} · predicting the kernel")
     code = on_curve(_pooled(predict, [lr_chw], WHOLE_IMAGE_PIXELS))
     prev_sr: np.ndarray | None = None
     for i in range(n_stages):
         progress.check_cancelled()
+        stage = progress.sub_progress(i / n_stages, 1.0 / n_stages, f"IKC step {i} of {steps}")
         if i > 0:
+            stage.set_progress(0.0, "correcting the kernel")
             prev_sr_chw = prev_sr.transpose(2, 0, 1)  # a view; pieces are copied
 
             def correct(crops, code=code):
@@ -481,7 +486,7 @@ def run_ikc(
             code = on_curve(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS))
             result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
             prev_sr = None
-        sr = _clip01(_sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(i / n_stages, 1.0 / n_stages)))
+        sr = _clip01(_sftmd_hwc(lr_chw, code, models, tile, stage.sub_progress(0.0, 1.0, "super-resolving")))
         kernel = np.clip(pca.reconstruct(code), 0.0, None)
         kernel = (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
         result.iterations.append(IkcIteration(i, sr, code.copy(), kernel, render=renderer(code.copy())))
