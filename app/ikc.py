@@ -40,6 +40,7 @@ class _IkcSide(QtWidgets.QWidget):
         self.item = pg.ImageItem()
         self.vb.addItem(self.item)
         self.kernel = KernelView(96)
+        self.glw.setMinimumSize(160, 120)
         self.caption = QtWidgets.QLabel("–")
         self.caption.setProperty("role", "muted")
         row = QtWidgets.QHBoxLayout()
@@ -194,6 +195,8 @@ class IkcPanel(QtWidgets.QWidget):
             self.kernel_strip.removeWidget(button)
             button.deleteLater()
         self.kernel_buttons = []
+        if self.kernel_strip.count():  # the trailing stretch of the previous fill
+            self.kernel_strip.takeAt(0)
         for i, it in enumerate(iterations):
             info = describe_kernel(it.kernel)
             heat = np.ascontiguousarray(kernel_heatmap_u8(it.kernel, size=48))
@@ -210,7 +213,8 @@ class IkcPanel(QtWidgets.QWidget):
             button.clicked.connect(lambda _checked=False, i=i: self.set_iteration(i))
             self.kernel_strip.addWidget(button)
             self.kernel_buttons.append(button)
-        self.kernel_strip.addStretch(1)
+        if iterations:
+            self.kernel_strip.addStretch(1)
 
     def set_result(self, lr_rgb_f32: np.ndarray | None, ikc, scale: int,
                    changes: tuple[np.ndarray, np.ndarray] | None = None) -> None:

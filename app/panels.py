@@ -119,11 +119,17 @@ class RunPanel(QtWidgets.QWidget):
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.run_all_button)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.eta)
         layout.addStretch(1)
+        # Run, Cancel and the progress never scroll away: the window puts this footer below the
+        # (scrollable) settings, so they stay visible however small the dock gets
+        self.footer = QtWidgets.QWidget()
+        footer = QtWidgets.QVBoxLayout(self.footer)
+        footer.setContentsMargins(9, 0, 9, 6)
+        footer.addLayout(buttons)
+        footer.addWidget(self.run_all_button)
+        footer.addWidget(self.progress)
+        footer.addWidget(self.eta)
+        self.footer.setMinimumHeight(self.footer.sizeHint().height())
 
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)

@@ -21,6 +21,7 @@ from app.analysis import (REGION_COLOURS, comparison_picture, ikc_changes, label
 from app.bridge import EngineBridge
 from app.geometry import HoverHit, RunEta, format_duration
 from app.ikc import IkcPanel
+from app.layout import MIN_WIDTH_PX, PREFERRED_WIDTH_PX, balanced_widths
 from app.lab import LabPanel, synthesise_and_estimate
 from app.loader import ImageLoader
 from app.panels import METHOD_LABELS, KernelInspector, RegionsPanel, RunPanel
@@ -159,14 +160,24 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector = KernelInspector()
         self.regions_panel = RegionsPanel()
         self.queue_dock = self._dock("Queue", self.queue, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.run_dock = self._dock("Run", self.run_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.run_dock = self._dock("Run", self.run_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea,
+                                   footer=self.run_panel.footer)
         self.inspector_dock = self._dock("Kernel inspector", self.inspector,
                                          QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.regions_dock = self._dock("Regions", self.regions_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.inspector_dock, self.regions_dock)
         self.inspector_dock.raise_()
-        self.resizeDocks([self.queue_dock, self.run_dock], [215, 360], QtCore.Qt.Orientation.Horizontal)
+        self.queue_dock.setMinimumWidth(MIN_WIDTH_PX["queue"])
+        for dock in (self.run_dock, self.inspector_dock, self.regions_dock):
+            dock.setMinimumWidth(MIN_WIDTH_PX["right"])
+        self.resizeDocks([self.queue_dock, self.run_dock], [PREFERRED_WIDTH_PX["queue"], PREFERRED_WIDTH_PX["right"]],
+                         QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.run_dock, self.inspector_dock], [305, 545], QtCore.Qt.Orientation.Vertical)
+        self._default_state = self.saveState()  # View > Reset layout
+        self._balance_timer = QtCore.QTimer(self)
+        self._balance_timer.setSingleShot(True)
+        self._balance_timer.setInterval(150)
+        self._balance_timer.timeout.connect(self.balance_docks)
 
         # status bar
         self.provider_label = QtWidgets.QLabel("device: –")
@@ -182,7 +193,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_actions()
 
     # construction helpers -------------------------------------------------------------------------
-    def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area, footer: QtWidgets.QWidget | None = None
+              ) -> QtWidgets.QDockWidget:
+        """A dock whose ``widget`` scrolls when the dock is small; ``footer`` stays below it, never scrolled."""
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(title.replace(" ", "_").lower())
         if isinstance(widget, QtWidgets.QListWidget):
@@ -193,7 +206,17 @@ class MainWindow(QtWidgets.QMainWindow):
             scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
             scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             scroll.setWidget(widget)
-            dock.setWidget(scroll)
+            scroll.setMinimumHeight(60)
+            if footer is None:
+                dock.setWidget(scroll)
+            else:
+                holder = QtWidgets.QWidget()
+                column = QtWidgets.QVBoxLayout(holder)
+                column.setContentsMargins(0, 0, 0, 0)
+                column.setSpacing(0)
+                column.addWidget(scroll, 1)
+                column.addWidget(footer)
+                dock.setWidget(holder)
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
@@ -237,6 +260,7 @@ class MainWindow(QtWidgets.QMainWindow):
         v.addSeparator()
         for dock in (self.queue_dock, self.run_dock, self.inspector_dock, self.regions_dock):
             v.addAction(dock.toggleViewAction())
+        self._action(v, "&Reset layout", self.reset_layout)
 
         r = mb.addMenu("&Run")
         self.act_run = self._action(r, "&Run", self.start_run, "Ctrl+R")
@@ -1023,6 +1047,33 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
+
+    # layout -----------------------------------------------------------------------------------------------
+    def reset_layout(self) -> None:
+        """View > Reset layout: every panel back in its place, at widths that suit the window."""
+        self.restoreState(self._default_state)
+        for dock in (self.queue_dock, self.run_dock, self.inspector_dock, self.regions_dock):
+            dock.setFloating(False)
+            dock.show()
+        self.inspector_dock.raise_()
+        self.resizeDocks([self.queue_dock, self.run_dock], [PREFERRED_WIDTH_PX["queue"], PREFERRED_WIDTH_PX["right"]],
+                         QtCore.Qt.Orientation.Horizontal)
+        self.balance_docks()
+
+    def balance_docks(self) -> None:
+        """Give side panels back the width they lost at a small window size (see :mod:`app.layout`)."""
+        docks = {"queue": self.queue_dock, "right": self.run_dock}
+        current = {name: d.width() for name, d in docks.items()
+                   if d.isVisible() and not d.isFloating()}
+        wanted = balanced_widths(self.width(), current)
+        changed = [name for name in wanted if abs(wanted[name] - current[name]) > 2]
+        if changed:
+            self.resizeDocks([docks[n] for n in changed], [wanted[n] for n in changed],
+                             QtCore.Qt.Orientation.Horizontal)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._balance_timer.start()
 
     # misc ------------------------------------------------------------------------------------------------
     def _update_actions(self) -> None:

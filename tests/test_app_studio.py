@@ -97,3 +97,43 @@ def test_progress_names_the_phases_in_order(window, qtbot, small_lr, method, pha
         positions.append(hits[0])
     assert positions == sorted(positions), messages
     assert any("tile 1 of" in m for m in messages) and any(t.startswith(phases[-1][:12]) for t in texts)
+
+
+def _fully_visible(widget) -> bool:
+    """Shown, and not clipped by a scroll area, a dock or the window edge."""
+    return widget.isVisible() and widget.visibleRegion().boundingRect().size() == widget.size()
+
+
+def test_run_and_cancel_visible_at_1024x640_and_panels_recover(window, qtbot):
+    from PySide6 import QtWidgets
+
+    window.resize(1024, 640)
+    qtbot.wait(300)  # the dock balancing runs shortly after a resize
+    QtWidgets.QApplication.processEvents()
+    rp = window.run_panel
+    assert _fully_visible(rp.run_button) and _fully_visible(rp.cancel_button)
+    assert _fully_visible(rp.progress)
+    assert window.queue_dock.width() >= 150 and window.run_dock.width() >= 290
+    # squeezed, then large again: the side panels come back to a sensible width
+    window.resize(700, 500)
+    qtbot.wait(300)
+    window.resize(1600, 1000)
+    qtbot.wait(300)
+    QtWidgets.QApplication.processEvents()
+    assert window.run_dock.width() >= 340 and window.queue_dock.width() >= 200
+    # View > Reset layout puts a hidden, floating panel back
+    window.run_dock.setFloating(True)
+    window.queue_dock.hide()
+    window.reset_layout()
+    QtWidgets.QApplication.processEvents()
+    assert not window.run_dock.isFloating() and window.queue_dock.isVisible()
+    assert any(a.text() == "&Reset layout" for a in window.menuBar().actions()[1].menu().actions())
+
+
+def test_balanced_widths_grow_back_and_cap():
+    from app.layout import balanced_widths
+
+    assert balanced_widths(1600, {"queue": 150, "right": 290}) == {"queue": 215, "right": 360}
+    assert balanced_widths(1600, {"queue": 250, "right": 500}) == {"queue": 250, "right": 500}  # the user's
+    assert balanced_widths(1024, {"queue": 400, "right": 700}) == {"queue": 225, "right": 409}  # capped
+    assert balanced_widths(600, {"queue": 100, "right": 100}) == {"queue": 150, "right": 290}  # minimum
