@@ -210,6 +210,10 @@ class KernelInspector(QtWidgets.QWidget):
         form.addRow(_form_label("from"), self.source)
         self.lattice = QtWidgets.QCheckBox("Kernel lattice over the image (L)")
         self.lattice.toggled.connect(self.lattice_toggled)
+        self.lattice_legend = QtWidgets.QLabel("")
+        self.lattice_legend.setWordWrap(True)
+        self.lattice_legend.setProperty("role", "muted")
+        self.lattice_legend.hide()
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.view)
         top.addLayout(form, 1)
@@ -217,6 +221,7 @@ class KernelInspector(QtWidgets.QWidget):
         layout.addWidget(self.title)
         layout.addLayout(top)
         layout.addWidget(self.lattice)
+        layout.addWidget(self.lattice_legend)
         layout.addStretch(1)
         self.info = None
 
@@ -299,8 +304,8 @@ class RegionsPanel(QtWidgets.QWidget):
         self.plot = pg.PlotWidget(background=(24, 25, 28))
         self.plot.setMinimumHeight(170)
         self.plot.showGrid(x=False, y=True, alpha=0.25)
-        self.plot.setLabel("left", "value (px, or rad for θ)")
-        self.plot.getAxis("bottom").setTicks([[(0, "σ1"), (1, "σ2"), (2, "θ")]])
+        self.plot.setLabel("left", "σ (px)")
+        self.plot.getAxis("bottom").setTicks([[(0, "σ1"), (1, "σ2")]])
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.mean_kernels = QtWidgets.QHBoxLayout()
@@ -370,14 +375,15 @@ class RegionsPanel(QtWidgets.QWidget):
             kv.set_kernel(st.mean_kernel)
             kv.setToolTip(f"mean kernel of region {st.label}")
             self.mean_kernels.insertWidget(self.mean_kernels.count() - 1, kv)
-        # spread plot: per parameter, one box (min..max line, mean ± std bar) per region
+        # spread plot: per σ, one box (min..max line, mean ± std bar) per region; θ (degrees) is in the
+        # table only: an angle on the σ axis would read as a length
         self.plot.clear()
         n = max(1, len(stats))
         width = 0.7 / n
         for i, st in enumerate(stats):
             colour = REGION_COLOURS[(st.label - 1) % len(REGION_COLOURS)]
-            xs = np.arange(3) - 0.35 + width * (i + 0.5)
-            values = (st.sigma1, st.sigma2, st.theta)
+            xs = np.arange(2) - 0.35 + width * (i + 0.5)
+            values = (st.sigma1, st.sigma2)
             means = np.array([np.mean(v) for v in values])
             stds = np.array([np.std(v) for v in values])
             lows = np.array([np.min(v) for v in values])
@@ -388,7 +394,9 @@ class RegionsPanel(QtWidgets.QWidget):
                                               pen=pg.mkPen(colour, width=2)))
             self.plot.addItem(pg.ScatterPlotItem(x=xs, y=means, brush=pg.mkBrush(colour), size=8,
                                                  pen=pg.mkPen((20, 20, 20))))
-        self.plot.setXRange(-0.5, 2.5, padding=0)
+        self.plot.setXRange(-0.5, 1.5, padding=0)
+        if stats:
+            self.plot.setYRange(0, 1.15 * max(float(np.max(st.sigma1)) for st in stats), padding=0)
         self.hint.setText(note or (f"{source or 'Kernels'}: mean ± std (thick) and min–max (thin) in each region."
                                    if stats else "Paint on the input view; statistics need a MANet result."))
 

@@ -16,6 +16,8 @@ import numpy as np
 from engine.imageio import Image
 from engine.upscale import UpscaleResult
 
+from app.analysis import Lattice
+
 _entry_ids = itertools.count(1)
 
 METHOD_SHORT = {"manet": "MANet", "ikc": "IKC", "nonblind": "non-blind", "bicubic": "bicubic"}
@@ -33,7 +35,7 @@ class RunOutput:
 
     result: UpscaleResult
     sr_u8: np.ndarray
-    lattice: tuple[np.ndarray, int] | None = None
+    lattice: Lattice | None = None
     ikc_changes: tuple[np.ndarray, np.ndarray] | None = None
 
     @property

@@ -43,6 +43,8 @@ class LabelOverlay(pg.ImageItem):
         ev.accept()
         if ev.isStart():
             self._model.begin_stroke()
+            down = ev.buttonDownPos()  # the press: the drag starts only once the mouse has moved on
+            self._model.paint_at(down.x(), down.y())
         pos = ev.pos()
         self._model.paint_at(pos.x(), pos.y())
         if ev.isFinish():
@@ -72,6 +74,7 @@ class RegionModel(QtCore.QObject):
         self.brush_radius = 3.0  # LR px
         self._overlays: list[LabelOverlay] = []
         self._dirty = False
+        self._last_lr: tuple[float, float] | None = None  # the stroke's previous point
 
     def make_overlay(self) -> LabelOverlay:
         item = LabelOverlay(self)
@@ -102,10 +105,19 @@ class RegionModel(QtCore.QObject):
 
     def begin_stroke(self) -> None:
         self._dirty = False
+        self._last_lr = None
 
     def paint_at(self, x_lr: float, y_lr: float) -> None:
+        """Paint at a mouse position, and along the straight line from the stroke's previous position:
+        mouse events arrive far apart in a fast stroke, which would otherwise leave dots and gaps."""
         value = 0 if self.tool == "eraser" else int(self.label)
-        if stamp_disk(self.labels, x_lr, y_lr, self.brush_radius, value):
+        x0, y0 = self._last_lr if self._last_lr is not None else (x_lr, y_lr)
+        steps = max(1, int(np.ceil(np.hypot(x_lr - x0, y_lr - y0) / max(self.brush_radius / 2, 0.5))))
+        painted = False
+        for t in np.linspace(0.0, 1.0, steps + 1)[1 if self._last_lr is not None else 0:]:
+            painted |= stamp_disk(self.labels, x0 + t * (x_lr - x0), y0 + t * (y_lr - y0), self.brush_radius, value)
+        self._last_lr = (x_lr, y_lr)
+        if painted:
             self._dirty = True
             self.refresh()
 
@@ -113,14 +125,13 @@ class RegionModel(QtCore.QObject):
         if self._dirty:
             self.changed.emit()
         self._dirty = False
+        self._last_lr = None
 
     def stroke(self, points_lr: list[tuple[float, float]]) -> None:
         """Paint a stroke through ``points_lr`` (x, y in LR px) with the current tool (for scripts/tests)."""
         self.begin_stroke()
-        for (x0, y0), (x1, y1) in zip(points_lr, points_lr[1:] or points_lr):
-            steps = max(1, int(np.hypot(x1 - x0, y1 - y0) / max(self.brush_radius / 2, 0.5)))
-            for t in np.linspace(0.0, 1.0, steps + 1):
-                self.paint_at(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        for x, y in points_lr:
+            self.paint_at(x, y)
         self.end_stroke()
 
     def refresh(self) -> None:

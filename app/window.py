@@ -16,7 +16,7 @@ from engine.imageio import READ_SUFFIXES, Image, ImageIOError, decode_image_byte
 from engine.paths import resources_dir
 from engine.upscale import UpscaleOptions, upscale
 
-from app.analysis import (REGION_COLOURS, comparison_picture, ikc_changes, label_bbox, lattice_overlay_rgba,
+from app.analysis import (REGION_COLOURS, comparison_picture, ikc_changes, label_bbox, lattice_overlay,
                           region_stats)
 from app.bridge import EngineBridge
 from app.geometry import HoverHit, RunEta, format_duration
@@ -45,7 +45,7 @@ def upscale_job(bridge: EngineBridge, image: Image, options: UpscaleOptions, dev
     models = bridge.models_for(options.method, options.scale, device)
     progress.set_progress(0.0, "models loaded")  # the ETA clock starts here (RunEta)
     result = upscale(image, options, models, progress=progress)
-    lattice = lattice_overlay_rgba(result.kernel_map) if with_lattice and result.kernel_map is not None else None
+    lattice = lattice_overlay(result.kernel_map) if with_lattice and result.kernel_map is not None else None
     changes = None
     if result.ikc is not None:
         changes = ikc_changes([it.sr_rgb_f32 for it in result.ikc.iterations], [it.code for it in result.ikc.iterations])
@@ -741,9 +741,11 @@ class MainWindow(QtWidgets.QMainWindow):
         source = self.current.kernel_source() if self.current is not None else None
         lattice = None if source is None else source.lattice
         if on and lattice is not None:
-            self.viewer.set_lattice(*lattice)
+            self.viewer.set_lattice(lattice.rgba_u8, lattice.px_per_lr)
+            self.inspector.lattice_legend.setText(f"{METHOD_SHORT[source.method]} kernels. {lattice.legend()}")
         else:
             self.viewer.set_lattice(None)
+        self.inspector.lattice_legend.setVisible(on and lattice is not None)
         if on and lattice is None and self.current is not None:
             self.statusBar().showMessage("The kernel lattice needs a MANet result", 5000)
 

@@ -137,3 +137,44 @@ def test_balanced_widths_grow_back_and_cap():
     assert balanced_widths(1600, {"queue": 250, "right": 500}) == {"queue": 250, "right": 500}  # the user's
     assert balanced_widths(1024, {"queue": 400, "right": 700}) == {"queue": 225, "right": 409}  # capped
     assert balanced_widths(600, {"queue": 100, "right": 100}) == {"queue": 150, "right": 290}  # minimum
+
+
+def test_brush_stroke_between_two_distant_mouse_events_is_continuous(window, qtbot, small_lr):
+    """A real drag with only a press, one far move and a release paints the whole segment."""
+    from PySide6 import QtCore, QtTest
+
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    window.regions_panel.set_tool("brush")
+    window.regions.set_brush_radius(1.5)
+    view = window.viewer.lr_view
+    vp = view.widget.viewport()
+
+    def at(x_lr: float, y_lr: float) -> QtCore.QPoint:
+        s = window.viewer.geometry_.scale
+        return view.widget.mapFromScene(view.vb.mapViewToScene(QtCore.QPointF(x_lr * s, y_lr * s)))
+
+    a, b = (4.0, 6.0), (40.0, 30.0)
+    QtTest.QTest.mousePress(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, at(*a))
+    QtTest.QTest.mouseMove(vp, at(a[0] + 2, a[1] + 1))  # past the drag threshold
+    QtTest.QTest.mouseMove(vp, at(*b))
+    QtTest.QTest.mouseRelease(vp, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, at(*b))
+    labels = window.regions.labels
+    for t in np.linspace(0.0, 1.0, 25):
+        x, y = a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])
+        assert labels[int(round(y)), int(round(x))] == 1, f"gap at LR ({x:.1f}, {y:.1f})"
+    assert np.array_equal(window.current.labels, labels)  # kept with the image once the stroke ends
+
+
+def test_lattice_is_see_through_on_one_scale_with_a_legend(window, qtbot, small_lr):
+    from app.analysis import lattice_overlay
+
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    run_and_wait(qtbot, window, "manet")
+    kmap = window.current.result.kernel_map
+    lattice = lattice_overlay(kmap)
+    alpha = lattice.rgba_u8[..., 3]
+    assert alpha.mean() < 0.4 * 255 and (alpha == 0).mean() > 0.3  # the image stays visible
+    assert (alpha > 240).mean() < 0.05  # kernels are see-through, only their 2σ rings are near-opaque
+    assert lattice.magnification > 0 and f"×{lattice.magnification:.1f}" in lattice.legend() and "σ1" in lattice.legend()
+    window.inspector.lattice.setChecked(True)
+    assert window.inspector.lattice_legend.isVisible() and "MANet" in window.inspector.lattice_legend.text()
