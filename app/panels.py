@@ -311,7 +311,8 @@ class RegionsPanel(QtWidgets.QWidget):
         self.mean_kernels = QtWidgets.QHBoxLayout()
         self.mean_kernels.addStretch(1)
         self.upscale_region = QtWidgets.QPushButton("Upscale region (preview)")
-        self.upscale_region.setToolTip("Run the chosen method on the selected region's bounding box only")
+        self.upscale_region.setToolTip("Run the chosen method on the selected region's bounding box only; the "
+                                       "area is outlined in both views (before on the input, after on the result)")
         self.upscale_region.clicked.connect(lambda: self.upscale_region_requested.emit(self.selected_region()))
         self.hint = QtWidgets.QLabel("Paint on the input view; statistics need a MANet result.")
         self.hint.setWordWrap(True)
@@ -321,11 +322,11 @@ class RegionsPanel(QtWidgets.QWidget):
         layout.addLayout(tools)
         layout.addLayout(form)
         layout.addLayout(files)
+        layout.addWidget(self.upscale_region)
         layout.addWidget(self.hint)
         layout.addWidget(self.table)
         layout.addLayout(self.mean_kernels)
         layout.addWidget(self.plot, 1)
-        layout.addWidget(self.upscale_region)
         self.stats: list[RegionStats] = []
 
     @QtCore.Slot(int)

@@ -213,9 +213,10 @@ class CompareViewer(QtWidgets.QWidget):
             item.setZValue(30)
             item.hide()
             view.vb.addItem(item, ignoreBounds=True)
-        self.label_items = [regions.make_overlay(), regions.make_overlay()]
+        self.label_items = [regions.make_overlay(), regions.make_overlay(), regions.make_overlay()]
         self.lr_view.vb.addItem(self.label_items[0], ignoreBounds=True)
         self.split_view.vb.addItem(self.label_items[1], ignoreBounds=True)
+        self.sr_view.vb.addItem(self.label_items[2], ignoreBounds=True)
         self.preview_items: list[pg.ImageItem] = []
 
         self._stack = QtWidgets.QStackedWidget()
@@ -287,8 +288,9 @@ class CompareViewer(QtWidgets.QWidget):
             item.setTransform(QtGui.QTransform.fromScale(f, f))
             item.show()
 
-    def add_preview(self, sr_rgb_f32: np.ndarray, x0_sr: int, y0_sr: int) -> None:
-        """Place an SR crop (a region preview) at SR pixel ``(x0_sr, y0_sr)`` over the result views."""
+    def add_preview(self, sr_rgb_f32: np.ndarray, x0_sr: int, y0_sr: int, name: str = "preview") -> None:
+        """Place an SR crop (a region preview) at SR pixel ``(x0_sr, y0_sr)`` over the result views, and
+        outline the area in every view: "before" on the input, "after" on the result."""
         for vb, parent in ((self.sr_view.vb, None), (self.split_view.vb, self._clip)):
             item = pg.ImageItem(to_u8(sr_rgb_f32), autoLevels=False, levels=(0, 255))
             item.setPos(x0_sr, y0_sr)
@@ -298,6 +300,21 @@ class CompareViewer(QtWidgets.QWidget):
             else:
                 vb.addItem(item, ignoreBounds=True)
             self.preview_items.append(item)
+        h, w = sr_rgb_f32.shape[:2]
+        for view, text in ((self.lr_view, f"{name}: before"), (self.sr_view, f"{name}: after"),
+                           (self.split_view, name)):
+            outline = QtWidgets.QGraphicsRectItem(QtCore.QRectF(x0_sr, y0_sr, w, h))
+            pen = QtGui.QPen(QtGui.QColor(79, 195, 247), 2)
+            pen.setCosmetic(True)
+            pen.setStyle(QtCore.Qt.PenStyle.DashLine)
+            outline.setPen(pen)
+            outline.setZValue(40)
+            view.vb.addItem(outline, ignoreBounds=True)
+            label = pg.TextItem(text, color=(79, 195, 247), anchor=(0, 1), fill=pg.mkBrush(20, 20, 24, 180))
+            label.setPos(x0_sr, y0_sr)
+            label.setZValue(41)
+            view.vb.addItem(label, ignoreBounds=True)
+            self.preview_items += [outline, label]
 
     def clear_previews(self) -> None:
         for item in self.preview_items:

@@ -122,6 +122,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._batch_failures: list[str] = []
         self._region_jobs: dict[int, tuple[int, tuple[int, int, int, int], tuple[int, int, int, int]]] = {}
         self._lab_job: int | None = None
+        self._region_names: dict[int, int] = {}  # region job id → the region's label
         self._hover_cache: tuple[Any, Any] = (None, None)
         self._etas: dict[int, RunEta] = {}  # job id → its ETA from measured tile times
         self._closed = False
@@ -137,6 +138,14 @@ class MainWindow(QtWidgets.QMainWindow):
         sl.setSpacing(0)
         sl.addWidget(self.notice)
         sl.addWidget(self.result_picker)
+        self.start_hint = QtWidgets.QLabel(
+            "<p style='font-size:15pt'>Open or drop images</p><p>Drag image files or folders onto this window, "
+            "or use File ▸ Open images… (Ctrl+O) or paste (Ctrl+V).<br>Then press Run (Ctrl+R) to upscale and "
+            "see the blur kernels that were found.</p>")
+        self.start_hint.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.start_hint.setWordWrap(True)
+        self.start_hint.setProperty("role", "muted")
+        sl.addWidget(self.start_hint, 1)
         sl.addWidget(self.viewer, 1)
         self.ikc_panel = IkcPanel()
         self.lab = LabPanel()
@@ -349,6 +358,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.notify(f"{head} — " + "; ".join(problems))
         elif last is not None:
             self.statusBar().clearMessage()
+            self.notice.dismiss()  # an old "could not open" no longer applies
         if last is not None:
             self.select_entry(last)
 
@@ -627,6 +637,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._lab_job = None
             self.lab.run_button.setEnabled(True)
         self._region_jobs.pop(job_id, None)
+        self._region_names.pop(job_id, None)
         if not self.is_running():
             self.run_panel.set_running(False)
             self.run_panel.finish(text)
@@ -863,6 +874,7 @@ class MainWindow(QtWidgets.QMainWindow):
         job = self.bridge.submit("region", upscale_job, self.bridge, crop, options, self.run_panel.device_key(),
                                  with_lattice=False)
         self._region_jobs[job.job_id] = (self.current.entry_id, tight, wide)
+        self._region_names[job.job_id] = label
         self.statusBar().showMessage(f"Upscaling region {label}…", 5000)
         return job.job_id
 
@@ -878,7 +890,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.viewer.geometry_ is None or self.viewer.geometry_.scale != s:
             self.viewer.set_images(self.current.image.rgb_f32, self.current.sr_u8 if self.current.result else None, s)
         sr = result.image.rgb_f32[(ty0 - wy0) * s:(ty1 - wy0) * s, (tx0 - wx0) * s:(tx1 - wx0) * s]
-        self.viewer.add_preview(sr, tx0 * s, ty0 * s)
+        self.viewer.add_preview(sr, tx0 * s, ty0 * s, f"region {self._region_names.pop(job_id, '')}".strip())
         self.statusBar().showMessage(f"Region preview ({tx1 - tx0}×{ty1 - ty0} LR px) in {result.seconds:.2f} s "
                                      f"on {device_name(result.provider)}", 10_000)
 
@@ -1089,6 +1101,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_save_kernels.setEnabled(has_result and (self.current.result.kernel_map is not None
                                                       or self.current.result.ikc is not None))
         self.act_run_all.setEnabled(bool(self.entries) and not running)
+        self.run_panel.run_all_button.setEnabled(bool(self.entries) and not self.is_running())
+        self.start_hint.setVisible(not self.entries)
+        self.viewer.setVisible(bool(self.entries))
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt API)
         if not self._closed:

@@ -96,7 +96,7 @@ def test_progress_names_the_phases_in_order(window, qtbot, small_lr, method, pha
         assert hits, f"no progress message starts with {phase!r}: {messages}"
         positions.append(hits[0])
     assert positions == sorted(positions), messages
-    assert any("tile 1 of" in m for m in messages) and any(t.startswith(phases[-1][:12]) for t in texts)
+    assert any(" · tile " in t and " · ETA " in t for t in texts), texts  # the run panel shows them
 
 
 def _fully_visible(widget) -> bool:
@@ -178,3 +178,27 @@ def test_lattice_is_see_through_on_one_scale_with_a_legend(window, qtbot, small_
     assert lattice.magnification > 0 and f"×{lattice.magnification:.1f}" in lattice.legend() and "σ1" in lattice.legend()
     window.inspector.lattice.setChecked(True)
     assert window.inspector.lattice_legend.isVisible() and "MANet" in window.inspector.lattice_legend.text()
+
+
+def test_start_screen_banner_run_all_and_region_preview(window, qtbot, small_lr, tmp_path):
+    from PySide6 import QtWidgets
+
+    assert window.start_hint.isVisible() and "Open or drop images" in window.start_hint.text()
+    assert not window.run_panel.run_all_button.isEnabled() and not window.act_run_all.isEnabled()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    read_and_wait(qtbot, window, lambda: window.open_path(bad))
+    assert window.notice.isVisible()
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    assert not window.notice.isVisible()  # the old error no longer applies
+    assert not window.start_hint.isVisible() and window.viewer.isVisible()
+    assert window.run_panel.run_all_button.isEnabled()
+    run_and_wait(qtbot, window, "manet")
+    window.regions.tool = "brush"
+    window.regions.stroke([(10.0, 10.0), (20.0, 16.0)])
+    with qtbot.waitSignal(window.bridge.finished, timeout=60_000):
+        assert window.upscale_region(1) is not None
+    outlines = [i for i in window.viewer.preview_items if isinstance(i, QtWidgets.QGraphicsRectItem)]
+    assert len(outlines) == 3  # input, result and divider views
+    texts = [i.textItem.toPlainText() for i in window.viewer.preview_items if hasattr(i, "textItem")]
+    assert "region 1: before" in texts and "region 1: after" in texts
