@@ -146,7 +146,8 @@ class IkcPanel(QtWidgets.QWidget):
         self.strip_scroll = QtWidgets.QScrollArea()
         self.strip_scroll.setWidget(strip)
         self.strip_scroll.setWidgetResizable(True)
-        self.strip_scroll.setFixedHeight(96)
+        self.strip_scroll.setFixedHeight(112)
+        self.strip_scroll.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.strip_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         self.kernel_buttons: list[QtWidgets.QToolButton] = []
         self.about = QtWidgets.QLabel(ABOUT_IKC)
@@ -312,8 +313,10 @@ class IkcPanel(QtWidgets.QWidget):
         diff = difference_rgb_u8(it.sr_rgb_f32, other)
         self.right.item.setImage(diff.rgb_u8, autoLevels=False, levels=(0, 255))
         self.right.item.setTransform(QtGui.QTransform())
-        self.right.title.setText(f"iteration {i} − {other_name}, ×{diff.gain:.0f}: full colour = "
-                                 f"±{diff.full_scale_levels:.2g} levels (max {diff.max_levels:.2g})")
+        self.right.title.setText(f"{i} − {other_name.replace('iteration ', '')}, ×{diff.gain:.0f} "
+                                 f"(full colour ±{diff.full_scale_levels:.2g} levels)")
+        self.right.title.setToolTip(f"iteration {i} − {other_name}: red brighter, blue darker; largest "
+                                    f"difference {diff.max_levels:.2g} levels")
         self.diff = diff
 
     @QtCore.Slot(bool)
