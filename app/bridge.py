@@ -37,7 +37,7 @@ class Job:
     tag: Any = None
     started: float = field(default_factory=time.monotonic)
     last_emit: float = 0.0
-    last_phase: str = ""  # the part of the last message before " · ": a new phase is never throttled
+    last_phase: str = ""  # the last message without its "· tile k of n": a new phase is never throttled
 
     @property
     def job_id(self) -> int:
@@ -98,7 +98,7 @@ class EngineBridge(QtCore.QObject):
         def report(job_id: int, fraction: float, message: str) -> None:
             job = self._jobs.get(job_id)
             now = time.monotonic()
-            phase = message.split(" · ")[0]
+            phase = message.split(" · tile ")[0]  # "IKC step 1 of 7 · super-resolving" without "· tile k of n"
             if (job is not None and fraction < 1.0 and now - job.last_emit < PROGRESS_INTERVAL_S
                     and phase == job.last_phase):
                 return

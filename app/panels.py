@@ -208,6 +208,16 @@ class KernelInspector(QtWidgets.QWidget):
         form.addRow(_form_label("θ"), self.theta)
         form.addRow(_form_label("at"), self.where)
         form.addRow(_form_label("from"), self.source)
+        self.compare_view = KernelView(96)
+        self.compare_caption = QtWidgets.QLabel("")
+        self.compare_caption.setWordWrap(True)
+        self.compare_caption.setProperty("role", "muted")
+        self.compare_box = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(self.compare_box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.compare_view)
+        row.addWidget(self.compare_caption, 1)
+        self.compare_box.hide()
         self.lattice = QtWidgets.QCheckBox("Kernel lattice over the image (L)")
         self.lattice.toggled.connect(self.lattice_toggled)
         self.lattice_legend = QtWidgets.QLabel("")
@@ -220,6 +230,7 @@ class KernelInspector(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(top)
+        layout.addWidget(self.compare_box)
         layout.addWidget(self.lattice)
         layout.addWidget(self.lattice_legend)
         layout.addStretch(1)
@@ -240,6 +251,18 @@ class KernelInspector(QtWidgets.QWidget):
             self.theta.setText(f"{math.degrees(info.theta):.0f}°")
         self.where.setText(where)
         self.source.setText(source)
+
+    def show_other(self, info, method_name: str) -> None:
+        """The other blind method's kernel for the same spot, side by side (None hides it)."""
+        self.compare_box.setVisible(info is not None)
+        if info is None:
+            return
+        self.compare_view.set_kernel(info.kernel)
+        gap = ""
+        if self.info is not None:
+            gap = f"\nΔσ1 {self.info.sigma1 - info.sigma1:+.2f} px, Δσ2 {self.info.sigma2 - info.sigma2:+.2f} px"
+        self.compare_caption.setText(f"{method_name} here: σ1 {info.sigma1:.2f} px · σ2 {info.sigma2:.2f} px · "
+                                     f"θ {math.degrees(info.theta):.0f}°{gap}")
 
 
 class RegionsPanel(QtWidgets.QWidget):

@@ -94,6 +94,21 @@ class QueueEntry:
                 return out
         return None
 
+    def other_kernel(self, lr_row: int, lr_col: int, ikc_iteration: int):
+        """The kernel the *other* blind method found at LR pixel (row, col): MANet's when IKC is shown and
+        IKC's (whole image, iteration ``ikc_iteration``) when MANet is shown; ``(KernelInfo, method)`` or
+        None when this image lacks the other result."""
+        from engine.pipeline.kernelmap import describe_kernel
+
+        other = {"manet": "ikc", "ikc": "manet"}.get(self.shown or "")
+        out = self.results.get(other) if other else None
+        if out is None:
+            return None
+        if other == "manet":
+            return out.result.kernel_map.kernel_at(lr_col, lr_row, space="lr"), other
+        its = out.result.ikc.iterations
+        return describe_kernel(its[min(ikc_iteration, len(its) - 1)].kernel, (lr_row, lr_col)), other
+
     # regions -------------------------------------------------------------------------------------------
     def lr_hw(self) -> tuple[int, int]:
         return self.image.height, self.image.width

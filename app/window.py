@@ -466,6 +466,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._on_lattice(self.inspector.lattice.isChecked())
         self.inspector.show_info(None, self._inspector_title(), "move the mouse over either view",
                                  self._inspector_source())
+        self.inspector.show_other(None, "")
         self._update_actions()
 
     def _remember_recent(self, path: Path) -> None:
@@ -744,6 +745,8 @@ class MainWindow(QtWidgets.QMainWindow):
             info = describe_kernel(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, th, result.scale),
                                    (hit.lr_row, hit.lr_col))
         self.inspector.show_info(info, self._inspector_title(), where, self._inspector_source())
+        other = self.current.other_kernel(hit.lr_row, hit.lr_col, self.ikc_panel.current()) if self.current else None
+        self.inspector.show_other(other[0] if other else None, METHOD_SHORT[other[1]] if other else "")
 
     @QtCore.Slot(bool)
     def _on_lattice(self, on: bool) -> None:

@@ -202,3 +202,19 @@ def test_start_screen_banner_run_all_and_region_preview(window, qtbot, small_lr,
     assert len(outlines) == 3  # input, result and divider views
     texts = [i.textItem.toPlainText() for i in window.viewer.preview_items if hasattr(i, "textItem")]
     assert "region 1: before" in texts and "region 1: after" in texts
+
+
+def test_inspector_shows_the_other_methods_kernel_for_the_same_spot(window, qtbot, small_lr):
+    from app.geometry import hover_hit
+
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    run_and_wait(qtbot, window, "manet")
+    hit = hover_hit(30.0, 20.0, window.viewer.geometry_)
+    window.inspect(hit, "sr")
+    assert not window.inspector.compare_box.isVisibleTo(window.inspector)  # only MANet so far
+    run_and_wait(qtbot, window, "ikc", ikc_steps=1)
+    window.inspect(hit, "sr")  # IKC shown: MANet's kernel at that LR pixel beside it
+    assert window.inspector.compare_box.isVisibleTo(window.inspector)
+    expected = window.current.results["manet"].result.kernel_map.kernel_at(hit.lr_col, hit.lr_row)
+    np.testing.assert_array_equal(window.inspector.compare_view.kernel, expected.kernel)
+    assert window.inspector.compare_caption.text().startswith("MANet here")
