@@ -6,9 +6,10 @@
 Steps (each one stops the build with a clear message when it fails):
 
 1. check the build environment: the project is installed from this checkout, PyInstaller >= 6 is
-   present (``pip install -e '.[build]'``), and exactly the onnxruntime build the flag asks for is
+   present (``pip install -e '.[build]'``), exactly the onnxruntime build the flag asks for is
    installed (``onnxruntime`` for ``--cpu``, ``onnxruntime-gpu`` for ``--gpu``); for ``--gpu`` also
-   NVIDIA's CUDA and cuDNN runtime wheels (the ``gpu`` extra's ``onnxruntime-gpu[cuda,cudnn]``);
+   NVIDIA's CUDA and cuDNN runtime wheels (the ``gpu`` extra's ``onnxruntime-gpu[cuda,cudnn]``); the
+   installed Qt binding is in the range ``pyproject.toml`` pins (6.12.0 leaks references and aborts the studio);
 2. check the shipped models (every card's graph has its recorded sha256);
 3. run PyInstaller on ``installer/kernelscope.spec``: one folder, two executables (``kernelscope``,
    the studio; ``kernelscope-cli``, the command line) sharing ``_internal/`` with ``models/`` and
@@ -63,6 +64,8 @@ FORBIDDEN = (
 REQUIRED = ("pyspng", "onnxruntime", "PySide6", "imagecodecs")
 """Packages with compiled parts that must be in ``_internal/`` (pyspng decodes every PNG,
 imagecodecs every compressed 16-bit TIFF)."""
+QT_DISTRIBUTIONS = ("PySide6-Essentials", "shiboken6")
+"""The Qt binding's distributions; their allowed versions are the ones ``pyproject.toml`` pins."""
 FORBIDDEN_LIB_PARTS = ("qt6qml", "qt6quick", "qt6webengine", "qt63d", "libtorch", "libc10", "libopencv", "libavcodec")
 """Substrings of shared-library names that must not be in the bundle (lower case)."""
 SMOKE_TIMEOUT_S = 600
@@ -143,10 +146,40 @@ def check_onnxruntime(variant: str, installed: dict[str, str | None]) -> str:
     return want
 
 
+def pinned_requirements(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, str]:
+    """{distribution: version specifier} of ``pyproject.toml``'s runtime dependencies."""
+    from packaging.requirements import Requirement
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the installed metadata carries the same list
+        lines = [r for r in metadata.requires("kernelscope") or [] if "extra ==" not in r]
+    else:
+        lines = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    requirements = [Requirement(line) for line in lines]
+    return {req.name: str(req.specifier) for req in requirements}
+
+
+def check_qt_binding(installed: dict[str, str | None], pins: dict[str, str]) -> None:
+    """Raise :class:`BuildError` when an installed Qt distribution is outside its pinned range: the bundle
+    carries whatever is installed, and PySide6/shiboken6 6.12.0 abort the studio after some mouse moves."""
+    from packaging.specifiers import SpecifierSet
+
+    for name in QT_DISTRIBUTIONS:
+        have, spec = installed.get(name), pins.get(name)
+        if have is None:
+            raise BuildError(f"{name} is not installed: `pip install -e '.[build]'`")
+        if spec and have not in SpecifierSet(spec):
+            raise BuildError(f"{name} {have} is installed but pyproject.toml allows {spec} (see the comment "
+                             f"there); `pip install '{name}{spec}'` before building")
+
+
 def check_environment(variant: str) -> dict[str, str]:
     """Check onnxruntime, PyInstaller and the checkout the project is imported from; return versions."""
     ort_installed = {d: installed_version(d) for d in ORT_DISTRIBUTIONS.values()}
     ort = check_onnxruntime(variant, ort_installed)  # first: the wrong runtime is the costliest mistake
+    qt_installed = {d: installed_version(d) for d in QT_DISTRIBUTIONS}
+    check_qt_binding(qt_installed, pinned_requirements())
     pyi = installed_version("pyinstaller")
     if pyi is None:
         raise BuildError("PyInstaller is not installed in this environment: `pip install -e '.[build]'`")
@@ -164,6 +197,7 @@ def check_environment(variant: str) -> dict[str, str]:
         "pyinstaller": pyi,
         "onnxruntime_distribution": ort,
         "onnxruntime": str(ort_installed[ort]),
+        "pyside6": str(qt_installed["PySide6-Essentials"]),
     }
 
 

@@ -3,7 +3,8 @@
 * :func:`region_stats`: per painted region, the mean kernel and the spread of σ1, σ2, θ.
 * :func:`kernel_error_map`: per-LR-pixel mean |estimated − true| kernel error (degradation lab).
 * :func:`ikc_changes`: how much the SR image and the code change from one IKC iteration to the next.
-* :func:`lattice_overlay_rgba`: small kernel heat maps on a lattice, transparent elsewhere.
+* :func:`difference_rgb_u8`: an amplified signed difference of two images, with the gain it used.
+* :func:`lattice_overlay`: kernels on a lattice over the image, see-through, on one common scale.
 * :func:`labels_rgba`: painted label map coloured for display.
 * :func:`comparison_picture`: input (nearest-enlarged) and result side by side for saving.
 """
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.degradation.kernels import fit_gaussian
-from engine.pipeline.kernelmap import KernelMap
-from engine.visualize import colormap_inferno_u8, kernel_heatmap_u8
+from engine.degradation.kernels import KERNEL_SIZE, fit_gaussian
+from engine.pipeline.kernelmap import KernelMap, describe_kernel
+from engine.visualize import colormap_inferno_u8
 
 from app.geometry import lattice_points
 
@@ -63,11 +64,10 @@ def _subsample(rows: np.ndarray, cols: np.ndarray, limit: int) -> tuple[np.ndarr
 
 
 def region_kernels(kernel_map: KernelMap, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """The (n, 21, 21) kernels at LR pixels ``(rows[i], cols[i])``: stored ones, else PCA reconstructions."""
-    if kernel_map.kernels_f16 is not None:
-        flat = kernel_map.kernels_f16[rows, cols].astype(np.float32)
-        return flat.reshape(-1, 21, 21)
-    return kernel_map.pca.reconstruct(kernel_map.codes[rows, cols], normalise=True)
+    """The (n, 21, 21) kernels at LR pixels ``(rows[i], cols[i])``: the network's own (one batched
+    pass, :meth:`KernelMap.kernels_at`), else PCA reconstructions."""
+    kernels, _ = kernel_map.kernels_at(rows, cols)
+    return kernels
 
 
 def region_stats(labels_lr: np.ndarray, kernel_map: KernelMap) -> list[RegionStats]:
@@ -124,39 +124,112 @@ def ikc_changes(sr_images: list[np.ndarray], codes: list[np.ndarray]) -> tuple[n
     return image_change, code_change
 
 
-def lattice_overlay_rgba(kernel_map: KernelMap, *, step_lr: int | None = None, px_per_lr: int | None = None,
-                         ) -> tuple[np.ndarray, int]:
-    """Kernel heat maps drawn on a lattice over the LR grid, transparent elsewhere.
+@dataclass(frozen=True)
+class Difference:
+    """An amplified signed difference picture: ``rgb_u8`` shows |a − b| (mean over channels) ×``gain``,
+    red where ``a`` is brighter, blue where darker, black where equal; full colour is ±``full_scale_levels``
+    (8-bit levels). ``max_levels`` is the largest |a − b| found."""
 
-    Returns ``(rgba_u8, px_per_lr)``: an RGBA image of ``(h·p, w·p)`` pixels, ``p = px_per_lr``
-    (automatic: about 1200 px across the longer side), to be shown scaled by ``scale / p`` in scene
-    (SR px) units. Each kernel fills 70 % of its lattice cell, with a thin dark frame.
+    rgb_u8: np.ndarray
+    gain: float
+    full_scale_levels: float
+    max_levels: float
+
+
+def difference_rgb_u8(a_rgb_f32: np.ndarray, b_rgb_f32: np.ndarray, *, percentile: float = 99.5,
+                      max_gain: float = 1000.0) -> Difference:
+    """Amplify ``a − b`` so that its ``percentile`` of |difference| reaches full colour (gain at most
+    ``max_gain``); IKC iterations often differ by a few hundredths of a level, invisible unamplified."""
+    if a_rgb_f32.shape != b_rgb_f32.shape:
+        raise ValueError(f"cannot subtract a {b_rgb_f32.shape[1]}×{b_rgb_f32.shape[0]} image from a "
+                         f"{a_rgb_f32.shape[1]}×{a_rgb_f32.shape[0]} one")
+    d_levels = 255.0 * (np.asarray(a_rgb_f32, np.float32) - np.asarray(b_rgb_f32, np.float32)).mean(axis=-1)
+    magnitude = np.abs(d_levels)
+    biggest = float(magnitude.max()) if magnitude.size else 0.0
+    full = float(np.percentile(magnitude, percentile)) if biggest > 0 else 0.0
+    full = max(full, 255.0 / max_gain)  # gain at most max_gain (and never a division by ~0)
+    gain = 255.0 / full
+    t = np.clip(d_levels / full, -1.0, 1.0)
+    rgb = np.zeros(d_levels.shape + (3,), np.float32)
+    rgb[..., 0] = np.clip(t, 0, 1) * 255.0  # brighter: red
+    rgb[..., 1] = np.abs(t) * 60.0
+    rgb[..., 2] = np.clip(-t, 0, 1) * 255.0  # darker: blue
+    return Difference(np.rint(rgb).astype(np.uint8), gain, full, biggest)
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """The kernel lattice overlay: ``rgba_u8`` is ``(h·p, w·p, 4)``, ``p = px_per_lr`` canvas px per LR px
+    (show it scaled by ``scale / p`` in SR px). ``magnification``: how much larger than life the kernels
+    are drawn; ``sigma1_range_px``: the smallest and largest σ1 on the lattice (kernel px)."""
+
+    rgba_u8: np.ndarray
+    px_per_lr: int
+    magnification: float
+    sigma1_range_px: tuple[float, float]
+    step_lr: int
+
+    def legend(self) -> str:
+        lo, hi = self.sigma1_range_px
+        return (f"Lattice: every {self.step_lr} LR px the kernel found there, drawn ×{self.magnification:.1f} "
+                f"(one scale for all, so sizes compare); ring = 2σ contour, colour = weight, clear = none. "
+                f"σ1 here: {lo:.2f}–{hi:.2f} px.")
+
+
+def lattice_overlay(kernel_map: KernelMap, *, step_lr: int | None = None, px_per_lr: int | None = None,
+                    ) -> Lattice:
+    """Kernels drawn on a lattice over the LR grid, see-through, on one common scale.
+
+    At each lattice point the kernel is drawn as a heat map whose opacity follows its weight (zero
+    weight is fully transparent, so the image stays visible) with its 2σ ellipse as a light ring. All
+    kernels share one magnification, chosen so the widest 2σ ellipse nearly fills its cell: a small
+    kernel looks small next to a wide one instead of every one being stretched to its own box.
     """
     h, w = kernel_map.lr_hw
     points = lattice_points(h, w, step_lr)
     step = step_lr if step_lr is not None else max(4, int(round(max(h, w) / 12)))
     p = px_per_lr if px_per_lr is not None else max(1, min(16, int(round(1200 / max(h, w)))))
     canvas = np.zeros((h * p, w * p, 4), np.uint8)
-    cell = max(9, int(step * p * 0.55))
+    if not points:
+        return Lattice(canvas, p, 1.0, (0.0, 0.0), step)
     rows = np.array([r for r, _ in points], np.int64)
     cols = np.array([c for _, c in points], np.int64)
-    kernels, _ = kernel_map.kernels_at(rows, cols)  # exact, one batched network pass (not one per point)
-    for (row, col), kernel in zip(points, kernels):
-        heat = kernel_heatmap_u8(kernel, cell)
+    kernels, exact = kernel_map.kernels_at(rows, cols)  # one batched network pass (not one per point)
+    infos = [describe_kernel(k, (int(r), int(c)), exact) for k, r, c in zip(kernels, rows, cols)]
+    kmax = max(float(info.kernel.max()) for info in infos) or 1.0
+    widest = max(max(info.sigma1, info.sigma2) for info in infos)
+    cell = max(9, int(step * p * 0.9))
+    zoom = 0.5 * cell / max(2.0 * widest, 0.5)  # canvas px per kernel px
+    zoom = min(zoom, cell / 7.0)
+    half = cell // 2
+    dy, dx = np.mgrid[-half : cell - half, -half : cell - half].astype(np.float32) / zoom  # kernel px
+    centre = (KERNEL_SIZE - 1) / 2
+    iy = np.rint(dy + centre).astype(np.int64)
+    ix = np.rint(dx + centre).astype(np.int64)
+    inside = (iy >= 0) & (iy <= 2 * centre) & (ix >= 0) & (ix <= 2 * centre)
+    iy, ix = np.clip(iy, 0, int(2 * centre)), np.clip(ix, 0, int(2 * centre))
+    for (row, col), info in zip(points, infos):
+        weight = np.where(inside, info.kernel[iy, ix] / kmax, 0.0)
+        heat = colormap_inferno_u8(np.rint(np.clip(weight, 0, 1) * 255).astype(np.uint8))
+        alpha = np.clip(weight * 1.6, 0, 1) * 200.0
+        c, s_ = math.cos(info.theta), math.sin(info.theta)
+        u = dx * c + dy * s_
+        v = dy * c - dx * s_
+        r = np.sqrt((u / max(2 * info.sigma1, 1e-3)) ** 2 + (v / max(2 * info.sigma2, 1e-3)) ** 2)
+        ring = np.abs(r - 1.0) * 2 * min(info.sigma1, info.sigma2) * zoom < 0.9
+        patch = np.zeros((cell, cell, 4), np.float32)
+        patch[..., :3] = heat
+        patch[..., 3] = alpha
+        patch[ring] = (235, 245, 255, 230)
         cy, cx = row * p + p // 2, col * p + p // 2
-        y0, x0 = cy - cell // 2, cx - cell // 2
+        y0, x0 = cy - half, cx - half
         y0c, x0c = max(0, y0), max(0, x0)
         y1c, x1c = min(canvas.shape[0], y0 + cell), min(canvas.shape[1], x0 + cell)
-        if y1c <= y0c or x1c <= x0c:
-            continue
-        patch = heat[y0c - y0 : y1c - y0, x0c - x0 : x1c - x0]
-        canvas[y0c:y1c, x0c:x1c, :3] = patch
-        canvas[y0c:y1c, x0c:x1c, 3] = 235
-        # frame
-        for ys, xs in ((slice(y0c, y0c + 1), slice(x0c, x1c)), (slice(y1c - 1, y1c), slice(x0c, x1c)),
-                       (slice(y0c, y1c), slice(x0c, x0c + 1)), (slice(y0c, y1c), slice(x1c - 1, x1c))):
-            canvas[ys, xs] = (20, 20, 24, 255)
-    return canvas, p
+        if y1c > y0c and x1c > x0c:
+            canvas[y0c:y1c, x0c:x1c] = np.rint(patch[y0c - y0 : y1c - y0, x0c - x0 : x1c - x0]).astype(np.uint8)
+    magnification = zoom * kernel_map.scale / p  # canvas px per kernel px → screen size vs life size
+    sigma1 = [info.sigma1 for info in infos]
+    return Lattice(canvas, p, magnification, (min(sigma1), max(sigma1)), step)
 
 
 def labels_rgba(labels: np.ndarray, alpha: int = 110) -> np.ndarray:

@@ -37,6 +37,7 @@ class Job:
     tag: Any = None
     started: float = field(default_factory=time.monotonic)
     last_emit: float = 0.0
+    last_phase: str = ""  # the last message without its "· tile k of n": a new phase is never throttled
 
     @property
     def job_id(self) -> int:
@@ -83,24 +84,36 @@ class EngineBridge(QtCore.QObject):
     # jobs ----------------------------------------------------------------------------------------
     def submit(self, kind: str, fn: Callable[..., Any], *args: Any, tag: Any = None, **kwargs: Any) -> Job:
         """Run ``fn(*args, progress=..., **kwargs)`` on the worker; outcome arrives as a signal."""
-        box: dict[str, int] = {}
+        box: dict[str, Any] = {"early": []}
+        lock = threading.Lock()  # reports made before submit() knows the job id are kept, then sent in order
 
         def on_progress(fraction: float, message: str) -> None:
-            job_id = box.get("id")
-            if job_id is None:
-                return
+            with lock:
+                job_id = box.get("id")
+                if job_id is None:
+                    box["early"].append((fraction, message))
+                    return
+                report(job_id, fraction, message)
+
+        def report(job_id: int, fraction: float, message: str) -> None:
             job = self._jobs.get(job_id)
             now = time.monotonic()
-            if job is not None and fraction < 1.0 and now - job.last_emit < PROGRESS_INTERVAL_S:
+            phase = message.split(" · tile ")[0]  # "IKC step 1 of 7 · super-resolving" without "· tile k of n"
+            if (job is not None and fraction < 1.0 and now - job.last_emit < PROGRESS_INTERVAL_S
+                    and phase == job.last_phase):
                 return
             if job is not None:
                 job.last_emit = now
+                job.last_phase = phase
             self._progress.emit(job_id, fraction, message)
 
         handle = self._worker.submit(fn, *args, on_progress=on_progress, on_notice=self._notice.emit, **kwargs)
         job = Job(handle, kind, tag)
-        box["id"] = handle.job_id
         self._jobs[handle.job_id] = job
+        with lock:
+            box["id"] = handle.job_id
+            for fraction, message in box.pop("early"):
+                report(handle.job_id, fraction, message)
 
         def done(future, job_id=handle.job_id) -> None:
             try:

@@ -70,13 +70,27 @@ def lattice_points(lr_h: int, lr_w: int, step_lr: int | None = None) -> list[tup
     return [(r, c) for r in range(step // 2, lr_h, step) for c in range(step // 2, lr_w, step)]
 
 
-def eta_seconds(fraction: float, elapsed_s: float) -> float | None:
-    """Remaining time from the fraction done and the time spent; None until 2 % is done."""
-    if fraction < 0.02 or elapsed_s <= 0:
-        return None
-    if fraction >= 1.0:
-        return 0.0
-    return elapsed_s * (1.0 - fraction) / fraction
+class RunEta:
+    """Remaining time of a run from the measured pace of its work, not from the time spent loading.
+
+    The clock starts at the first report that is not "loading models"; the ETA is the time the tiles
+    since then took per unit of progress times the progress left (None until 1 % more is done).
+    """
+
+    def __init__(self) -> None:
+        self._start: tuple[float, float] | None = None  # (time s, fraction) when the work began
+
+    def update(self, now_s: float, fraction: float, message: str) -> float | None:
+        if fraction >= 1.0:
+            return 0.0
+        if self._start is None:
+            if not message.startswith("loading"):
+                self._start = (now_s, fraction)
+            return None
+        t0, f0 = self._start
+        if fraction - f0 < 0.01 or now_s <= t0:
+            return None
+        return (now_s - t0) * (1.0 - fraction) / (fraction - f0)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -1,5 +1,6 @@
-"""The IKC iteration panel: a slider over iterations 0…t, two linked views, each iteration's kernel,
-a play button, and a plot of how much the image and the code change per iteration."""
+"""The IKC iteration panel: a slider over iterations 0…t, two linked views (the right one optionally an
+amplified difference), each iteration's kernel and σ, a play button, and plots of how much the image
+changes per step and of the kernel's σ per iteration (both axes from 0, with units)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,19 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.pipeline.kernelmap import describe_kernel
 
-from app.analysis import ikc_changes
+from engine.visualize import kernel_heatmap_u8
+
+from app.analysis import difference_rgb_u8
 from app.panels import KernelView
 from app.viewer import to_u8
 
 PLAY_INTERVAL_MS = 600
+EMPTY_TEXT = ("No IKC result for this image yet.\n\nChoose Method ▸ IKC (iterative correction) in the Run "
+              "panel and press Run: this tab then steps through its iterations, shows how each one changes "
+              "the image (amplified difference) and the kernel it estimates.")
+ABOUT_IKC = ("IKC estimates one kernel for the whole image and keeps it on the isotropic-Gaussian curve it "
+             "was trained on; MANet estimates one kernel per pixel, anisotropic. Their σ can differ on the "
+             "same image: the Showing picker above the studio view switches between the two results.")
 
 
 class _IkcSide(QtWidgets.QWidget):
@@ -31,6 +40,7 @@ class _IkcSide(QtWidgets.QWidget):
         self.item = pg.ImageItem()
         self.vb.addItem(self.item)
         self.kernel = KernelView(96)
+        self.glw.setMinimumSize(160, 120)
         self.caption = QtWidgets.QLabel("–")
         self.caption.setProperty("role", "muted")
         row = QtWidgets.QHBoxLayout()
@@ -61,6 +71,7 @@ class IkcPanel(QtWidgets.QWidget):
         self.result = None
         self.lr_rgb_f32: np.ndarray | None = None
         self.scale = 4
+        self.diff = None  # the last amplified difference shown (app.analysis.Difference)
         self.left = _IkcSide("iteration i")
         self.right = _IkcSide("input")
         self.right.vb.setXLink(self.left.vb)
@@ -82,6 +93,9 @@ class IkcPanel(QtWidgets.QWidget):
         self.other.setPrefix("j = ")
         self.other.setRange(0, 0)
         self.other.setEnabled(False)
+        self.difference = QtWidgets.QCheckBox("Amplified difference")
+        self.difference.setToolTip("Right view: iteration i minus the other image, amplified so it is visible "
+                                   "(red brighter, blue darker; the title gives the scale)")
         controls = QtWidgets.QHBoxLayout()
         controls.addWidget(self.play)
         controls.addWidget(QtWidgets.QLabel("Iteration"))
@@ -89,12 +103,14 @@ class IkcPanel(QtWidgets.QWidget):
         controls.addWidget(self.slider_label)
         controls.addWidget(self.compare)
         controls.addWidget(self.other)
+        controls.addWidget(self.difference)
 
         self.plot = pg.PlotWidget(background=(24, 25, 28))
         self.plot.setMaximumHeight(190)
+        self.plot.setMinimumHeight(120)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.setLabel("bottom", "iteration")
-        self.plot.setLabel("left", "ΔSR (8-bit levels)")
+        self.plot.setLabel("bottom", "IKC step i")
+        self.plot.setLabel("left", "change (8-bit levels)")
         # changes are often below one level: plain tick values, not a "(x0.001)" suffix that the
         # 190 px high axis cuts off
         self.plot.getAxis("left").enableAutoSIPrefix(False)
@@ -107,18 +123,58 @@ class IkcPanel(QtWidgets.QWidget):
                                          symbolSize=6, symbolBrush=(255, 167, 38), name="‖hᵢ − hᵢ₋₁‖ (scaled)")
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 235, 59), width=1))
         self.plot.addItem(self.cursor)
+        self.sigma_plot = pg.PlotWidget(background=(24, 25, 28))
+        self.sigma_plot.setMaximumHeight(190)
+        self.sigma_plot.setMinimumHeight(120)
+        self.sigma_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.sigma_plot.setLabel("bottom", "IKC iteration i")
+        self.sigma_plot.setLabel("left", "kernel σ (kernel px)")
+        self.sigma_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.sigma_plot.addLegend(offset=(-10, 10))
+        self.sigma_plot.setMouseEnabled(x=False, y=False)
+        self.sigma_plot.hideButtons()
+        self.sigma1_curve = self.sigma_plot.plot([], [], pen=pg.mkPen((239, 83, 80), width=2), symbol="o",
+                                                 symbolSize=6, symbolBrush=(239, 83, 80), name="σ1")
+        self.sigma2_curve = self.sigma_plot.plot([], [], pen=pg.mkPen((102, 187, 106), width=2), symbol="t",
+                                                 symbolSize=6, symbolBrush=(102, 187, 106), name="σ2")
+        self.sigma_cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 235, 59), width=1))
+        self.sigma_plot.addItem(self.sigma_cursor)
+        self.kernel_strip = QtWidgets.QHBoxLayout()
+        self.kernel_strip.setSpacing(2)
+        strip = QtWidgets.QWidget()
+        strip.setLayout(self.kernel_strip)
+        self.strip_scroll = QtWidgets.QScrollArea()
+        self.strip_scroll.setWidget(strip)
+        self.strip_scroll.setWidgetResizable(True)
+        self.strip_scroll.setFixedHeight(112)
+        self.strip_scroll.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.strip_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.kernel_buttons: list[QtWidgets.QToolButton] = []
+        self.about = QtWidgets.QLabel(ABOUT_IKC)
+        self.about.setWordWrap(True)
+        self.about.setProperty("role", "muted")
 
-        self.empty = QtWidgets.QLabel("Run IKC (Run panel ▸ Method ▸ IKC) to step through its iterations.")
+        self.empty = QtWidgets.QLabel(EMPTY_TEXT)
+        self.empty.setWordWrap(True)
         self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.empty.setProperty("role", "muted")
+        self.content = QtWidgets.QWidget()
         sides = QtWidgets.QHBoxLayout()
         sides.addWidget(self.left)
         sides.addWidget(self.right)
+        plots = QtWidgets.QHBoxLayout()
+        plots.addWidget(self.plot)
+        plots.addWidget(self.sigma_plot)
+        inner = QtWidgets.QVBoxLayout(self.content)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addLayout(sides, 1)
+        inner.addLayout(controls)
+        inner.addWidget(self.strip_scroll)
+        inner.addLayout(plots)
+        inner.addWidget(self.about)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(self.empty)
-        layout.addLayout(sides, 1)
-        layout.addLayout(controls)
-        layout.addWidget(self.plot)
+        layout.addWidget(self.empty, 1)
+        layout.addWidget(self.content, 1)
 
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(PLAY_INTERVAL_MS)
@@ -127,18 +183,45 @@ class IkcPanel(QtWidgets.QWidget):
         self.slider.valueChanged.connect(self._on_slider)
         self.compare.currentIndexChanged.connect(self._refresh)
         self.other.valueChanged.connect(self._refresh)
+        self.difference.toggled.connect(self._refresh)
         self._set_enabled(False)
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.slider, self.play, self.compare, self.left, self.right, self.plot):
-            w.setEnabled(on)
+        """With a result: the views, controls and plots; without: only the text saying what to do."""
+        self.content.setVisible(on)
         self.empty.setVisible(not on)
+
+    def _fill_kernel_strip(self, iterations) -> None:
+        for button in self.kernel_buttons:
+            self.kernel_strip.removeWidget(button)
+            button.deleteLater()
+        self.kernel_buttons = []
+        if self.kernel_strip.count():  # the trailing stretch of the previous fill
+            self.kernel_strip.takeAt(0)
+        for i, it in enumerate(iterations):
+            info = describe_kernel(it.kernel)
+            heat = np.ascontiguousarray(kernel_heatmap_u8(it.kernel, size=48))
+            qimg = QtGui.QImage(heat.data, heat.shape[1], heat.shape[0], heat.strides[0],
+                                QtGui.QImage.Format.Format_RGB888).copy()
+            button = QtWidgets.QToolButton()
+            button.setIcon(QtGui.QIcon(QtGui.QPixmap.fromImage(qimg)))
+            button.setIconSize(QtCore.QSize(48, 48))
+            button.setText(f"{i}: σ {info.sigma1:.2f}")
+            button.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            button.setCheckable(True)
+            button.setAutoRaise(True)
+            button.setToolTip(_caption(it.kernel, f"kernel of iteration {i}"))
+            button.clicked.connect(lambda _checked=False, i=i: self.set_iteration(i))
+            self.kernel_strip.addWidget(button)
+            self.kernel_buttons.append(button)
+        if iterations:
+            self.kernel_strip.addStretch(1)
 
     def set_result(self, lr_rgb_f32: np.ndarray | None, ikc, scale: int,
                    changes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Show an :class:`~engine.pipeline.blind.IkcResult` (None clears the panel).
 
-        ``changes`` is :func:`app.analysis.ikc_changes` of the result when already computed (the run job
+        ``changes`` is :meth:`IkcResult.changes` of the result when already computed (the run job
         does it on the worker); otherwise it is computed here.
         """
         self.play.setChecked(False)
@@ -152,6 +235,9 @@ class IkcPanel(QtWidgets.QWidget):
                 side.show_kernel(None, "–")
             self.image_curve.setData([], [])
             self.code_curve.setData([], [])
+            self.sigma1_curve.setData([], [])
+            self.sigma2_curve.setData([], [])
+            self._fill_kernel_strip([])
             return
         self._set_enabled(True)
         last = len(ikc.iterations) - 1
@@ -160,8 +246,7 @@ class IkcPanel(QtWidgets.QWidget):
         self.slider.setValue(last)
         self.slider.blockSignals(False)
         self.other.setRange(0, last)
-        image_change, code_change = changes if changes is not None else ikc_changes(
-            [it.sr_rgb_f32 for it in ikc.iterations], [it.code for it in ikc.iterations])
+        image_change, code_change = changes if changes is not None else ikc.changes()
         xs = np.arange(len(image_change))
         scale_codes = float(image_change.max() / code_change.max()) if code_change.max() > 0 and \
             image_change.max() > 0 else 1.0
@@ -169,6 +254,17 @@ class IkcPanel(QtWidgets.QWidget):
         self.code_curve.setData(xs[1:], code_change[1:] * scale_codes)
         self.image_changes, self.code_changes = image_change, code_change
         self.plot.setXRange(0, max(1, last), padding=0.05)
+        self.plot.setYRange(0, _top(image_change[1:]), padding=0)
+        infos = [describe_kernel(it.kernel) for it in ikc.iterations]
+        sigma1 = np.array([info.sigma1 for info in infos])
+        sigma2 = np.array([info.sigma2 for info in infos])
+        self.sigma1_curve.setData(xs, sigma1)
+        self.sigma2_curve.setData(xs, sigma2)
+        self.sigma_plot.setXRange(0, max(1, last), padding=0.05)
+        self.sigma_plot.setYRange(0, _top(np.concatenate([sigma1, sigma2])), padding=0)
+        for plot in (self.plot, self.sigma_plot):
+            plot.getAxis("bottom").setTicks([[(k, str(k)) for k in range(0, last + 1, max(1, (last + 9) // 10))]])
+        self._fill_kernel_strip(ikc.iterations)
         self._refresh()
         h, w = lr_rgb_f32.shape[:2]
         self.left.vb.setRange(rect=QtCore.QRectF(0, 0, w * scale, h * scale), padding=0.02)
@@ -192,6 +288,9 @@ class IkcPanel(QtWidgets.QWidget):
         its = self.result.iterations
         self.slider_label.setText(f"i = {i} / {len(its) - 1}")
         self.cursor.setPos(i)
+        self.sigma_cursor.setPos(i)
+        for k, button in enumerate(self.kernel_buttons):
+            button.setChecked(k == i)
         it = its[i]
         self.left.show_image(it.sr_rgb_f32, 1.0, f"iteration {i}")
         self.left.show_kernel(it.kernel, _caption(it.kernel, f"kernel of iteration {i}"))
@@ -199,11 +298,25 @@ class IkcPanel(QtWidgets.QWidget):
         self.other.setEnabled(mode == "iteration")
         if mode == "iteration":
             j = int(self.other.value())
-            self.right.show_image(its[j].sr_rgb_f32, 1.0, f"iteration {j}")
+            other, other_scale, other_name = its[j].sr_rgb_f32, 1.0, f"iteration {j}"
             self.right.show_kernel(its[j].kernel, _caption(its[j].kernel, f"kernel of iteration {j}"))
         else:
-            self.right.show_image(self.lr_rgb_f32, float(self.scale), "input (LR, nearest)")
+            other, other_scale, other_name = self.lr_rgb_f32, float(self.scale), "input (LR, nearest)"
             self.right.show_kernel(None, "the input has no estimated kernel")
+        if not self.difference.isChecked():
+            self.right.show_image(other, other_scale, other_name)
+            return
+        if mode != "iteration":  # the input on the SR grid, as the plain view shows it
+            s = int(self.scale)
+            other = np.repeat(np.repeat(other, s, axis=0), s, axis=1)[:it.sr_rgb_f32.shape[0], :it.sr_rgb_f32.shape[1]]
+        diff = difference_rgb_u8(it.sr_rgb_f32, other)
+        self.right.item.setImage(diff.rgb_u8, autoLevels=False, levels=(0, 255))
+        self.right.item.setTransform(QtGui.QTransform())
+        self.right.title.setText(f"{i} − {other_name.replace('iteration ', '')}, ×{diff.gain:.0f} "
+                                 f"(full colour ±{diff.full_scale_levels:.2g} levels)")
+        self.right.title.setToolTip(f"iteration {i} − {other_name}: red brighter, blue darker; largest "
+                                    f"difference {diff.max_levels:.2g} levels")
+        self.diff = diff
 
     @QtCore.Slot(bool)
     def _on_play(self, playing: bool) -> None:
@@ -221,6 +334,12 @@ class IkcPanel(QtWidgets.QWidget):
             self.play.setChecked(False)
             return
         self.slider.setValue(self.current() + 1)
+
+
+def _top(values: np.ndarray) -> float:
+    """Upper end of a plot's y range that starts at 0: 15 % above the largest value (1 when all are 0)."""
+    biggest = float(np.max(values)) if len(values) else 0.0
+    return 1.15 * biggest if biggest > 0 else 1.0
 
 
 def _caption(kernel: np.ndarray, title: str) -> str:

@@ -22,6 +22,7 @@ from engine.progress import NULL_PROGRESS, Progress
 
 from app.analysis import REGION_COLOURS, error_map_rgb, kernel_error_map
 from app.panels import KernelView
+from app.session import device_name
 from app.viewer import RegionModel, View, to_u8
 
 DEFAULT_PARAMS = ((3.0, 1.0, 30.0), (1.0, 1.0, 0.0), (2.5, 2.5, 0.0), (3.0, 0.8, 120.0), (2.0, 1.2, 75.0),
@@ -119,6 +120,10 @@ class LabPanel(QtWidgets.QWidget):
         self.glw.setStretchFactor(0, 3)
         self.glw.setStretchFactor(1, 2)
         right.setSizes([300, 300])
+        for view in self.views:  # never squeezed to a sliver (the error map's title stays readable)
+            view.widget.setMinimumSize(120, 90)
+        right.setChildrenCollapsible(False)
+        self.glw.setChildrenCollapsible(False)
         self.hr_item = pg.ImageItem()
         self.lr_item = pg.ImageItem()
         self.err_item = pg.ImageItem()
@@ -285,11 +290,13 @@ class LabPanel(QtWidgets.QWidget):
         self.lr_item.setTransform(QtGui.QTransform.fromScale(s, s))
         self.err_item.setImage(error_map_rgb(result.error_map), autoLevels=False, levels=(0, 255))
         self.err_item.setTransform(QtGui.QTransform.fromScale(s, s))
-        parts = [f"Kernel error over the image: mean L1 {result.overall['mean_l1']:.2e}, "
-                 f"PSNR {result.overall['psnr']:.1f} dB ({result.provider})."]
+        parts = [f"How far MANet's kernels are from the painted ones (on {device_name(result.provider)}):",
+                 f"mean |estimated − painted| per kernel tap {result.overall['mean_l1']:.2e} (0 = exact; "
+                 f"each kernel's 441 taps sum to 1); kernel PSNR {result.overall['psnr']:.1f} dB (higher = "
+                 "closer).", "Mean per tap, by region:"]
         for label, err in sorted(result.per_region.items()):
             name = "unpainted" if label == 0 else f"region {label}"
-            parts.append(f"{name}: {err:.2e}")
+            parts.append(f"  {name}: {err:.2e}")
         self.summary.setText("\n".join(parts))
         self.titles[2].setText(f"Kernel error (max {float(result.error_map.max()):.1e})")
         self.fit()

@@ -32,10 +32,8 @@ def create_application(argv0: list[str] | None = None):
     """The QApplication (created once), named so QSettings has a home, with the studio's style."""
     from PySide6 import QtWidgets
 
-    from app.qtcompat import guard_bool_refcounts
     from app.style import apply_style
 
-    guard_bool_refcounts()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(argv0 or sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)

@@ -120,11 +120,17 @@ class RunPanel(QtWidgets.QWidget):
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.run_all_button)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.eta)
         layout.addStretch(1)
+        # Run, Cancel and the progress never scroll away: the window puts this footer below the
+        # (scrollable) settings, so they stay visible however small the dock gets
+        self.footer = QtWidgets.QWidget()
+        footer = QtWidgets.QVBoxLayout(self.footer)
+        footer.setContentsMargins(9, 0, 9, 6)
+        footer.addLayout(buttons)
+        footer.addWidget(self.run_all_button)
+        footer.addWidget(self.progress)
+        footer.addWidget(self.eta)
+        self.footer.setMinimumHeight(self.footer.sizeHint().height())
 
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
@@ -203,15 +209,31 @@ class KernelInspector(QtWidgets.QWidget):
         form.addRow(_form_label("θ"), self.theta)
         form.addRow(_form_label("at"), self.where)
         form.addRow(_form_label("from"), self.source)
+        self.compare_view = KernelView(96)
+        self.compare_caption = QtWidgets.QLabel("")
+        self.compare_caption.setWordWrap(True)
+        self.compare_caption.setProperty("role", "muted")
+        self.compare_box = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(self.compare_box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.compare_view)
+        row.addWidget(self.compare_caption, 1)
+        self.compare_box.hide()
         self.lattice = QtWidgets.QCheckBox("Kernel lattice over the image (L)")
         self.lattice.toggled.connect(self.lattice_toggled)
+        self.lattice_legend = QtWidgets.QLabel("")
+        self.lattice_legend.setWordWrap(True)
+        self.lattice_legend.setProperty("role", "muted")
+        self.lattice_legend.hide()
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.view)
         top.addLayout(form, 1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(top)
+        layout.addWidget(self.compare_box)
         layout.addWidget(self.lattice)
+        layout.addWidget(self.lattice_legend)
         layout.addStretch(1)
         self.info = None
 
@@ -230,6 +252,18 @@ class KernelInspector(QtWidgets.QWidget):
             self.theta.setText(f"{math.degrees(info.theta):.0f}°")
         self.where.setText(where)
         self.source.setText(source)
+
+    def show_other(self, info, method_name: str) -> None:
+        """The other blind method's kernel for the same spot, side by side (None hides it)."""
+        self.compare_box.setVisible(info is not None)
+        if info is None:
+            return
+        self.compare_view.set_kernel(info.kernel)
+        gap = ""
+        if self.info is not None:
+            gap = f"\nΔσ1 {self.info.sigma1 - info.sigma1:+.2f} px, Δσ2 {self.info.sigma2 - info.sigma2:+.2f} px"
+        self.compare_caption.setText(f"{method_name} here: σ1 {info.sigma1:.2f} px · σ2 {info.sigma2:.2f} px · "
+                                     f"θ {math.degrees(info.theta):.0f}°{gap}")
 
 
 class RegionsPanel(QtWidgets.QWidget):
@@ -294,14 +328,15 @@ class RegionsPanel(QtWidgets.QWidget):
         self.plot = pg.PlotWidget(background=(24, 25, 28))
         self.plot.setMinimumHeight(170)
         self.plot.showGrid(x=False, y=True, alpha=0.25)
-        self.plot.setLabel("left", "value (px, or rad for θ)")
-        self.plot.getAxis("bottom").setTicks([[(0, "σ1"), (1, "σ2"), (2, "θ")]])
+        self.plot.setLabel("left", "σ (px)")
+        self.plot.getAxis("bottom").setTicks([[(0, "σ1"), (1, "σ2")]])
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.mean_kernels = QtWidgets.QHBoxLayout()
         self.mean_kernels.addStretch(1)
         self.upscale_region = QtWidgets.QPushButton("Upscale region (preview)")
-        self.upscale_region.setToolTip("Run the chosen method on the selected region's bounding box only")
+        self.upscale_region.setToolTip("Run the chosen method on the selected region's bounding box only; the "
+                                       "area is outlined in both views (before on the input, after on the result)")
         self.upscale_region.clicked.connect(lambda: self.upscale_region_requested.emit(self.selected_region()))
         self.hint = QtWidgets.QLabel("Paint on the input view; statistics need a MANet result.")
         self.hint.setWordWrap(True)
@@ -311,11 +346,11 @@ class RegionsPanel(QtWidgets.QWidget):
         layout.addLayout(tools)
         layout.addLayout(form)
         layout.addLayout(files)
+        layout.addWidget(self.upscale_region)
         layout.addWidget(self.hint)
         layout.addWidget(self.table)
         layout.addLayout(self.mean_kernels)
         layout.addWidget(self.plot, 1)
-        layout.addWidget(self.upscale_region)
         self.stats: list[RegionStats] = []
 
     @QtCore.Slot(int)
@@ -336,8 +371,9 @@ class RegionsPanel(QtWidgets.QWidget):
             return self.stats[row].label
         return self.stats[0].label if self.stats else self.current_label()
 
-    def show_stats(self, stats: list[RegionStats], note: str = "") -> None:
-        """Fill the table, the mean-kernel thumbnails and the σ1/σ2/θ spread plot."""
+    def show_stats(self, stats: list[RegionStats], note: str = "", source: str = "") -> None:
+        """Fill the table, the mean-kernel thumbnails and the σ1/σ2/θ spread plot; ``source`` names the
+        kernel map the statistics come from (e.g. "MANet kernel map")."""
         self.stats = stats
         self.table.setRowCount(len(stats))
         for row, st in enumerate(stats):
@@ -364,14 +400,15 @@ class RegionsPanel(QtWidgets.QWidget):
             kv.set_kernel(st.mean_kernel)
             kv.setToolTip(f"mean kernel of region {st.label}")
             self.mean_kernels.insertWidget(self.mean_kernels.count() - 1, kv)
-        # spread plot: per parameter, one box (min..max line, mean ± std bar) per region
+        # spread plot: per σ, one box (min..max line, mean ± std bar) per region; θ (degrees) is in the
+        # table only: an angle on the σ axis would read as a length
         self.plot.clear()
         n = max(1, len(stats))
         width = 0.7 / n
         for i, st in enumerate(stats):
             colour = REGION_COLOURS[(st.label - 1) % len(REGION_COLOURS)]
-            xs = np.arange(3) - 0.35 + width * (i + 0.5)
-            values = (st.sigma1, st.sigma2, st.theta)
+            xs = np.arange(2) - 0.35 + width * (i + 0.5)
+            values = (st.sigma1, st.sigma2)
             means = np.array([np.mean(v) for v in values])
             stds = np.array([np.std(v) for v in values])
             lows = np.array([np.min(v) for v in values])
@@ -382,8 +419,10 @@ class RegionsPanel(QtWidgets.QWidget):
                                               pen=pg.mkPen(colour, width=2)))
             self.plot.addItem(pg.ScatterPlotItem(x=xs, y=means, brush=pg.mkBrush(colour), size=8,
                                                  pen=pg.mkPen((20, 20, 20))))
-        self.plot.setXRange(-0.5, 2.5, padding=0)
-        self.hint.setText(note or ("Mean ± std (thick) and min–max (thin) of the kernels in each region."
+        self.plot.setXRange(-0.5, 1.5, padding=0)
+        if stats:
+            self.plot.setYRange(0, 1.15 * max(float(np.max(st.sigma1)) for st in stats), padding=0)
+        self.hint.setText(note or (f"{source or 'Kernels'}: mean ± std (thick) and min–max (thin) in each region."
                                    if stats else "Paint on the input view; statistics need a MANet result."))
 
 

@@ -44,6 +44,8 @@ class LabelOverlay(pg.ImageItem):
         ev.accept()
         if ev.isStart():
             self._model.begin_stroke()
+            down = ev.buttonDownPos()  # the press: the drag starts only once the mouse has moved on
+            self._model.paint_at(down.x(), down.y())
         pos = ev.pos()
         self._model.paint_at(pos.x(), pos.y())
         if ev.isFinish():
@@ -73,6 +75,7 @@ class RegionModel(QtCore.QObject):
         self.brush_radius = 3.0  # LR px
         self._overlays: list[LabelOverlay] = []
         self._dirty = False
+        self._last_lr: tuple[float, float] | None = None  # the stroke's previous point
 
     def make_overlay(self) -> LabelOverlay:
         item = LabelOverlay(self)
@@ -103,10 +106,19 @@ class RegionModel(QtCore.QObject):
 
     def begin_stroke(self) -> None:
         self._dirty = False
+        self._last_lr = None
 
     def paint_at(self, x_lr: float, y_lr: float) -> None:
+        """Paint at a mouse position, and along the straight line from the stroke's previous position:
+        mouse events arrive far apart in a fast stroke, which would otherwise leave dots and gaps."""
         value = 0 if self.tool == "eraser" else int(self.label)
-        if stamp_disk(self.labels, x_lr, y_lr, self.brush_radius, value):
+        x0, y0 = self._last_lr if self._last_lr is not None else (x_lr, y_lr)
+        steps = max(1, int(np.ceil(np.hypot(x_lr - x0, y_lr - y0) / max(self.brush_radius / 2, 0.5))))
+        painted = False
+        for t in np.linspace(0.0, 1.0, steps + 1)[1 if self._last_lr is not None else 0:]:
+            painted |= stamp_disk(self.labels, x0 + t * (x_lr - x0), y0 + t * (y_lr - y0), self.brush_radius, value)
+        self._last_lr = (x_lr, y_lr)
+        if painted:
             self._dirty = True
             self.refresh()
 
@@ -114,14 +126,13 @@ class RegionModel(QtCore.QObject):
         if self._dirty:
             self.changed.emit()
         self._dirty = False
+        self._last_lr = None
 
     def stroke(self, points_lr: list[tuple[float, float]]) -> None:
         """Paint a stroke through ``points_lr`` (x, y in LR px) with the current tool (for scripts/tests)."""
         self.begin_stroke()
-        for (x0, y0), (x1, y1) in zip(points_lr, points_lr[1:] or points_lr):
-            steps = max(1, int(np.hypot(x1 - x0, y1 - y0) / max(self.brush_radius / 2, 0.5)))
-            for t in np.linspace(0.0, 1.0, steps + 1):
-                self.paint_at(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        for x, y in points_lr:
+            self.paint_at(x, y)
         self.end_stroke()
 
     def refresh(self) -> None:
@@ -203,9 +214,10 @@ class CompareViewer(QtWidgets.QWidget):
             item.setZValue(30)
             item.hide()
             view.vb.addItem(item, ignoreBounds=True)
-        self.label_items = [regions.make_overlay(), regions.make_overlay()]
+        self.label_items = [regions.make_overlay(), regions.make_overlay(), regions.make_overlay()]
         self.lr_view.vb.addItem(self.label_items[0], ignoreBounds=True)
         self.split_view.vb.addItem(self.label_items[1], ignoreBounds=True)
+        self.sr_view.vb.addItem(self.label_items[2], ignoreBounds=True)
         self.preview_items: list[pg.ImageItem] = []
 
         self._stack = QtWidgets.QStackedWidget()
@@ -277,8 +289,9 @@ class CompareViewer(QtWidgets.QWidget):
             item.setTransform(QtGui.QTransform.fromScale(f, f))
             item.show()
 
-    def add_preview(self, sr_rgb_f32: np.ndarray, x0_sr: int, y0_sr: int) -> None:
-        """Place an SR crop (a region preview) at SR pixel ``(x0_sr, y0_sr)`` over the result views."""
+    def add_preview(self, sr_rgb_f32: np.ndarray, x0_sr: int, y0_sr: int, name: str = "preview") -> None:
+        """Place an SR crop (a region preview) at SR pixel ``(x0_sr, y0_sr)`` over the result views, and
+        outline the area in every view: "before" on the input, "after" on the result."""
         for vb, parent in ((self.sr_view.vb, None), (self.split_view.vb, self._clip)):
             item = pg.ImageItem(to_u8(sr_rgb_f32), autoLevels=False, levels=(0, 255))
             item.setPos(x0_sr, y0_sr)
@@ -288,6 +301,21 @@ class CompareViewer(QtWidgets.QWidget):
             else:
                 vb.addItem(item, ignoreBounds=True)
             self.preview_items.append(item)
+        h, w = sr_rgb_f32.shape[:2]
+        for view, text in ((self.lr_view, f"{name}: before"), (self.sr_view, f"{name}: after"),
+                           (self.split_view, name)):
+            outline = QtWidgets.QGraphicsRectItem(QtCore.QRectF(x0_sr, y0_sr, w, h))
+            pen = QtGui.QPen(QtGui.QColor(79, 195, 247), 2)
+            pen.setCosmetic(True)
+            pen.setStyle(QtCore.Qt.PenStyle.DashLine)
+            outline.setPen(pen)
+            outline.setZValue(40)
+            view.vb.addItem(outline, ignoreBounds=True)
+            label = pg.TextItem(text, color=(79, 195, 247), anchor=(0, 1), fill=pg.mkBrush(20, 20, 24, 180))
+            label.setPos(x0_sr, y0_sr)
+            label.setZValue(41)
+            view.vb.addItem(label, ignoreBounds=True)
+            self.preview_items += [outline, label]
 
     def clear_previews(self) -> None:
         for item in self.preview_items:

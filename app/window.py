@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +24,19 @@ from engine.imageio import (
 )
 from engine.outputs import OutputPlan, OutputRefused, check_file_name
 from engine.paths import resources_dir
-from engine.upscale import UpscaleOptions, UpscaleResult, upscale
+from engine.upscale import UpscaleOptions, upscale
 
-from app.analysis import (REGION_COLOURS, comparison_picture, ikc_changes, label_bbox, lattice_overlay_rgba,
+from app.analysis import (REGION_COLOURS, comparison_picture, label_bbox, lattice_overlay,
                           region_stats)
 from app.bridge import EngineBridge
-from app.geometry import HoverHit, eta_seconds, format_duration
+from app.geometry import HoverHit, RunEta, format_duration
 from app.ikc import IkcPanel
+from app.layout import MIN_WIDTH_PX, PREFERRED_WIDTH_PX, balanced_widths
 from app.lab import LabPanel, synthesise_and_estimate
 from app.loader import ImageLoader
-from app.qtcompat import guard_bool_refcounts
 from app.panels import METHOD_LABELS, KernelInspector, RegionsPanel, RunPanel
+from app.results import ResultPicker
+from app.session import METHOD_SHORT, QueueEntry, RunOutput, device_name
 from app.viewer import CompareViewer, RegionModel, to_u8
 
 log = logging.getLogger(__name__)
@@ -45,32 +45,6 @@ APP_NAME = "Kernelscope"
 MAX_RECENT = 10
 THUMB_PX = 96
 REGION_MARGIN_LR = 12  # context around an "Upscale region" crop, LR px
-_entry_ids = itertools.count(1)
-
-
-@dataclass
-class QueueEntry:
-    """One opened image: where it came from, its pixels, its latest result and its painted regions."""
-
-    name: str
-    image: Image
-    path: Path | None = None
-    result: UpscaleResult | None = None
-    lattice: tuple[np.ndarray, int] | None = None
-    sr_u8: np.ndarray | None = None
-    ikc_changes: tuple[np.ndarray, np.ndarray] | None = None
-    labels: np.ndarray | None = None
-    entry_id: int = field(default_factory=lambda: next(_entry_ids))
-
-
-@dataclass
-class RunOutput:
-    """What a run hands the GUI: the result plus everything display-ready that was costly to make."""
-
-    result: UpscaleResult
-    sr_u8: np.ndarray
-    lattice: tuple[np.ndarray, int] | None = None
-    ikc_changes: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def upscale_job(bridge: EngineBridge, image: Image, options: UpscaleOptions, device: str, *,
@@ -79,11 +53,12 @@ def upscale_job(bridge: EngineBridge, image: Image, options: UpscaleOptions, dev
     IKC change curves) so the GUI thread only hands arrays to the views."""
     progress.set_progress(0.0, "loading models")
     models = bridge.models_for(options.method, options.scale, device)
+    progress.set_progress(0.0, "models loaded")  # the ETA clock starts here (RunEta)
     result = upscale(image, options, models, progress=progress)
-    lattice = lattice_overlay_rgba(result.kernel_map) if with_lattice and result.kernel_map is not None else None
+    lattice = lattice_overlay(result.kernel_map) if with_lattice and result.kernel_map is not None else None
     changes = None
     if result.ikc is not None:
-        changes = ikc_changes([it.sr_rgb_f32 for it in result.ikc.iterations], [it.code for it in result.ikc.iterations])
+        changes = result.ikc.changes()  # measured in the loop: renders no iteration
     return RunOutput(result, to_u8(result.image.rgb_f32), lattice, changes)
 
 
@@ -143,7 +118,6 @@ class MainWindow(QtWidgets.QMainWindow):
     """The studio. ``settings`` defaults to the user's QSettings; tests pass their own."""
 
     def __init__(self, settings: QtCore.QSettings | None = None, *, models_dir: Path | None = None) -> None:
-        guard_bool_refcounts()
         super().__init__()
         self.settings = settings if settings is not None else QtCore.QSettings()
         self.setWindowTitle(f"{APP_NAME} {__version__}")
@@ -158,25 +132,36 @@ class MainWindow(QtWidgets.QMainWindow):
         self.current: QueueEntry | None = None
         self._run_job: int | None = None
         self._run_entry_id: int | None = None
-        self._run_started = 0.0
         self._batch: dict[int, str] = {}
         self._batch_total = 0
         self._batch_done = 0
         self._batch_failures: list[str] = []
         self._region_jobs: dict[int, tuple[int, tuple[int, int, int, int], tuple[int, int, int, int]]] = {}
         self._lab_job: int | None = None
+        self._region_names: dict[int, int] = {}  # region job id → the region's label
         self._hover_cache: tuple[Any, Any] = (None, None)
+        self._etas: dict[int, RunEta] = {}  # job id → its ETA from measured tile times
         self._closed = False
 
         # central: tabs (studio viewer | IKC iterations | degradation lab)
         self.regions = RegionModel(self)
         self.viewer = CompareViewer(self.regions)
         self.notice = NoticeBar()
+        self.result_picker = ResultPicker()
         studio = QtWidgets.QWidget()
         sl = QtWidgets.QVBoxLayout(studio)
         sl.setContentsMargins(0, 0, 0, 0)
         sl.setSpacing(0)
         sl.addWidget(self.notice)
+        sl.addWidget(self.result_picker)
+        self.start_hint = QtWidgets.QLabel(
+            "<p style='font-size:15pt'>Open or drop images</p><p>Drag image files or folders onto this window, "
+            "or use File ▸ Open images… (Ctrl+O) or paste (Ctrl+V).<br>Then press Run (Ctrl+R) to upscale and "
+            "see the blur kernels that were found.</p>")
+        self.start_hint.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.start_hint.setWordWrap(True)
+        self.start_hint.setProperty("role", "muted")
+        sl.addWidget(self.start_hint, 1)
         sl.addWidget(self.viewer, 1)
         self.ikc_panel = IkcPanel()
         self.lab = LabPanel()
@@ -200,14 +185,24 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector = KernelInspector()
         self.regions_panel = RegionsPanel()
         self.queue_dock = self._dock("Queue", self.queue, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.run_dock = self._dock("Run", self.run_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.run_dock = self._dock("Run", self.run_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea,
+                                   footer=self.run_panel.footer)
         self.inspector_dock = self._dock("Kernel inspector", self.inspector,
                                          QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.regions_dock = self._dock("Regions", self.regions_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.inspector_dock, self.regions_dock)
         self.inspector_dock.raise_()
-        self.resizeDocks([self.queue_dock, self.run_dock], [215, 360], QtCore.Qt.Orientation.Horizontal)
+        self.queue_dock.setMinimumWidth(MIN_WIDTH_PX["queue"])
+        for dock in (self.run_dock, self.inspector_dock, self.regions_dock):
+            dock.setMinimumWidth(MIN_WIDTH_PX["right"])
+        self.resizeDocks([self.queue_dock, self.run_dock], [PREFERRED_WIDTH_PX["queue"], PREFERRED_WIDTH_PX["right"]],
+                         QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.run_dock, self.inspector_dock], [305, 545], QtCore.Qt.Orientation.Vertical)
+        self._default_state = self.saveState()  # View > Reset layout
+        self._balance_timer = QtCore.QTimer(self)
+        self._balance_timer.setSingleShot(True)
+        self._balance_timer.setInterval(150)
+        self._balance_timer.timeout.connect(self.balance_docks)
 
         # status bar
         self.provider_label = QtWidgets.QLabel("device: –")
@@ -223,7 +218,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_actions()
 
     # construction helpers -------------------------------------------------------------------------
-    def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area, footer: QtWidgets.QWidget | None = None
+              ) -> QtWidgets.QDockWidget:
+        """A dock whose ``widget`` scrolls when the dock is small; ``footer`` stays below it, never scrolled."""
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(title.replace(" ", "_").lower())
         if isinstance(widget, QtWidgets.QListWidget):
@@ -234,7 +231,17 @@ class MainWindow(QtWidgets.QMainWindow):
             scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
             scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             scroll.setWidget(widget)
-            dock.setWidget(scroll)
+            scroll.setMinimumHeight(60)
+            if footer is None:
+                dock.setWidget(scroll)
+            else:
+                holder = QtWidgets.QWidget()
+                column = QtWidgets.QVBoxLayout(holder)
+                column.setContentsMargins(0, 0, 0, 0)
+                column.setSpacing(0)
+                column.addWidget(scroll, 1)
+                column.addWidget(footer)
+                dock.setWidget(holder)
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
@@ -278,6 +285,7 @@ class MainWindow(QtWidgets.QMainWindow):
         v.addSeparator()
         for dock in (self.queue_dock, self.run_dock, self.inspector_dock, self.regions_dock):
             v.addAction(dock.toggleViewAction())
+        self._action(v, "&Reset layout", self.reset_layout)
 
         r = mb.addMenu("&Run")
         self.act_run = self._action(r, "&Run", self.start_run, "Ctrl+R")
@@ -304,6 +312,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.run_panel.cancel_requested.connect(self.cancel_run)
         self.run_panel.run_all_requested.connect(self._on_run_all)
         self.viewer.hovered.connect(self._on_hover)
+        self.result_picker.method_chosen.connect(self.show_method)
         self.inspector.lattice_toggled.connect(self._on_lattice)
         self.regions_panel.tool_changed.connect(self._on_tool)
         self.regions_panel.label_changed.connect(self._on_label)
@@ -365,6 +374,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.notify(f"{head} — " + "; ".join(problems))
         elif last is not None:
             self.statusBar().clearMessage()
+            self.notice.dismiss()  # an old "could not open" no longer applies
         if last is not None:
             self.select_entry(last)
 
@@ -434,11 +444,18 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_queue_row(self, row: int) -> None:
         self._show_entry(self.entries[row] if 0 <= row < len(self.entries) else None)
 
+    def show_method(self, method: str) -> None:
+        """Show the current image's result of ``method`` (kept from an earlier run)."""
+        if self.current is not None and method in self.current.results and method != self.current.shown:
+            self.current.show(method)
+            self._show_entry(self.current)
+
     def _show_entry(self, entry: QueueEntry | None) -> None:
-        if self.current is not None and self.current is not entry:
-            self.current.labels = self.regions.labels.copy()
+        if self.current is not None:
+            self.current.keep_labels(self.regions.labels)
         self.current = entry
         self._hover_cache = (None, None)
+        self.result_picker.set_entry(entry)
         if entry is None:
             self.viewer.set_images(None, None, 1)
             self.image_label.setText("no image")
@@ -450,20 +467,22 @@ class MainWindow(QtWidgets.QMainWindow):
         result = entry.result
         scale = result.scale if result is not None else self.run_panel.options().scale
         self.viewer.set_images(img.rgb_f32, None if result is None else entry.sr_u8, scale)
-        lr_hw = (img.height, img.width)
-        if self.regions.labels.shape != lr_hw:
-            self.regions.reset(lr_hw)
-        if entry.labels is not None and entry.labels.shape == lr_hw:
-            self.regions.set_labels(entry.labels)
-        else:
-            self.regions.reset(lr_hw)
+        if result is not None:
+            self.viewer.sr_view.label.setText(f"Result (SR) — {METHOD_SHORT[result.method]}")
+        labels = entry.labels_or_empty()
+        if self.regions.labels.shape != labels.shape:
+            self.regions.reset(labels.shape)
+        self.regions.set_labels(labels.copy())
         self.image_label.setText(f"{entry.name} — {img.width}×{img.height} px, {img.bit_depth}-bit"
                                  + (", alpha" if img.has_alpha else ""))
         self.setWindowTitle(f"{entry.name} — {APP_NAME}")
-        self.ikc_panel.set_result(img.rgb_f32, None if result is None else result.ikc, scale, entry.ikc_changes)
+        ikc = entry.results.get("ikc")
+        self.ikc_panel.set_result(img.rgb_f32, None if ikc is None else ikc.result.ikc,
+                                  scale if ikc is None else ikc.result.scale, entry.ikc_changes)
         self._on_lattice(self.inspector.lattice.isChecked())
         self.inspector.show_info(None, self._inspector_title(), "move the mouse over either view",
                                  self._inspector_source())
+        self.inspector.show_other(None, "")
         self._update_actions()
 
     def _remember_recent(self, path: Path) -> None:
@@ -554,7 +573,6 @@ class MainWindow(QtWidgets.QMainWindow):
                                  self.run_panel.device_key(), tag=self.current.entry_id)
         self._run_job = job.job_id
         self._run_entry_id = self.current.entry_id
-        self._run_started = time.monotonic()
         self.run_panel.set_running(True, METHOD_LABELS[options.method].split(" (")[0])
         self._save_run_settings()
         self._update_actions()
@@ -570,9 +588,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot(int, float, str)
     def _on_progress(self, job_id: int, fraction: float, message: str) -> None:
-        job = self.bridge.job(job_id)
-        started = job.started if job is not None else self._run_started
-        eta = eta_seconds(fraction, time.monotonic() - started)
+        eta = self._etas.setdefault(job_id, RunEta()).update(time.monotonic(), fraction, message)
         text = f"{message or 'working'} · ETA {format_duration(eta)}" if fraction < 1 else "finishing"
         if job_id in self._batch:
             text = f"{self._batch_done + 1}/{self._batch_total} {self._batch[job_id]} · " + text
@@ -581,6 +597,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot(int, str, object)
     def _on_finished(self, job_id: int, kind: str, payload: Any) -> None:
+        self._etas.pop(job_id, None)
         if kind == "upscale" and job_id == self._run_job:
             self._run_job = None
             result = payload.result
@@ -589,15 +606,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.run_panel.finish(f"done in {result.seconds:.1f} s")
             self.provider_label.setText(result.execution)
             if entry is not None:
-                entry.result = result
-                entry.lattice = payload.lattice
-                entry.sr_u8 = payload.sr_u8
-                entry.ikc_changes = payload.ikc_changes
+                entry.add_result(payload)
                 if entry is self.current:
                     self._show_entry(entry)
-            self.statusBar().showMessage(
-                f"{METHOD_LABELS[result.method]} ×{result.scale} in {result.seconds:.2f} s on {result.provider}",
-                10_000)
+            self.statusBar().showMessage(f"{METHOD_LABELS[result.method]} ×{result.scale} in {result.seconds:.2f} s "
+                                         f"on {device_name(result.provider)}", 10_000)
             self._on_regions_changed()
         elif kind == "batch":
             self._batch_finished(job_id, f"wrote {Path(payload).name}")
@@ -609,11 +622,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.run_panel.finish("lab: done")
             self.lab.run_button.setEnabled(True)
             self.lab.show_result(payload)
-            self.provider_label.setText(f"device: {payload.provider}")
+            self.provider_label.setText(f"device: {device_name(payload.provider)}")
         self._update_actions()
 
     @QtCore.Slot(int, str, str)
     def _on_failed(self, job_id: int, kind: str, reason: str) -> None:
+        self._etas.pop(job_id, None)
         if kind == "batch":
             self._batch_finished(job_id, f"failed: {reason}", failed=True)
             return
@@ -626,6 +640,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot(int, str)
     def _on_cancelled(self, job_id: int, kind: str) -> None:
+        self._etas.pop(job_id, None)
         if kind == "batch":
             self._batch_finished(job_id, "cancelled", failed=True)
             return
@@ -639,6 +654,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._lab_job = None
             self.lab.run_button.setEnabled(True)
         self._region_jobs.pop(job_id, None)
+        self._region_names.pop(job_id, None)
         if not self.is_running():
             self.run_panel.set_running(False)
             self.run_panel.finish(text)
@@ -745,16 +761,21 @@ class MainWindow(QtWidgets.QMainWindow):
             info = describe_kernel(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, th, result.scale),
                                    (hit.lr_row, hit.lr_col))
         self.inspector.show_info(info, self._inspector_title(), where, self._inspector_source())
+        other = self.current.other_kernel(hit.lr_row, hit.lr_col, self.ikc_panel.current()) if self.current else None
+        self.inspector.show_other(other[0] if other else None, METHOD_SHORT[other[1]] if other else "")
 
     @QtCore.Slot(bool)
     def _on_lattice(self, on: bool) -> None:
         if self.act_lattice.isChecked() != on:
             self.act_lattice.setChecked(on)
-        lattice = self.current.lattice if self.current is not None else None
+        source = self.current.kernel_source() if self.current is not None else None
+        lattice = None if source is None else source.lattice
         if on and lattice is not None:
-            self.viewer.set_lattice(*lattice)
+            self.viewer.set_lattice(lattice.rgba_u8, lattice.px_per_lr)
+            self.inspector.lattice_legend.setText(f"{METHOD_SHORT[source.method]} kernels. {lattice.legend()}")
         else:
             self.viewer.set_lattice(None)
+        self.inspector.lattice_legend.setVisible(on and lattice is not None)
         if on and lattice is None and self.current is not None:
             self.statusBar().showMessage("The kernel lattice needs a MANet result", 5000)
 
@@ -797,12 +818,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot()
     def _on_regions_changed(self) -> None:
-        result = self.current.result if self.current is not None else None
-        if result is None or result.kernel_map is None or self.regions.labels.shape != result.kernel_map.lr_hw:
-            self.regions_panel.show_stats([], "" if result is None else
+        if self.current is None:
+            return
+        self.current.keep_labels(self.regions.labels)
+        source = self.current.kernel_source()
+        kmap = None if source is None else source.result.kernel_map
+        if kmap is None or self.regions.labels.shape != kmap.lr_hw:
+            self.regions_panel.show_stats([], "" if self.current.result is None else
                                           "Region statistics need a MANet result (they use its kernel map).")
             return
-        self.regions_panel.show_stats(region_stats(self.regions.labels, result.kernel_map))
+        self.regions_panel.show_stats(region_stats(self.regions.labels, kmap),
+                                      source=f"{METHOD_SHORT[source.method]} kernel map")
 
     def save_mask(self, path: Path) -> Path | None:
         """Write the painted regions as a colour PNG (region colours on black; readable by :meth:`load_mask`)."""
@@ -872,6 +898,7 @@ class MainWindow(QtWidgets.QMainWindow):
         job = self.bridge.submit("region", upscale_job, self.bridge, crop, options, self.run_panel.device_key(),
                                  with_lattice=False)
         self._region_jobs[job.job_id] = (self.current.entry_id, tight, wide)
+        self._region_names[job.job_id] = label
         self.statusBar().showMessage(f"Upscaling region {label}…", 5000)
         return job.job_id
 
@@ -887,9 +914,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.viewer.geometry_ is None or self.viewer.geometry_.scale != s:
             self.viewer.set_images(self.current.image.rgb_f32, self.current.sr_u8 if self.current.result else None, s)
         sr = result.image.rgb_f32[(ty0 - wy0) * s:(ty1 - wy0) * s, (tx0 - wx0) * s:(tx1 - wx0) * s]
-        self.viewer.add_preview(sr, tx0 * s, ty0 * s)
+        self.viewer.add_preview(sr, tx0 * s, ty0 * s, f"region {self._region_names.pop(job_id, '')}".strip())
         self.statusBar().showMessage(f"Region preview ({tx1 - tx0}×{ty1 - ty0} LR px) in {result.seconds:.2f} s "
-                                     f"on {result.provider}", 10_000)
+                                     f"on {device_name(result.provider)}", 10_000)
 
     # degradation lab ---------------------------------------------------------------------------------------
     def lab_open_image(self, path: Path) -> int:
@@ -1076,6 +1103,33 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
 
+    # layout -----------------------------------------------------------------------------------------------
+    def reset_layout(self) -> None:
+        """View > Reset layout: every panel back in its place, at widths that suit the window."""
+        self.restoreState(self._default_state)
+        for dock in (self.queue_dock, self.run_dock, self.inspector_dock, self.regions_dock):
+            dock.setFloating(False)
+            dock.show()
+        self.inspector_dock.raise_()
+        self.resizeDocks([self.queue_dock, self.run_dock], [PREFERRED_WIDTH_PX["queue"], PREFERRED_WIDTH_PX["right"]],
+                         QtCore.Qt.Orientation.Horizontal)
+        self.balance_docks()
+
+    def balance_docks(self) -> None:
+        """Give side panels back the width they lost at a small window size (see :mod:`app.layout`)."""
+        docks = {"queue": self.queue_dock, "right": self.run_dock}
+        current = {name: d.width() for name, d in docks.items()
+                   if d.isVisible() and not d.isFloating()}
+        wanted = balanced_widths(self.width(), current)
+        changed = [name for name in wanted if abs(wanted[name] - current[name]) > 2]
+        if changed:
+            self.resizeDocks([docks[n] for n in changed], [wanted[n] for n in changed],
+                             QtCore.Qt.Orientation.Horizontal)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._balance_timer.start()
+
     # misc ------------------------------------------------------------------------------------------------
     def _update_actions(self) -> None:
         has_result = self.current is not None and self.current.result is not None
@@ -1088,6 +1142,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_save_kernels.setEnabled(has_result and (self.current.result.kernel_map is not None
                                                       or self.current.result.ikc is not None))
         self.act_run_all.setEnabled(bool(self.entries) and not running)
+        self.run_panel.run_all_button.setEnabled(bool(self.entries) and not self.is_running())
+        self.start_hint.setVisible(not self.entries)
+        self.viewer.setVisible(bool(self.entries))
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt API)
         if not self._closed:

@@ -2,9 +2,11 @@
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/screenshots.py [--models DIR] [--out DIR]
 
-Shots: ``main.png`` (a MANet result, side by side), ``inspector.png`` (mid-hover with the kernel
-lattice), ``regions.png`` (painted regions and their statistics), ``split.png`` (before/after
-divider), ``ikc.png`` (the IKC iteration slider) and ``lab.png`` (the degradation lab round trip).
+Shots: ``start.png`` (the empty start screen), ``main.png`` (a MANet result, side by side),
+``inspector.png`` (mid-hover), ``lattice.png`` (the kernel lattice with its legend), ``regions.png``
+(painted regions, their statistics and an outlined region preview), ``split.png`` (before/after
+divider), ``ikc.png`` (the IKC tab: iteration i next to the amplified difference to iteration 0)
+and ``lab.png`` (the degradation lab round trip).
 Uses the shipped models unless ``--models`` names another folder. Settings go to a temporary folder.
 """
 
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's app/engine, not an installed one
 
 
 def wait_until(app, predicate, timeout_s: float = 300.0) -> None:
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         w = MainWindow(settings, models_dir=args.models)
         w.resize(1400, 900)
         w.show()
+        wait_until(app, lambda: True)
+        shot(w, args.out / "start.png")
         w.open_paths([sample_image_path(), resources_dir() / "sample_hr_coffee.png"])
         wait_until(app, lambda: not w.loader.busy())
         w.select_entry(w.entries[0])
@@ -78,12 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         wait_until(app, lambda: True)
         shot(w, args.out / "main.png")
 
-        # 2. inspector mid-hover, kernel lattice on
-        w.inspector.lattice.setChecked(True)
+        # 2. inspector mid-hover; then the kernel lattice on
         geo = w.viewer.geometry_
         hover(w, w.viewer.sr_view, geo.sr_w * 0.62, geo.sr_h * 0.45)
         wait_until(app, lambda: True)
         shot(w, args.out / "inspector.png")
+        w.inspector.lattice.setChecked(True)
+        hover(w, w.viewer.sr_view, geo.sr_w * 0.62, geo.sr_h * 0.45)
+        wait_until(app, lambda: True)
+        shot(w, args.out / "lattice.png")
         w.inspector.lattice.setChecked(False)
 
         # 3. painted regions with statistics
@@ -115,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         w.start_run()
         wait_until(app, lambda: not w.is_running())
         w.tabs.setCurrentWidget(w.ikc_panel)
-        w.ikc_panel.set_iteration(3)
+        panel = w.ikc_panel
+        panel.compare.setCurrentIndex(panel.compare.findData("iteration"))
+        panel.other.setValue(0)
+        panel.difference.setChecked(True)
+        panel.set_iteration(3)
         wait_until(app, lambda: True)
         shot(w, args.out / "ikc.png")
 

@@ -49,9 +49,13 @@ class Progress:
         if self._notice_callback is not None:
             self._notice_callback(message)
 
-    def sub_progress(self, offset: float, length: float) -> "Progress":
-        """A view that maps its own [0, 1] onto ``[offset, offset + length]`` of this one."""
-        return _SubProgress(self, offset, length)
+    def sub_progress(self, offset: float, length: float, phase: str = "") -> "Progress":
+        """A view that maps its own [0, 1] onto ``[offset, offset + length]`` of this one.
+
+        With ``phase`` ("estimating kernels"), every report through the view carries that name, followed
+        by the view's own message if any ("estimating kernels · tile 3 of 12").
+        """
+        return _SubProgress(self, offset, length, phase)
 
     # cancellation --------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -67,14 +71,17 @@ class Progress:
 
 
 class _SubProgress(Progress):
-    def __init__(self, parent: Progress, offset: float, length: float) -> None:
+    def __init__(self, parent: Progress, offset: float, length: float, phase: str = "") -> None:
         super().__init__(None, parent._cancel)
         self._parent = parent
         self._offset = float(offset)
         self._length = float(length)
+        self._phase = phase
 
     def set_progress(self, fraction: float, message: str = "") -> None:
         self.fraction = min(1.0, max(0.0, float(fraction)))
+        if self._phase:
+            message = f"{self._phase} · {message}" if message else self._phase
         self._parent.set_progress(self._offset + self._length * self.fraction, message)
 
     def notify(self, message: str) -> None:

@@ -133,6 +133,7 @@ def tiled_apply(
     pending = plan_tiles(h, w, tile, context, align)
     total_area = float(h * w)
     done_area = 0.0
+    done_tiles = 0
     while pending:
         t = pending.pop(0)
         progress.check_cancelled()
@@ -166,7 +167,8 @@ def tiled_apply(
             view[(slice(None),) + sl] += out * wmap
             weights[sl] += wmap
         done_area += (t.y1 - t.y0) * (t.x1 - t.x0)
-        progress.set_progress(done_area / total_area)
+        done_tiles += 1
+        progress.set_progress(done_area / total_area, f"tile {done_tiles} of {done_tiles + len(pending)}")
     if weights is not None:
         view /= np.maximum(weights, 1e-12)
     return canvas

@@ -7,7 +7,7 @@ import pytest
 
 from app.analysis import (comparison_picture, ikc_changes, kernel_error_map, label_bbox, labels_rgba,
                           region_stats, stamp_disk)
-from app.geometry import ImageGeometry, eta_seconds, format_duration, hover_hit, lattice_points
+from app.geometry import ImageGeometry, RunEta, format_duration, hover_hit, lattice_points
 from engine.degradation.kernels import anisotropic_gaussian_kernel
 from engine.pca import load_shipped_basis
 from engine.paths import models_dir
@@ -44,10 +44,13 @@ def test_hover_hit_edges_and_outside():
         assert hover_hit(x, y, geo) is None
 
 
-def test_eta_and_duration_text():
-    assert eta_seconds(0.0, 5.0) is None
-    assert eta_seconds(0.25, 10.0) == pytest.approx(30.0)
-    assert eta_seconds(1.0, 10.0) == 0.0
+def test_eta_from_the_pace_of_the_work_not_the_loading_and_duration_text():
+    eta = RunEta()
+    assert eta.update(0.0, 0.0, "loading models") is None
+    assert eta.update(20.0, 0.0, "models loaded") is None  # 20 s of loading: not counted
+    assert eta.update(22.0, 0.005, "estimating kernels · tile 1 of 40") is None  # too little to judge
+    assert eta.update(30.0, 0.25, "super-resolving · tile 2 of 8") == pytest.approx(30.0)  # 10 s per 25 %
+    assert eta.update(31.0, 1.0, "done") == 0.0
     assert format_duration(None) == "–"
     assert format_duration(42.4) == "42 s"
     assert format_duration(185) == "3 min 05 s"

@@ -85,6 +85,20 @@ def test_onnxruntime_variant_mismatch_is_refused(bi):
         bi.check_onnxruntime("cpu", {"onnxruntime": "1.32.0", "onnxruntime-gpu": "1.32.0"})
 
 
+def test_build_refuses_the_leaking_qt_binding(bi):
+    pins = bi.pinned_requirements()
+    assert "6.12" in pins["PySide6-Essentials"] and "6.12" in pins["shiboken6"]
+    ok = {"PySide6-Essentials": "6.11.3", "shiboken6": "6.11.3"}
+    bi.check_qt_binding(ok, pins)
+    with pytest.raises(bi.BuildError, match="shiboken6 6.12.0 is installed but pyproject.toml allows"):
+        bi.check_qt_binding({**ok, "shiboken6": "6.12.0"}, pins)
+    with pytest.raises(bi.BuildError, match="PySide6-Essentials 6.12.1 is installed"):
+        bi.check_qt_binding({**ok, "PySide6-Essentials": "6.12.1"}, pins)
+    with pytest.raises(bi.BuildError, match="shiboken6 is not installed"):
+        bi.check_qt_binding({**ok, "shiboken6": None}, pins)
+    bi.check_qt_binding({d: bi.installed_version(d) for d in bi.QT_DISTRIBUTIONS}, pins)  # this environment
+
+
 def test_build_refuses_gpu_in_this_cpu_environment(bi):
     """This environment has onnxruntime (CPU): ``--gpu`` must stop before PyInstaller runs."""
     from importlib.metadata import PackageNotFoundError, version

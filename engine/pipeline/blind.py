@@ -328,8 +328,10 @@ def run_manet(
     progress: Progress = NULL_PROGRESS,
 ) -> ManetResult:
     """Blind SR with spatially variant kernels: MANet → PCA codes → RRDB-SFT."""
-    kmap = estimate_kernel_map(lr_rgb_f32, models, tile=tile, progress=progress.sub_progress(0.0, 0.3))
-    sr = sr_from_codes(lr_rgb_f32, kmap.codes, models, tile=tile, progress=progress.sub_progress(0.3, 0.7))
+    kmap = estimate_kernel_map(lr_rgb_f32, models, tile=tile,
+                               progress=progress.sub_progress(0.0, 0.3, "estimating kernels"))
+    sr = sr_from_codes(lr_rgb_f32, kmap.codes, models, tile=tile,
+                       progress=progress.sub_progress(0.3, 0.7, "super-resolving"))
     progress.set_progress(1.0)
     return ManetResult(sr, kmap, models.provider)
 
@@ -350,7 +352,7 @@ def run_nonblind(
     code = pca.project(kernel).astype(np.float32)
     h, w = lr_rgb_f32.shape[:2]
     codes = np.broadcast_to(code, (h, w, code.shape[-1]))
-    return sr_from_codes(lr_rgb_f32, codes, models, tile=tile, progress=progress)
+    return sr_from_codes(lr_rgb_f32, codes, models, tile=tile, progress=progress.sub_progress(0.0, 1.0, "super-resolving"))
 
 
 def run_bicubic(lr_rgb_f32: np.ndarray, scale: int) -> np.ndarray:
@@ -654,11 +656,14 @@ def run_ikc(
         return curve.nearest(code)[0]
 
     loop_share = 0.5 if reduced else 1.0
+    progress.set_progress(0.0, f"IKC step 0 of {steps} · predicting the kernel")
     code = on_curve(_pooled(predict, [loop_chw], WHOLE_IMAGE_PIXELS))
     prev_sr: np.ndarray | None = None
     for i in range(n_stages):
         progress.check_cancelled()
+        stage = progress.sub_progress(loop_share * i / n_stages, loop_share / n_stages, f"IKC step {i} of {steps}")
         if i > 0:
+            stage.set_progress(0.0, "correcting the kernel")
             prev_sr_chw = prev_sr.transpose(2, 0, 1)  # a view; pieces are copied
 
             def correct(crops, code=code):
@@ -667,7 +672,6 @@ def run_ikc(
             code = on_curve(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS))
             if not reduced:
                 result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
-        stage = progress.sub_progress(loop_share * i / n_stages, loop_share / n_stages)
         last = i == n_stages - 1
         if reduced and last:  # the crop's last image feeds no correction: only the change curve needs it
             sr = None
@@ -678,15 +682,15 @@ def run_ikc(
 
                 result._last_change = last_change
         else:
-            sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, stage))
+            sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, stage.sub_progress(0.0, 1.0, "super-resolving")))
             if prev_sr is not None:
                 result.image_change[i] = 255.0 * float(np.mean(np.abs(sr - prev_sr)))
         kernel = np.clip(pca.reconstruct(code), 0.0, None)
         kernel = (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
         shown = sr
         if reduced:  # the chosen (final) iteration at full size now, the others when asked for
-            shown = None if not last else _clip01(
-                _sftmd_hwc(lr_chw, code, models, tile, progress.sub_progress(loop_share, 1 - loop_share)))
+            final_stage = progress.sub_progress(loop_share, 1 - loop_share, "super-resolving the chosen iteration")
+            shown = None if not last else _clip01(_sftmd_hwc(lr_chw, code, models, tile, final_stage))
         result.iterations.append(IkcIteration(i, shown, code.copy(), kernel, render=renderer(code.copy()),
                                               keep_rendered=reduced and keep_f32))
         prev_sr = sr
