@@ -169,21 +169,25 @@ def test_kernels_at_many_points_are_the_networks_kernels(manet_models):
 
 
 def test_kernel_lattice_draws_the_hover_kernels(manet_models):
-    """The lattice overlay (one batched kernels_at pass) shows the kernels kernel_at gives per point."""
-    from app.analysis import lattice_overlay_rgba
-    from app.geometry import lattice_points
-    from engine.visualize import kernel_heatmap_u8
+    """The lattice overlay (one batched kernels_at pass) draws the kernels kernel_at gives per point."""
+    from app.analysis import lattice_overlay
 
     kmap = estimate_kernel_map(lr_image(48, 40, seed=8), manet_models)
-    canvas, p = lattice_overlay_rgba(kmap)
-    step = max(4, int(round(48 / 12)))
-    cell = max(9, int(step * p * 0.55))
-    for row, col in lattice_points(48, 40):
-        heat = kernel_heatmap_u8(kmap.kernel_at(col, row).kernel, cell)
-        cy, cx = row * p + p // 2, col * p + p // 2
-        y0, x0 = cy - cell // 2, cx - cell // 2
-        inner = (slice(max(0, y0) + 1, min(canvas.shape[0], y0 + cell) - 1),
-                 slice(max(0, x0) + 1, min(canvas.shape[1], x0 + cell) - 1))
-        got = canvas[inner][..., :3].astype(int)
-        want = heat[inner[0].start - y0 : inner[0].stop - y0, inner[1].start - x0 : inner[1].stop - x0].astype(int)
-        assert np.abs(got - want).max() <= 2
+    calls = []
+    batched = kmap.kernels_at
+
+    def counting(rows, cols):
+        calls.append(len(rows))
+        return batched(rows, cols)
+
+    kmap.kernels_at = counting
+    fast = lattice_overlay(kmap)
+    assert len(calls) == 1 and calls[0] > 1  # every lattice point in one pass
+
+    def per_point(rows, cols):  # the hover path, one point at a time
+        return np.stack([kmap.kernel_at(int(c), int(r)).kernel for r, c in zip(rows, cols)]), True
+
+    kmap.kernels_at = per_point
+    slow = lattice_overlay(kmap)
+    assert fast.rgba_u8.shape == slow.rgba_u8.shape and fast.rgba_u8[..., 3].max() > 0
+    assert np.abs(fast.rgba_u8.astype(int) - slow.rgba_u8.astype(int)).max() <= 2
