@@ -200,8 +200,12 @@ class KernelInspector(QtWidgets.QWidget):
         self.theta = QtWidgets.QLabel("–")
         self.where = QtWidgets.QLabel("–")
         self.source = QtWidgets.QLabel("–")
+        self.noise = QtWidgets.QLabel("–")
+        self.noise.setToolTip("Estimated sensor noise of the input (standard deviation on the 8-bit scale),\n"
+                              "here (16 LR px block) and for the whole image. Fine texture can read as noise.")
         self.where.setWordWrap(True)
-        for w in (self.sigma1, self.sigma2, self.theta, self.where, self.source):
+        self.noise.setWordWrap(True)
+        for w in (self.sigma1, self.sigma2, self.theta, self.where, self.source, self.noise):
             w.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         form = QtWidgets.QFormLayout()
         form.addRow(_form_label("σ1"), self.sigma1)
@@ -209,6 +213,7 @@ class KernelInspector(QtWidgets.QWidget):
         form.addRow(_form_label("θ"), self.theta)
         form.addRow(_form_label("at"), self.where)
         form.addRow(_form_label("from"), self.source)
+        form.addRow(_form_label("noise"), self.noise)
         self.compare_view = KernelView(96)
         self.compare_caption = QtWidgets.QLabel("")
         self.compare_caption.setWordWrap(True)
@@ -252,6 +257,13 @@ class KernelInspector(QtWidgets.QWidget):
             self.theta.setText(f"{math.degrees(info.theta):.0f}°")
         self.where.setText(where)
         self.source.setText(source)
+
+    def show_noise(self, here_255: float | None, image_255: float | None) -> None:
+        """The input's estimated noise σ (8-bit scale) at the cursor's block and for the whole image."""
+        if here_255 is None or image_255 is None:
+            self.noise.setText("–")
+        else:
+            self.noise.setText(f"σ ≈ {here_255:.1f}/255 here · {image_255:.1f}/255 image")
 
     def show_other(self, info, method_name: str) -> None:
         """The other blind method's kernel for the same spot, side by side (None hides it)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.imageio import Image
+from engine.noise import NoiseEstimate
 from engine.upscale import UpscaleResult
 
 from app.analysis import Lattice
@@ -37,6 +38,8 @@ class RunOutput:
     sr_u8: np.ndarray
     lattice: Lattice | None = None
     ikc_changes: tuple[np.ndarray, np.ndarray] | None = None
+    noise: NoiseEstimate | None = None
+    """The input's noise level (:func:`engine.noise.estimate_noise`), per block and for the whole image."""
 
     @property
     def method(self) -> str:

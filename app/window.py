@@ -38,6 +38,7 @@ from app.panels import METHOD_LABELS, KernelInspector, RegionsPanel, RunPanel
 from app.results import ResultPicker
 from app.session import METHOD_SHORT, QueueEntry, RunOutput, device_name
 from app.viewer import CompareViewer, RegionModel, to_u8
+from engine.noise import estimate_noise
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def upscale_job(bridge: EngineBridge, image: Image, options: UpscaleOptions, dev
     changes = None
     if result.ikc is not None:
         changes = result.ikc.changes()  # measured in the loop: renders no iteration
-    return RunOutput(result, to_u8(result.image.rgb_f32), lattice, changes)
+    noise = estimate_noise(image.rgb_f32)  # the input's noise level, shown beside the kernel on hover
+    return RunOutput(result, to_u8(result.image.rgb_f32), lattice, changes, noise)
 
 
 def batch_job(bridge: EngineBridge, path: Path | None, image: Image | None, name: str, options: UpscaleOptions,
@@ -482,6 +484,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._on_lattice(self.inspector.lattice.isChecked())
         self.inspector.show_info(None, self._inspector_title(), "move the mouse over either view",
                                  self._inspector_source())
+        self.inspector.show_noise(None, None)
         self.inspector.show_other(None, "")
         self._update_actions()
 
@@ -761,6 +764,10 @@ class MainWindow(QtWidgets.QMainWindow):
             info = describe_kernel(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, th, result.scale),
                                    (hit.lr_row, hit.lr_col))
         self.inspector.show_info(info, self._inspector_title(), where, self._inspector_source())
+        shown = self.current.output if self.current else None
+        noise = shown.noise if shown is not None else None
+        self.inspector.show_noise(None if noise is None else noise.at(hit.lr_x, hit.lr_y),
+                                  None if noise is None else noise.sigma_255)
         other = self.current.other_kernel(hit.lr_row, hit.lr_col, self.ikc_panel.current()) if self.current else None
         self.inspector.show_other(other[0] if other else None, METHOD_SHORT[other[1]] if other else "")
 

@@ -218,3 +218,17 @@ def test_inspector_shows_the_other_methods_kernel_for_the_same_spot(window, qtbo
     expected = window.current.results["manet"].result.kernel_map.kernel_at(hit.lr_col, hit.lr_row)
     np.testing.assert_array_equal(window.inspector.compare_view.kernel, expected.kernel)
     assert window.inspector.compare_caption.text().startswith("MANet here")
+
+
+def test_inspector_shows_the_inputs_noise_level_at_the_cursor(window, qtbot, small_lr):
+    from app.geometry import hover_hit
+    from engine.noise import estimate_noise
+
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    assert window.inspector.noise.text() == "–"  # no run yet
+    run_and_wait(qtbot, window, "manet")
+    hit = hover_hit(30.0, 20.0, window.viewer.geometry_)
+    window.inspect(hit, "sr")
+    est = estimate_noise(window.current.image.rgb_f32)
+    text = window.inspector.noise.text()
+    assert f"{est.at(hit.lr_x, hit.lr_y):.1f}/255 here" in text and f"{est.sigma_255:.1f}/255 image" in text
