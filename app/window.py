@@ -756,11 +756,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
             it = result.ikc.iterations[min(self.ikc_panel.current(), len(result.ikc.iterations) - 1)]
             info = describe_kernel(it.kernel, (hit.lr_row, hit.lr_col))
-        elif result is not None and result.method == "nonblind":
+        elif result is not None and result.nonblind_sigmas is not None:
             from engine.degradation.kernels import anisotropic_gaussian_kernel
             from engine.pipeline.kernelmap import describe_kernel
 
-            s1, s2, th = self.run_panel.options().nonblind_sigmas
+            s1, s2, th = result.nonblind_sigmas  # the kernel the run used, not the panel's current one
             info = describe_kernel(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, th, result.scale),
                                    (hit.lr_row, hit.lr_col))
         self.inspector.show_info(info, self._inspector_title(), where, self._inspector_source())

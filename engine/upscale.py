@@ -78,6 +78,8 @@ class UpscaleResult:
     info: dict[str, Any] = field(default_factory=dict)
     execution: str = ""
     """Device, execution provider and precision used (:attr:`ModelSet.execution`)."""
+    nonblind_sigmas: tuple[float, float, float] | None = None
+    """The non-blind run's kernel as it ran: σ1, σ2 (HR px) and θ (rad); None for other methods."""
 
 
 def upscale(
@@ -135,6 +137,7 @@ def upscale(
         kernel_map=kernel_map,
         ikc=ikc,
         execution=models.execution if models is not None and options.method != "bicubic" else execution_text([]),
+        nonblind_sigmas=tuple(options.nonblind_sigmas) if options.method == "nonblind" else None,
     )
 
 

@@ -232,3 +232,20 @@ def test_inspector_shows_the_inputs_noise_level_at_the_cursor(window, qtbot, sma
     est = estimate_noise(window.current.image.rgb_f32)
     text = window.inspector.noise.text()
     assert f"{est.at(hit.lr_x, hit.lr_y):.1f}/255 here" in text and f"{est.sigma_255:.1f}/255 image" in text
+
+
+def test_nonblind_inspector_keeps_the_runs_kernel_after_the_sliders_move(window, qtbot, small_lr):
+    import math
+
+    from app.geometry import hover_hit
+    from engine.degradation.kernels import anisotropic_gaussian_kernel
+
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    run_and_wait(qtbot, window, "nonblind", sigma1=1.5, sigma2=1.0, theta=30.0)
+    ran = anisotropic_gaussian_kernel(1.5 ** 2, 1.0 ** 2, math.radians(30.0), window.current.result.scale)
+    rp = window.run_panel
+    rp.sigma1.setValue(3.5)
+    rp.sigma2.setValue(3.0)
+    rp.theta.setValue(120.0)
+    window.inspect(hover_hit(30.0, 20.0, window.viewer.geometry_), "sr")
+    np.testing.assert_allclose(window.inspector.view.kernel, ran, atol=1e-7)
