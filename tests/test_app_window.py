@@ -479,16 +479,20 @@ def test_event_loop_stays_responsive_during_a_run(window, qtbot, request):
     assert worst < 0.100
 
 
-def test_screenshot_flag_writes_png(tmp_path, monkeypatch, tiny_models_dir, request):
-    from app.main import main
+def test_screenshot_flag_writes_png(tmp_path, tiny_models_dir):
+    """The real entry point (``kernelscope --screenshot``), in its own process: main() runs the event
+    loop, quits the application and freezes the collector, which must not leak into later tests."""
+    import os
+    import subprocess
+    import sys
 
-    request.addfinalizer(gc.unfreeze)  # main() freezes its start-up objects; the tests after need gc
-
-    for fmt in (QtCore.QSettings.Format.NativeFormat, QtCore.QSettings.Format.IniFormat):
-        QtCore.QSettings.setPath(fmt, QtCore.QSettings.Scope.UserScope, str(tmp_path / "cfg"))
-    monkeypatch.setenv("KERNELSCOPE_MODELS", str(tiny_models_dir))
+    env = dict(os.environ, KERNELSCOPE_MODELS=str(tiny_models_dir), QT_QPA_PLATFORM="offscreen",
+               HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
     out = tmp_path / "shot.png"
-    assert main([str(LR_SAMPLE), "--screenshot", str(out)]) == 0
+    done = subprocess.run([sys.executable, "-m", "app.main", str(LR_SAMPLE), "--screenshot", str(out)],
+                          env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
     shot = QtGui.QImage(str(out))
     assert shot.width() >= 1000 and shot.height() >= 700
 
