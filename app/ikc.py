@@ -219,7 +219,7 @@ class IkcPanel(QtWidgets.QWidget):
 
     def set_result(self, lr_rgb_f32: np.ndarray | None, ikc, scale: int,
                    changes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Show an :class:`~engine.pipeline.blind.IkcResult` (None clears the panel).
+        """Show an :class:`~engine.pipeline.ikc.IkcResult` (None clears the panel).
 
         ``changes`` is :meth:`IkcResult.changes` of the result when already computed (the run job
         does it on the worker); otherwise it is computed here.

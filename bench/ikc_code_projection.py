@@ -3,7 +3,7 @@
 For each Gaussian8 σ (1.8 … 3.2, the IKC protocol) blurs centred crops of training-pool photographs
 (never the benchmarks), downsamples with MATLAB bicubic ×4, rounds to 8 bits, runs the shipped
 predictor, and super-resolves with the shipped SFTMD from three codes: the predictor's raw code, the
-nearest point of :class:`engine.pipeline.blind.IsotropicCodeCurve` (what ``run_ikc`` uses), and the
+nearest point of :class:`engine.pipeline.ikc.IsotropicCodeCurve` (what ``run_ikc`` uses), and the
 true code (the oracle). Prints PSNR-Y (shave 4) per σ, the σ read off the curve, and the code MSE.
 
 Run: ``.venv/bin/python bench/ikc_code_projection.py [--images 6] [--crop 512] [--models-dir models]``
@@ -21,7 +21,7 @@ from engine.degradation import degrade_ikc
 from engine.degradation.kernels import isotropic_gaussian_kernels
 from engine.imageio import read_image
 from engine.metrics import psnr
-from engine.pipeline.blind import IsotropicCodeCurve, sftmd_sr
+from engine.pipeline.ikc import IsotropicCodeCurve, sftmd_sr
 from engine.pipeline.models import load_models
 
 GAUSSIAN8_SIGMAS = (1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2)

@@ -25,7 +25,7 @@ from engine.data import train_paths  # noqa: E402
 from engine.degradation import degrade_ikc  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.metrics import psnr  # noqa: E402
-from engine.pipeline.blind import IsotropicCodeCurve, run_ikc  # noqa: E402
+from engine.pipeline.ikc import IsotropicCodeCurve, run_ikc  # noqa: E402
 from engine.pipeline.models import load_for_method  # noqa: E402
 
 

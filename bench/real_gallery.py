@@ -38,7 +38,8 @@ from engine.imageio import read_image, write_bytes_atomically
 from engine.modelcards import ikc_steps_from_card
 from engine.noise import estimate_noise
 from engine.paths import shared_data_dir
-from engine.pipeline.blind import run_bicubic, run_ikc, run_manet
+from engine.pipeline.blind import run_bicubic, run_manet
+from engine.pipeline.ikc import run_ikc
 from engine.pipeline.models import load_for_method
 from engine.visualize import kernel_lattice_overview
 

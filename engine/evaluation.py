@@ -351,7 +351,7 @@ def evaluate_case(
     Gaussian8) and ``seconds`` per method (wall time, inference + scoring).
     """
     from engine.metrics import kernel_error, lr_psnr
-    from engine.pipeline import blind
+    from engine.pipeline import blind, ikc
 
     s = case.scale
     hr, lr = case.hr_rgb_f32, case.lr_rgb_f32
@@ -395,7 +395,7 @@ def evaluate_case(
                 codes = np.broadcast_to(codes, lr.shape[:2] + codes.shape)
             record[method] = _score(blind.sr_from_codes(lr, codes, models, tile=tile, progress=sub), hr, s)
         elif base == "ikc":
-            result = blind.run_ikc(lr, mset, steps=ikc_steps, tile=tile, progress=sub)
+            result = ikc.run_ikc(lr, mset, steps=ikc_steps, tile=tile, progress=sub)
             scores = [_score(it.sr_rgb_f32, hr, s) for it in result.iterations]
             block = {"psnr": [sc["psnr"] for sc in scores], "ssim": [sc["ssim"] for sc in scores]}
             if not manet_convention:  # IKC's own convention: its kernels are comparable with the truth
@@ -403,7 +403,7 @@ def evaluate_case(
             record[method] = block
         elif base == "sftmd_oracle":
             code = models.pca("sftmd").project(truth()).astype(np.float32)
-            record[method] = _score(blind.sftmd_sr(lr, code, models, tile=tile, progress=sub), hr, s)
+            record[method] = _score(ikc.sftmd_sr(lr, code, models, tile=tile, progress=sub), hr, s)
         else:  # pragma: no cover - validated by EvalConfig
             raise ValueError(f"unknown method {method!r}")
         seconds[method] = round(time.perf_counter() - t0, 3)

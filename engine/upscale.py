@@ -16,7 +16,8 @@ import numpy as np
 from engine.degradation.kernels import check_kernel_sigmas
 from engine.degradation.resize import imresize_strips, output_length
 from engine.imageio import Image, IntegerImage, rgb_to_u8, rgb_to_u16
-from engine.pipeline.blind import IKC_LOOP_PIXELS, IkcResult, run_bicubic, run_ikc, run_manet, run_nonblind
+from engine.pipeline.blind import run_bicubic, run_manet, run_nonblind
+from engine.pipeline.ikc import IKC_LOOP_PIXELS, IkcResult, run_ikc
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet, execution_text
 from engine.progress import NULL_PROGRESS, Progress
@@ -33,7 +34,7 @@ class UpscaleOptions:
     :func:`engine.modelcards.ikc_steps_from_card`), the non-blind kernel (std devs in HR px, angle in
     rad), and the largest image (LR px) IKC's correction loop runs on whole: larger ones run it on
     their most detailed crop of that size, and SFTMD runs at full size only for the iterations shown
-    (``None``: always whole; see :func:`engine.pipeline.blind.run_ikc`).
+    (``None``: always whole; see :func:`engine.pipeline.ikc.run_ikc`).
 
     ``integer_output``: bicubic returns an :class:`~engine.imageio.IntegerImage` at the input's bit
     depth, rounded strip by strip into one preallocated array (for writing: a 12 MP image ×4 then

@@ -3,14 +3,9 @@
 import numpy as np
 import pytest
 
-from engine.pipeline.blind import (
-    estimate_kernel_map,
-    run_bicubic,
-    run_ikc,
-    run_manet,
-    run_nonblind,
-    sr_from_codes,
-)
+from engine.pipeline.blind import estimate_kernel_map, run_bicubic, run_manet, run_nonblind, sr_from_codes
+
+from engine.pipeline.ikc import run_ikc
 from engine.pipeline.models import load_for_method
 from engine.progress import Cancelled, Progress
 
@@ -141,7 +136,7 @@ def test_ikc_large_results_keep_codes_and_render_on_demand(ikc_models):
 
 def test_isotropic_code_curve_finds_the_sigma_of_a_perturbed_code(ikc_models):
     from engine.degradation.kernels import isotropic_gaussian_kernels
-    from engine.pipeline.blind import IsotropicCodeCurve
+    from engine.pipeline.ikc import IsotropicCodeCurve
 
     pca = ikc_models.pca("sftmd")
     curve = IsotropicCodeCurve.for_basis(pca, 4)
@@ -159,7 +154,7 @@ def test_isotropic_code_curve_finds_the_sigma_of_a_perturbed_code(ikc_models):
 def test_ikc_codes_are_codes_of_isotropic_gaussians(ikc_models):
     from dataclasses import replace
 
-    from engine.pipeline.blind import IsotropicCodeCurve
+    from engine.pipeline.ikc import IsotropicCodeCurve
 
     curve = IsotropicCodeCurve.for_basis(ikc_models.pca("sftmd"), 4)
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from engine.pipeline import blind
-from engine.pipeline.blind import detail_box, estimate_kernel_map, run_ikc, run_manet
+from engine.pipeline import ikc as ikc_pipeline
+from engine.pipeline.blind import estimate_kernel_map, run_manet
+from engine.pipeline.ikc import detail_box, run_ikc
 from engine.pipeline.models import load_for_method
 
 
@@ -125,7 +127,7 @@ def test_lazy_ikc_iterations_are_the_eager_images(ikc_models):
     np.testing.assert_array_equal(image_change, eager.changes()[0])
     y0, y1, x0, x1 = lazy.loop_box  # the image change is measured on the loop's crop
     crop = np.ascontiguousarray(lr[y0:y1, x0:x1])
-    sr2, sr3 = (blind.sftmd_sr(crop, lazy.iterations[i].code, ikc_models) for i in (2, 3))
+    sr2, sr3 = (ikc_pipeline.sftmd_sr(crop, lazy.iterations[i].code, ikc_models) for i in (2, 3))
     assert image_change[3] == pytest.approx(255 * np.mean(np.abs(sr3 - sr2)), rel=1e-5)
 
 
