@@ -10,7 +10,7 @@ Determinism: the covariance is accumulated in float64 over chunks and eigen-deco
 ``numpy.linalg.eigh``; each component's sign is chosen so that its entry of largest magnitude is
 positive (the first such entry on ties). The same kernels therefore give the same basis.
 
-The shipped bases (``models/pca_manet_x{2,3,4}.npz``, ``models/pca_ikc_x4.npz``, each with a JSON
+The shipped bases (``models/pca_manet_x{2,3,4}.npz``, ``models/pca_ikc_x{2,3,4}.npz``, each with a JSON
 card ``"kind": "pca"``) are fitted with seed 0 by ``python -m engine.pca``. The ``.npz`` files are
 written byte-reproducibly (fixed zip timestamps), so the card's ``sha256`` identifies the basis.
 """
@@ -280,7 +280,7 @@ def fit_ikc_basis(
 
 # shipped bases -------------------------------------------------------------------------------
 
-SHIPPED_BASES: tuple[tuple[str, int], ...] = (("manet", 2), ("manet", 3), ("manet", 4), ("ikc", 4))
+SHIPPED_BASES: tuple[tuple[str, int], ...] = (("manet", 2), ("manet", 3), ("manet", 4), ("ikc", 2), ("ikc", 3), ("ikc", 4))
 """``(convention, scale)`` of the bases shipped in ``models/``."""
 
 

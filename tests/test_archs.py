@@ -259,3 +259,22 @@ def test_unknown_names_are_reported() -> None:
         build_network("manet", "huge", 4)
     with pytest.raises(ValueError, match="scale"):
         build_network("sftmd", "small", 8)
+
+
+def test_rrdb_sft_x2_from_x4_weights_starts_as_the_box_averaged_x4_output():
+    """A ×2 RRDB-SFT started from ×4 weights (upsampling conv averaged over the covered sub-pixels)
+    gives the ×4 network's output box-averaged to ×2 (unclamped); ×3 cannot reuse it and drops it."""
+    import torch.nn.functional as F
+
+    from engine.archs import rrdb_sft
+
+    torch.manual_seed(0)
+    m4 = rrdb_sft.build("tiny", 4, clamp_output=False)
+    m2 = rrdb_sft.build("tiny", 2, clamp_output=False)
+    m2.load_state_dict(m2.adapt_state_from_scale(m4.state_dict(), 4), strict=True)
+    x = torch.rand(1, 3, 12, 12)
+    code = 0.1 * torch.randn(1, m4.code_len, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(F.avg_pool2d(m4(x, code), 2), m2(x, code), atol=1e-5)
+    m3 = rrdb_sft.build("tiny", 3)
+    assert "upsample.0.weight" not in m3.adapt_state_from_scale(m4.state_dict(), 4)

@@ -263,7 +263,10 @@ def test_worker_processes_feed_batches(tmp_path, models_tmp):
 
 
 def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
-    """With ``corrector_unroll`` the trained step starts from the corrector's own iterates (depth per patch)."""
+    """With ``corrector_unroll`` the trained step starts from the corrector's own iterates (depth per
+    patch), every code moved to its nearest isotropic-Gaussian code as ``run_ikc`` does."""
+    from engine.pca import KernelPCA
+    from engine.pipeline.ikc import IsotropicCodeCurve
     from engine.training.stages import _corrector_inputs, build_context, get_stage, unroll_depths
 
     ctx = build_context(get_stage("ikc_corrector"), "tiny", 4, torch.device("cpu"), models_tmp, corrector_unroll=2)
@@ -282,13 +285,16 @@ def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
 
     start_sr, start, true0 = _corrector_inputs(ctx, batch)  # no corrector: the starting point
     torch.testing.assert_close(true, true0)
+    curve = IsotropicCodeCurve.for_basis(KernelPCA.load(models_tmp / "pca_ikc_x4.npz"), 4)
+    for code in start:  # the starting codes lie on the curve
+        torch.testing.assert_close(code, torch.as_tensor(curve.nearest(code.numpy())[0]))
     sftmd = ctx.frozen["sftmd"]
     with torch.no_grad():
         for i, depth in enumerate((0, 1, 2)):
             lr, h = batch["lr"][i:i + 1], start[i:i + 1]
             s = sftmd(lr, h).clamp(0.0, 1.0)
             for _ in range(depth):
-                h = h + corrector(s, h)
+                h = torch.as_tensor(curve.nearest((h + corrector(s, h))[0].numpy())[0])[None]
                 s = sftmd(lr, h).clamp(0.0, 1.0)
             torch.testing.assert_close(current[i:i + 1], h, atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(sr[i:i + 1], s, atol=1e-5, rtol=1e-5)
@@ -301,3 +307,23 @@ def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
         tiny_config(tmp_path, models_tmp, stage="ikc_corrector", corrector_unroll=-1)
     result = train(tiny_config(tmp_path, models_tmp, stage="ikc_corrector", name="unroll", corrector_unroll=3))
     assert result.step == 2 and math.isfinite(result.loss)
+
+
+def test_a_x2_run_starts_from_the_x4_weights_where_shapes_match(tmp_path, models_tmp):
+    """``init_from_scale``: every ×4 tensor whose name and shape match is copied into the ×2 network,
+    the second upsampling stage is dropped, the rest stays fresh, and the step count starts at 0."""
+    from engine.training.trainer import _load_start_weights
+
+    cfg = tiny_config(tmp_path, models_tmp, stage="sftmd", scale=2, init_from_models=True, init_from_scale=4)
+    source = torch.load(models_tmp / "sftmd_tiny_x4.pt", weights_only=True)
+    model = build_network("sftmd", "tiny", 2, generator=torch.Generator().manual_seed(9))
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    assert _load_start_weights(model, cfg, "sftmd", models_tmp) == 0
+    state = model.state_dict()
+    copied = [k for k in state if k in source and source[k].shape == state[k].shape]
+    assert len(copied) > len(state) // 2
+    assert all(torch.equal(state[k], source[k]) for k in copied)
+    assert all(torch.equal(state[k], fresh[k]) for k in state if k not in copied)
+    assert any(k not in state for k in source)  # the ×4 network's second upsampling stage
+    with pytest.raises(ConfigError, match="init_from_scale"):
+        tiny_config(tmp_path, models_tmp, stage="sftmd", scale=2, init_from_scale=4)  # without init_from_models

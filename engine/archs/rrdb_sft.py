@@ -172,6 +172,23 @@ class RRDBSFT(nn.Module):
         self.trunk = nn.Conv2d(nf, nf, 3, padding=1)
         self.upsample = nn.Sequential(nn.Conv2d(nf, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
 
+    def adapt_state_from_scale(self, state: dict[str, torch.Tensor], source_scale: int) -> dict[str, torch.Tensor]:
+        """``state`` of an RRDB-SFT at ``source_scale`` → the same with the upsampling conv made for
+        this scale when ``source_scale`` is a multiple of it (×4 → ×2): each output sub-pixel's filter
+        is the mean of the source sub-pixels it covers, so the start is the ×4 output box-averaged to
+        ×2. Otherwise the upsampling conv is left out (initialised afresh)."""
+        out = dict(state)
+        s, src = self.scale, int(source_scale)
+        for key in ("upsample.0.weight", "upsample.0.bias"):
+            tensor = out.pop(key, None)
+            if tensor is None or src % s:
+                continue
+            f = src // s  # source sub-pixels per output sub-pixel along each axis
+            rest = tensor.shape[1:]
+            grid = tensor.reshape(3, s, f, s, f, *rest)  # channel c·src² + (a·f+i)·src + (b·f+j)
+            out[key] = grid.mean(dim=(2, 4)).reshape(3 * s * s, *rest)
+        return out
+
     def forward(self, lr_rgb: torch.Tensor, kernel_code: torch.Tensor) -> torch.Tensor:
         f0 = self.head(lr_rgb)
         x = f0

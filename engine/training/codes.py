@@ -1,6 +1,6 @@
 """Kernel PCA codes in torch: the shipped PCA basis as an affine map ``code = W · k + b``.
 
-The PCA bases are data shipped in ``models/`` (``pca_manet_x{s}.npz``, 15-d; ``pca_ikc_x4.npz``,
+The PCA bases are data shipped in ``models/`` (``pca_manet_x{s}.npz``, 15-d; ``pca_ikc_x{s}.npz``,
 10-d) and read by :class:`engine.pca.KernelPCA`. Training needs the projection on batches of
 kernels (and, for blind fine-tuning, on every LR pixel of MANet's output) on the training device,
 so :func:`codec_from_projector` turns any *affine* projector into a ``(W, b)`` pair by probing it

@@ -81,6 +81,9 @@ class TrainConfig:
         max_minutes: stop (with a checkpoint) after this much wall time (0: no limit).
         init_from_models: start from the weights shipped in ``models/`` (card of this network,
             preset and scale); the card's step count keeps adding up when shipping.
+        init_from_scale: with ``init_from_models``, start from the shipped weights of this other
+            scale (e.g. 4 for a first ×2 run): every tensor whose name and shape match is copied,
+            the rest (the upsampler) keeps its fresh initialisation; the step count starts at 0.
         ship: at the end, copy the weights into ``models/``, re-export the graph, update the card.
         runs_dir: folder of run folders.
         models_dir: models folder (``None``: ``engine.paths.models_dir()``).
@@ -124,6 +127,7 @@ class TrainConfig:
     val_images: int = 5
     max_minutes: float = 0.0
     init_from_models: bool = False
+    init_from_scale: int | None = None
     ship: bool = False
     runs_dir: str = "runs"
     models_dir: str | None = None
@@ -161,6 +165,8 @@ class TrainConfig:
             raise ConfigError("noise_prob, jpeg_prob, predictor_prob and noise_per_channel_prob are probabilities in [0, 1]")
         if not 0 <= self.jpeg_min <= self.jpeg_max <= 100:
             raise ConfigError(f"need 0 <= jpeg_min <= jpeg_max <= 100, got {self.jpeg_min}, {self.jpeg_max}")
+        if self.init_from_scale is not None and (self.init_from_scale not in (2, 3, 4) or not self.init_from_models):
+            raise ConfigError(f"init_from_scale must be 2, 3 or 4 and needs init_from_models, got {self.init_from_scale}")
         if not self.name or "/" in self.name or "\\" in self.name:
             raise ConfigError(f"run name must be a plain folder name, got {self.name!r}")
 

@@ -99,6 +99,9 @@ def ship(cfg: "TrainConfig", result: "TrainResult", *, command: str, models_dir:
         "noise": _noise_settings(cfg),
         "command": command,
     }
+    if cfg.init_from_scale is not None and cfg.init_from_scale != cfg.scale:
+        run_entry["init_from"] = (f"{card_id(spec.network, cfg.preset, cfg.init_from_scale)} weights "
+                                  "(every tensor whose shape matches; the upsampler initialised afresh)")
     runs = list(previous.get("runs", [])) if continued else []
     runs.append(run_entry)
     card.training = {

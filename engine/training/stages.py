@@ -117,6 +117,9 @@ class StageContext:
         corrector_unroll: corrector: largest number of its own (gradient-free) steps applied to the
             starting code before the trained step (see ``TrainConfig.corrector_unroll``).
         kernel_loss: MANet: ``l1`` or ``l2`` (see ``TrainConfig.kernel_loss``).
+        curve_codes: corrector with unrolling: (M, d) codes of isotropic Gaussians over the scale's σ
+            range (``IsotropicCodeCurve``); the current codes are moved to their nearest point, as
+            ``run_ikc`` does with every code at inference.
         val_cases: cached validation cases.
     """
 
@@ -130,6 +133,7 @@ class StageContext:
     predictor_prob: float = 0.5
     corrector_unroll: int = 0
     kernel_loss: str = "l1"
+    curve_codes: torch.Tensor | None = None
     val_cases: list[ValCase] | None = None
 
 
@@ -181,6 +185,12 @@ def build_context(
     if spec.pca is not None:
         ctx.codec = load_codec(models_dir / pca_file_name(spec.pca, scale)).to(device)
         ctx.code_std = _codes_spread(ctx.codec, scale, spec.pca)
+    if spec.name == "ikc_corrector" and corrector_unroll > 0:
+        from engine.pca import KernelPCA
+        from engine.pipeline.ikc import IsotropicCodeCurve
+
+        basis = KernelPCA.load(models_dir / pca_file_name("ikc", scale))
+        ctx.curve_codes = torch.as_tensor(IsotropicCodeCurve.for_basis(basis, scale).codes, device=device)
     for network in spec.frozen:
         try:
             ctx.frozen[network] = load_frozen(network, preset, scale, models_dir, device)
@@ -220,6 +230,13 @@ def unroll_depths(ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.Te
     return (batch["unroll_u"] * (n + 1)).long().clamp(0, n)
 
 
+def _on_curve(ctx: StageContext, codes: torch.Tensor) -> torch.Tensor:
+    """(B, d) codes → the nearest isotropic-Gaussian code of each (unchanged without a curve)."""
+    if ctx.curve_codes is None:
+        return codes
+    return ctx.curve_codes[torch.cdist(codes.float(), ctx.curve_codes).argmin(dim=1)]
+
+
 def _corrector_inputs(
     ctx: StageContext, batch: dict[str, torch.Tensor], corrector: nn.Module | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -227,7 +244,8 @@ def _corrector_inputs(
 
     The starting code is the predictor's or a perturbed true code; with ``ctx.corrector_unroll``
     and the ``corrector`` being trained given, each patch's code then takes its unroll depth
-    (:func:`unroll_depths`) of that corrector's steps, the IKC loop of inference.
+    (:func:`unroll_depths`) of that corrector's steps, the IKC loop of inference, every code
+    moved onto the isotropic curve as inference does (:func:`_on_curve`).
     """
     assert ctx.codec is not None and ctx.code_std is not None
     true = ctx.codec.project(batch["kernel"])
@@ -238,11 +256,12 @@ def _corrector_inputs(
         if predictor is not None:
             use = (batch["use_predictor"] < ctx.predictor_prob).unsqueeze(1)
             current = torch.where(use, predictor(batch["lr"]).float(), current)
+        current = _on_curve(ctx, current)
         sr = sftmd(batch["lr"], current).clamp(0.0, 1.0)
         depths = unroll_depths(ctx, batch)
         for i in range(int(depths.max()) if corrector is not None else 0):
             moving = (depths > i).unsqueeze(1)
-            current = torch.where(moving, current + corrector(sr, current).float(), current)
+            current = torch.where(moving, _on_curve(ctx, current + corrector(sr, current).float()), current)
             sr = torch.where(moving[:, :, None, None], sftmd(batch["lr"], current).clamp(0.0, 1.0), sr)
     return sr, current, true
 

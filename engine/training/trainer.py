@@ -182,14 +182,30 @@ def _worker_init(_: int) -> None:
 
 
 def _load_start_weights(model: nn.Module, cfg: TrainConfig, network: str, models_dir: Path) -> int:
-    """Load the shipped weights of the card (``init_from_models``); returns the card's steps."""
+    """Load the shipped weights of the card (``init_from_models``); returns the card's steps.
+
+    With ``cfg.init_from_scale`` (another scale's card), copies every tensor whose name and shape
+    match, leaves the rest (the upsampler) as initialised, drops the source's extra tensors (a
+    second upsampling stage) and returns 0: a new network's count.
+    """
     from engine.modelcards import find_card, verify_weights
 
-    card = find_card(network, cfg.scale, cfg.preset, models_dir)
+    source_scale = cfg.init_from_scale if cfg.init_from_scale is not None else cfg.scale
+    card = find_card(network, source_scale, cfg.preset, models_dir)
     verify_weights(card)
     state = torch.load(card.weights_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state, strict=True)
-    return card.training_steps
+    if source_scale == cfg.scale:
+        model.load_state_dict(state, strict=True)
+        return card.training_steps
+    adapt = getattr(model, "adapt_state_from_scale", None)
+    if adapt is not None:
+        state = adapt(state, source_scale)
+    own = model.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(matching) < len(own) // 2:
+        raise ValueError(f"{card.id} shares only {len(matching)} of {len(own)} tensors with a {network} at x{cfg.scale}")
+    model.load_state_dict({**own, **matching}, strict=True)
+    return 0
 
 
 def train(

@@ -1,0 +1,83 @@
+"""Does IKC's correction loop improve with its step count? PSNR-Y per iteration, training photos only.
+
+Blurs crops of training-pool photographs (never the benchmarks) with isotropic Gaussians spread over
+the scale's σ range (IKC convention: blur + bicubic ×s, ``degrade_ikc``), runs IKC for ``--steps``
+iterations with the models of each ``--models`` folder, and prints the mean PSNR-Y (shave ``scale``)
+of every iteration t = 0..steps, side by side, plus the σ each final code lies on. A corrector that
+corrects keeps the curve flat or rising; one that drifts makes it fall. Used to compare a corrector
+being trained (its run shipped into a copy of ``models/``) with the shipped one, without looking at
+any benchmark.
+
+Run: ``.venv/bin/python bench/ikc_step_curve.py --models models /tmp/cand [--images 8] [--scale 4]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from honest import require_idle  # noqa: E402
+
+from engine.data import train_paths  # noqa: E402
+from engine.degradation import IKC_SIGMA_RANGE, degrade_ikc  # noqa: E402
+from engine.imageio import read_image  # noqa: E402
+from engine.metrics import psnr  # noqa: E402
+from engine.pipeline.ikc import run_ikc  # noqa: E402
+from engine.pipeline.models import load_for_method  # noqa: E402
+
+
+def training_crops(n: int, side_hr_px: int, scale: int, sets: list[str]) -> list[np.ndarray]:
+    """``n`` centred crops (float32 RGB in [0, 1], side a multiple of ``scale``) spread over the pool."""
+    pool = train_paths(sets)
+    paths = pool[len(pool) // (2 * n) :: max(1, len(pool) // n)][:n]
+    crops = []
+    for p in paths:
+        rgb = read_image(p).rgb_f32
+        h, w = rgb.shape[:2]
+        c = min(side_hr_px, h, w) // scale * scale
+        y0, x0 = (h - c) // 2, (w - c) // 2
+        crops.append(np.ascontiguousarray(rgb[y0 : y0 + c, x0 : x0 + c]))
+    return crops
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", type=Path, default=[Path("models")], help="models folders to compare")
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=256, help="HR crop side in px")
+    parser.add_argument("--sigmas", type=int, default=4, help="σ values spread evenly over the scale's range")
+    parser.add_argument("--steps", type=int, default=7)
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--sets", nargs="+", default=["bsds400", "sunhays80"])
+    args = parser.parse_args(argv)
+    cond = require_idle(True)  # quality only; no timing is reported
+    lo, hi = IKC_SIGMA_RANGE[args.scale]
+    edges = np.linspace(lo, hi, args.sigmas + 1)
+    sigmas = (edges[:-1] + edges[1:]) / 2  # the middle of each of --sigmas equal parts of the range
+    crops = training_crops(args.images, args.crop, args.scale, args.sets)
+    cases = [(hr, float(s), degrade_ikc(hr, float(s), args.scale, None)) for hr in crops for s in sigmas]
+    print(cond.header())
+    print(f"{len(crops)} training crops of {args.crop} px x σ {', '.join(f'{s:.2f}' for s in sigmas)}; x{args.scale}")
+    header = "| models | " + " | ".join(f"t={t}" for t in range(args.steps + 1)) + " | t=7 − t=1 |"
+    print(header)
+    print("|---|" + "---|" * (args.steps + 2))
+    for folder in args.models:
+        models = load_for_method("ikc", args.scale, device="cpu", models_dir=folder)
+        per_t = np.zeros((len(cases), args.steps + 1))
+        for i, (hr, _sigma, lr) in enumerate(cases):
+            res = run_ikc(lr, models, steps=args.steps, render_all=True)
+            for t, it in enumerate(res.iterations):
+                per_t[i, t] = psnr(it.sr_rgb_f32, hr, crop_border=args.scale, test_y_channel=True)
+        mean = per_t.mean(axis=0)
+        last_minus_first = mean[-1] - mean[1] if args.steps >= 1 else 0.0
+        print(f"| {folder} | " + " | ".join(f"{v:.3f}" for v in mean) + f" | {last_minus_first:+.3f} |", flush=True)
+    cond.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
