@@ -76,7 +76,6 @@ __all__ = [
     "MAX_SIDE",
     "MIN_SIDE",
     "READ_SUFFIXES",
-    "WRITE_SUFFIXES",
     "Image",
     "ImageIOError",
     "IntegerImage",
@@ -118,8 +117,6 @@ _SUFFIX_FORMATS: dict[str, str] = {
 }
 READ_SUFFIXES: tuple[str, ...] = tuple(_SUFFIX_FORMATS)
 """Suffixes of files :func:`read_image` is meant for (it recognises the format by content anyway)."""
-WRITE_SUFFIXES: tuple[str, ...] = tuple(_SUFFIX_FORMATS)
-"""Suffixes :func:`write_image` accepts; the suffix chooses the output format."""
 
 _ALPHA_FORMATS = frozenset({"png", "tiff", "webp"})
 _SIXTEEN_BIT_FORMATS = frozenset({"png", "tiff"})
@@ -342,20 +339,6 @@ class IntegerImage:
     def alpha_f32(self) -> np.ndarray | None:
         """A new float32 copy of the alpha, or ``None``."""
         return _uint_to_float(self.pixels[:, :, 3]) if self.has_alpha else None
-
-
-# --------------------------------------------------------------------------------------------
-# Compatibility
-# --------------------------------------------------------------------------------------------
-
-
-def apply_opencv_limits() -> bool:
-    """Deprecated no-op, kept so that older entry points still import: nothing here uses OpenCV.
-
-    This module used to decode with OpenCV and lowered OpenCV's size limits to ours here. Our own
-    header and structure checks are the only limits now. Returns ``True``.
-    """
-    return True
 
 
 # --------------------------------------------------------------------------------------------

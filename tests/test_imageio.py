@@ -688,11 +688,6 @@ def test_too_small(tmp_path, width, height):
     )
 
 
-def test_apply_opencv_limits_is_a_harmless_leftover():
-    """Kept for old callers; the module neither needs nor loads OpenCV."""
-    assert imageio.apply_opencv_limits() is True
-
-
 # ---------------------------------------------------------------------------------------------
 # PNG details: libspng decoding, the own encoder, structure checks of the other formats
 # ---------------------------------------------------------------------------------------------
