@@ -14,13 +14,15 @@ CONVERT_ELEMENTS = 1 << 22
 """Values converted per step (float32 temporary of 16 MB)."""
 
 
-def to_u8(values_01: np.ndarray) -> np.ndarray:
+def to_u8(values_01: np.ndarray, full_scale: float = 1.0) -> np.ndarray:
     """Float values in [0, 1] (any shape) → ``uint8`` in [0, 255], same shape.
 
-    Computed in float32: ``rint(clip(v × 255, 0, 255))`` (round half to even); NaN → 0,
-    −inf → 0, +inf → 255, values below 0 → 0, above 1 → 255.
+    Computed in float32: ``rint(clip(v × 255 / full_scale, 0, 255))`` (round half to even); NaN → 0,
+    −inf → 0, +inf → 255, values below 0 → 0, above 1 → 255. ``full_scale`` is the value that
+    becomes 255 for values in [0, full_scale] (a heat map scaled to its maximum); the division is
+    skipped at 1.
     """
-    return _float_to_uint(values_01, 255.0, np.uint8)
+    return _float_to_uint(values_01, 255.0, np.uint8, full_scale)
 
 
 def to_u16(values_01: np.ndarray) -> np.ndarray:
@@ -34,12 +36,16 @@ rgb_to_u8 = to_u8
 rgb_to_u16 = to_u16
 
 
-def _float_to_uint(values: np.ndarray, scale: float, dtype: type[np.unsignedinteger]) -> np.ndarray:
+def _float_to_uint(
+    values: np.ndarray, scale: float, dtype: type[np.unsignedinteger], full_scale: float = 1.0
+) -> np.ndarray:
     values = np.asarray(values)
     out = np.empty(values.shape, dtype=dtype)
     flat_in, flat_out = values.reshape(-1), out.reshape(-1)  # a view unless ``values`` is strided
     for i in range(0, flat_in.size, CONVERT_ELEMENTS):
         scaled = np.multiply(flat_in[i : i + CONVERT_ELEMENTS], np.float32(scale), dtype=np.float32)
+        if full_scale != 1.0:
+            np.divide(scaled, np.float32(full_scale), out=scaled)
         np.nan_to_num(scaled, copy=False, nan=0.0, posinf=scale, neginf=0.0)
         np.clip(scaled, 0.0, scale, out=scaled)
         np.rint(scaled, out=scaled)
