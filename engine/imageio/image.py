@@ -46,10 +46,12 @@ class CarriedMetadata:
 
     @property
     def height(self) -> int:
+        """Height in pixels."""
         return int(self._hw_array().shape[0])
 
     @property
     def width(self) -> int:
+        """Width in pixels."""
         return int(self._hw_array().shape[1])
 
 
@@ -100,6 +102,7 @@ class Image(CarriedMetadata):
 
     @property
     def has_alpha(self) -> bool:
+        """An alpha plane is present."""
         return self.alpha_f32 is not None
 
     def with_pixels(self, rgb_f32: np.ndarray, alpha_f32: np.ndarray | None = None) -> Image:
@@ -148,10 +151,12 @@ class IntegerImage(CarriedMetadata):
 
     @property
     def bit_depth(self) -> int:
+        """8 (uint8 pixels) or 16 (uint16)."""
         return 16 if self.pixels.dtype == np.uint16 else 8
 
     @property
     def has_alpha(self) -> bool:
+        """The pixels have a fourth (alpha) channel."""
         return self.pixels.shape[2] == 4
 
     @property

@@ -55,7 +55,8 @@ def write_image(
     overwrite: bool = False,
     keep_grey: bool = False,
 ) -> Path:
-    """Write ``image`` atomically; the suffix of ``path`` picks the format.
+    """Encode ``image`` in the format the suffix of ``path`` names and write it atomically; returns
+    the path written.
 
     Args:
         path: target file; ``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff``, ``.bmp`` or ``.webp``.
@@ -115,11 +116,12 @@ def write_image(
 
 
 def write_bytes_atomically(target: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
-    """Atomically write ``data`` (e.g. an encoded ``.npz``) to ``target``: temp file, fsync, publish.
+    """Write ``data`` (e.g. an encoded ``.npz``) to ``target`` atomically (temp file, fsync,
+    publish); returns the path written.
 
     For non-image outputs (kernel maps, reports) that need the same guarantees as images: no partial
     file, and an existing file is replaced only with ``overwrite`` (:class:`OutputExistsError`).
-    Returns the path written; raises :class:`ImageWriteError` naming the target on failure.
+    Raises :class:`ImageWriteError` naming the target on failure.
     """
     path = Path(target)
     _write_atomically(path, data, overwrite=overwrite)
