@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.degradation.kernels import KERNEL_SIZE, fit_gaussian
+from engine.imageio.convert import to_u8
 from engine.pipeline.kernelmap import KernelMap, describe_kernel
 from engine.visualize import colormap_inferno_u8
 
@@ -210,7 +211,7 @@ def lattice_overlay(kernel_map: KernelMap, *, step_lr: int | None = None, px_per
     iy, ix = np.clip(iy, 0, int(2 * centre)), np.clip(ix, 0, int(2 * centre))
     for (row, col), info in zip(points, infos):
         weight = np.where(inside, info.kernel[iy, ix] / kmax, 0.0)
-        heat = colormap_inferno_u8(np.rint(np.clip(weight, 0, 1) * 255).astype(np.uint8))
+        heat = colormap_inferno_u8(to_u8(weight))
         alpha = np.clip(weight * 1.6, 0, 1) * 200.0
         c, s_ = math.cos(info.theta), math.sin(info.theta)
         u = dx * c + dy * s_
@@ -246,7 +247,7 @@ def error_map_rgb(error: np.ndarray, vmax: float | None = None) -> np.ndarray:
     """An (h, w) error map as RGB uint8 (inferno-like), scaled to ``vmax`` (default: its 99th percentile)."""
     e = np.asarray(error, np.float32)
     top = float(vmax) if vmax else float(np.percentile(e, 99)) if e.size else 1.0
-    grey = np.clip(np.rint(255.0 * e / max(top, 1e-12)), 0, 255).astype(np.uint8)
+    grey = to_u8(e, full_scale=max(top, 1e-12))
     return colormap_inferno_u8(grey)
 
 

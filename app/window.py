@@ -394,7 +394,7 @@ class MainWindow(QtWidgets.QMainWindow):
         rgb = image.rgb_f32
         h, w = rgb.shape[:2]
         step = max(1, int(math.ceil(max(h, w) / THUMB_PX)))
-        small = np.ascontiguousarray(np.clip(np.rint(rgb[::step, ::step] * 255), 0, 255).astype(np.uint8))
+        small = to_u8(rgb[::step, ::step])  # a new C-contiguous array
         qimg = QtGui.QImage(small.data, small.shape[1], small.shape[0], small.strides[0],
                             QtGui.QImage.Format.Format_RGB888).copy()
         return QtGui.QIcon(QtGui.QPixmap.fromImage(qimg))

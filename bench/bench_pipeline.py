@@ -162,10 +162,8 @@ def cmd_kernel_at(args) -> None:
 
 
 def main() -> None:
-    from engine.imageio import apply_opencv_limits
     from engine.modelcards import default_ikc_steps
 
-    apply_opencv_limits()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("speed", "tiles", "memory", "memory-one", "kernel-at"):

@@ -53,9 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "screenshots")
     args = parser.parse_args(argv)
 
-    from engine.imageio import apply_opencv_limits
-
-    apply_opencv_limits()
     import numpy as np
     from PySide6 import QtCore
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from engine import degradation as deg
 from engine.degradation.fields import manet_nine_kernel_params
-from engine.imageio import read_image
+from engine.imageio import read_image, to_u8
 from engine.paths import shared_data_dir
 from engine.progress import NULL_PROGRESS, Progress
 
@@ -202,7 +202,7 @@ class TrainPool:
             progress.check_cancelled()
             rgb = read_image(Path(p)).rgb_f32
             if min(rgb.shape[:2]) >= min_size:
-                self.images.append(np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8))
+                self.images.append(to_u8(rgb))
                 self.paths.append(Path(p))
             progress.set_progress((i + 1) / len(paths), f"decoded {i + 1}/{len(paths)} training images")
         if not self.images:

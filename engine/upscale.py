@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.degradation.kernels import check_kernel_sigmas
 from engine.degradation.resize import imresize_strips, output_length
-from engine.imageio import Image, IntegerImage, rgb_to_u8, rgb_to_u16
+from engine.imageio import Image, IntegerImage, to_u8, to_u16
 from engine.pipeline.blind import run_bicubic, run_manet, run_nonblind
 from engine.pipeline.ikc import IKC_LOOP_PIXELS, IkcResult, run_ikc
 from engine.pipeline.kernelmap import KernelMap
@@ -145,7 +145,7 @@ def upscale(
 def _bicubic_integers(image: Image, scale: int, progress: Progress) -> IntegerImage:
     """Bicubic ×``scale`` of colour and alpha, each strip clipped and rounded to the image's bit
     depth straight into one H×W×(3|4) integer array: no full-size float array exists."""
-    to_int = rgb_to_u16 if image.bit_depth == 16 else rgb_to_u8
+    to_int = to_u16 if image.bit_depth == 16 else to_u8
     planes = [(image.rgb_f32, slice(0, 3))]
     if image.alpha_f32 is not None:
         planes.append((image.alpha_f32, 3))

@@ -9,6 +9,7 @@ from functools import cache
 
 import numpy as np
 
+from engine.imageio.convert import to_u8
 from engine.pipeline.kernelmap import KernelMap
 
 INFERNO_ANCHORS_RGB: tuple[tuple[int, int, int], ...] = (
@@ -56,7 +57,7 @@ def kernel_heatmap_u8(kernel: np.ndarray, size: int | None = None) -> np.ndarray
     to ``size``×``size`` when given)."""
     k = np.clip(np.asarray(kernel, np.float32), 0.0, None)
     peak = float(k.max())
-    grey = np.zeros(k.shape, np.uint8) if peak <= 0 else np.rint(255.0 * k / peak).astype(np.uint8)
+    grey = np.zeros(k.shape, np.uint8) if peak <= 0 else to_u8(k, full_scale=peak)
     rgb = colormap_inferno_u8(grey)
     if size is not None and size != k.shape[0]:
         rgb = rgb[_nearest_indices(k.shape[0], size)][:, _nearest_indices(k.shape[1], size)]
@@ -79,7 +80,7 @@ def kernel_lattice_overview(
     if step_lr is None:
         step_lr = max(4, int(round(max(h, w) / 12)))
     zoom = max(1, int(round(target_px / max(h, w))))
-    base = np.clip(np.rint(lr_rgb_f32 * 255.0), 0, 255).astype(np.uint8)
+    base = to_u8(lr_rgb_f32)
     canvas = np.repeat(np.repeat(base, zoom, axis=0), zoom, axis=1)  # nearest, integer zoom
     canvas = (canvas.astype(np.float32) * 0.8).astype(np.uint8)  # dim the photo a little
     cell = max(8, int(step_lr * zoom * 0.6))

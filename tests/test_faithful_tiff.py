@@ -9,6 +9,7 @@ import pytest
 import tifffile
 
 import engine.imageio as imageio
+import engine.imageio.read as imageio_read
 from engine.cli import main
 from engine.imageio import ImageReadError, read_image
 
@@ -78,7 +79,7 @@ def test_tiff_that_cannot_be_decoded_faithfully_is_refused(tmp_path, monkeypatch
     def no_codec(data, header):
         raise ValueError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
 
-    monkeypatch.setattr(imageio, "_decode_tifffile", no_codec)
+    monkeypatch.setattr(imageio_read, "decode_tifffile", no_codec)
     with pytest.raises(ImageReadError, match="16-bit") as info:
         read_image(path)
     assert "imagecodecs" in str(info.value)
@@ -89,7 +90,7 @@ def test_8bit_tiff_fallback_to_pillow_still_works(tmp_path, monkeypatch):
     values = (_rgba16()[:, :, :3] >> 8).astype(np.uint8)
     path = tmp_path / "in.tif"
     tifffile.imwrite(path, values, photometric="rgb", compression="lzw")
-    monkeypatch.setattr(imageio, "_decode_tifffile", lambda data, header: None)
+    monkeypatch.setattr(imageio_read, "decode_tifffile", lambda data, header: None)
     image = read_image(path)
     assert image.bit_depth == 8
     np.testing.assert_array_equal(imageio.rgb_to_u8(image.rgb_f32), values)

@@ -6,8 +6,6 @@ import io
 import os
 import pickle
 import struct
-import subprocess
-import sys
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -19,7 +17,9 @@ import tifffile
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps
 
-from engine import imageio
+from engine.imageio import png as imageio_png
+from engine.imageio import read as imageio_read
+from engine.imageio import write as imageio_write
 from engine.imageio import (
     MAX_SIDE,
     MIN_SIDE,
@@ -476,7 +476,7 @@ def test_encoding_failure_leaves_nothing(tmp_path, monkeypatch):
     def broken_encoder(*args, **kwargs):
         raise RuntimeError("simulated encoder crash")
 
-    monkeypatch.setattr(imageio, "_encode_png", broken_encoder)
+    monkeypatch.setattr(imageio_write, "encode_png", broken_encoder)
     with pytest.raises(ImageWriteError, match="could not encode"):
         write_image(tmp_path / "out.png", image)
     assert list(tmp_path.iterdir()) == []
@@ -490,7 +490,7 @@ def test_disk_failure_during_write_leaves_no_temp_and_keeps_old_file(tmp_path, m
     def failing_fsync(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio.os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(ImageWriteError, match="No space left"):
         write_image(target, image, overwrite=True)
     monkeypatch.undo()
@@ -635,7 +635,7 @@ def test_unsupported_format_is_named(tmp_path):
 
 @pytestmark_bad
 def test_decompression_bomb_is_refused_before_allocating(tmp_path, monkeypatch):
-    monkeypatch.setattr(imageio, "_decode_pixels", lambda *args: pytest.fail("pixels decoded"))
+    monkeypatch.setattr(imageio_read, "decode_pixels", lambda *args: pytest.fail("pixels decoded"))
     path = tmp_path / "bomb.png"
     path.write_bytes(_raw_png(None, width=50000, height=50000))
     assert path.stat().st_size < 200
@@ -655,7 +655,7 @@ def test_png_too_small_to_hold_its_claimed_size(tmp_path, monkeypatch):
     before any decoder runs (a decoder would allocate the whole canvas first)."""
     path = tmp_path / "liar.png"
     path.write_bytes(_raw_png(None, width=10000, height=10000))
-    monkeypatch.setattr(imageio, "_decode_pixels", lambda *args: pytest.fail("pixels decoded"))
+    monkeypatch.setattr(imageio_read, "decode_pixels", lambda *args: pytest.fail("pixels decoded"))
     _assert_read_error(path, "truncated or corrupt image data")
 
 
@@ -686,11 +686,6 @@ def test_too_small(tmp_path, width, height):
     _assert_read_error(
         path, f"image too small: {width}×{height} px, at least {MIN_SIDE}×{MIN_SIDE} needed"
     )
-
-
-def test_apply_opencv_limits_is_a_harmless_leftover():
-    """Kept for old callers; the module neither needs nor loads OpenCV."""
-    assert imageio.apply_opencv_limits() is True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -755,7 +750,7 @@ def test_png_bad_crc_in_image_data_is_refused():
 
 
 def _idat_stream(png: bytes) -> bytes:
-    return b"".join(png[start:end] for kind, start, end in imageio._png_chunks(png) if kind == b"IDAT")
+    return b"".join(png[start:end] for kind, start, end in imageio_png.png_chunks(png) if kind == b"IDAT")
 
 
 @pytest.mark.parametrize("strip_bytes", [97, 1 << 22])
@@ -763,7 +758,7 @@ def _idat_stream(png: bytes) -> bytes:
 def test_png_encoder_output_is_standard(tmp_path, monkeypatch, strip_bytes, layout, depth):
     """The own encoder (Sub filter, strips deflated in parallel) writes PNGs that zlib, libpng
     (through OpenCV) and Pillow read back exactly, whether the stream is one strip or many."""
-    monkeypatch.setattr(imageio, "_PNG_STRIP_BYTES", strip_bytes)
+    monkeypatch.setattr(imageio_png, "PNG_STRIP_BYTES", strip_bytes)
     ints = _random_ints(np.random.default_rng(33), layout, depth, h=40, w=23)
     ints[10:20] = ints[10:11]  # some repetition for the deflate matcher
     target = tmp_path / "out.png"
@@ -775,7 +770,7 @@ def test_png_encoder_output_is_standard(tmp_path, monkeypatch, strip_bytes, layo
     assert len(raw) == ints.shape[0] * row_bytes
     assert set(raw[::row_bytes]) == {1}  # Sub filter on every row
     if strip_bytes < 100:
-        assert len(imageio._png_filter_sub(ints)) > 1
+        assert len(imageio_png.png_filter_sub(ints)) > 1
 
     decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded.ndim == 3 and decoded.shape[2] >= 3:
@@ -792,7 +787,7 @@ def test_png_metadata_chunks_come_before_the_image_data(tmp_path):
                       exif=_exif_bytes())
     write_image(tmp_path / "m.png", image)
     png = (tmp_path / "m.png").read_bytes()
-    kinds = [kind for kind, _, _ in imageio._png_chunks(png)]
+    kinds = [kind for kind, _, _ in imageio_png.png_chunks(png)]
     assert kinds[:3] == [b"IHDR", b"iCCP", b"eXIf"] and kinds[-1] == b"IEND"
     assert set(kinds[3:-1]) == {b"IDAT"}
 
@@ -804,7 +799,7 @@ def test_jpeg_claiming_more_pixels_than_its_data_can_hold(monkeypatch):
     data = bytearray(_pil_bytes(PILImage.fromarray(_quadrants()), "JPEG", quality=90))
     sof = data.index(b"\xff\xc0")
     struct.pack_into(">HH", data, sof + 5, 20000, 20000)
-    monkeypatch.setattr(imageio, "_decode_pixels", lambda *args: pytest.fail("pixels decoded"))
+    monkeypatch.setattr(imageio_read, "decode_pixels", lambda *args: pytest.fail("pixels decoded"))
     with pytest.raises(ImageReadError, match="truncated or corrupt"):
         decode_image_bytes(bytes(data), "liar.jpg")
 
@@ -821,7 +816,7 @@ def test_bmp_too_short_for_its_size_is_refused(monkeypatch, compression):
         offset = 14 + 40 + len(palette)
         info = struct.pack("<IiiHHIIiiII", 40, 64, 64 * 1000, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
         data = b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + palette + rows
-    monkeypatch.setattr(imageio, "_decode_pixels", lambda *args: pytest.fail("pixels decoded"))
+    monkeypatch.setattr(imageio_read, "decode_pixels", lambda *args: pytest.fail("pixels decoded"))
     with pytest.raises(ImageReadError, match="truncated or corrupt"):
         decode_image_bytes(data, "short.bmp")
 

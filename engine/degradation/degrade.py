@@ -36,7 +36,7 @@ from PIL import JpegImagePlugin
 
 from engine.degradation.kernels import KERNEL_RADIUS, KERNEL_SIZE, isotropic_gaussian_kernel
 from engine.degradation.resize import imresize
-from engine.imageio import rgb_to_u8
+from engine.imageio.convert import to_u8
 
 _BAND_PIXELS = 2048  # LR pixels per band in blur_subsample_variant (kernel planes ~3.6 MB)
 _SEPARABLE_TOLERANCE = 1e-6  # sum |k - rank-1 approximation| below which a kernel counts as separable
@@ -260,14 +260,9 @@ def add_gaussian_noise(
 
 
 def quantize_u8(img: np.ndarray) -> np.ndarray:
-    """Round to the 256 levels of 8 bits (``round(x * 255) / 255``, clipped); float32 in [0, 1]."""
-    x = np.asarray(img, dtype=np.float32)
-    return (np.clip(np.rint(x * 255.0), 0.0, 255.0) / 255.0).astype(np.float32)
-
-
-def to_u8(img: np.ndarray) -> np.ndarray:
-    """``rgb_f32`` in [0, 1] (or grey) to uint8 by rounding, clipped: :func:`engine.imageio.rgb_to_u8`."""
-    return rgb_to_u8(np.asarray(img, dtype=np.float32))
+    """Round float [0, 1] to the 256 levels of 8 bits: ``to_u8(x) / 255`` (clipped, NaN → 0) as
+    float32 in [0, 1]."""
+    return to_u8(img) / np.float32(255.0)
 
 
 def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:
