@@ -152,8 +152,10 @@ def method(name: str) -> Method:
 
 
 def methods_for(job: str, *, previous: bool | None = False) -> tuple[str, ...]:
-    """Names of the methods that apply to ``job``, in table order; ``previous``: only the ones that
-    repeat a method with the previous models (True), only the others (False), or both (None)."""
+    """A job → the names of the methods that apply to it, in table order.
+
+    ``previous``: only the ones that repeat a method with the previous models (True), only the
+    others (False), or both (None)."""
     return tuple(m.name for m in METHOD_TABLE.values()
                  if job in m.jobs and (previous is None or (m.repeats is not None) == previous))
 

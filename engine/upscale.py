@@ -93,8 +93,9 @@ def upscale(
     *,
     progress: Progress = NULL_PROGRESS,
 ) -> UpscaleResult:
-    """Upscale ``image`` with ``options.method``; the result. ``models`` may be None only for a
-    method without networks (bicubic)."""
+    """An image, options and loaded networks → the image upscaled with ``options.method``.
+
+    ``models`` may be None only for a method without networks (bicubic)."""
     start = time.perf_counter()
     spec = method(options.method)
     if spec.needs_models and models is None:

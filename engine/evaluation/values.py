@@ -45,8 +45,9 @@ def value(results: Mapping[str, Any], bench: str, protocol: str, method: str, ke
 
 def variant_mean(results: Mapping[str, Any], bench: str, method: str,
                  variants: Sequence[str] = VARIANTS) -> tuple[float | None, list[str]]:
-    """``method``'s PSNR-Y on ``bench`` averaged over the variant modes present (each weighs the same),
-    and which modes were present; the mean is ``None`` when a present mode has no value."""
+    """Results, benchmark, method → (mean PSNR-Y over the variant modes present, those modes).
+
+    Each mode weighs the same; the mean is ``None`` when a present mode has no value."""
     present = [p for p in variants if p in results["protocols"]]
     vals = [value(results, bench, p, method) for p in present]
     if not present or any(v is None for v in vals):
@@ -55,6 +56,7 @@ def variant_mean(results: Mapping[str, Any], bench: str, method: str,
 
 
 def results_key(prefix: str, method: str) -> str:
-    """The results entry ``prefix`` of ``method``: ``prefix`` for the current models,
+    """A results entry name and a method → the entry for that method (``prefix`` or ``prefix_previous``).
+
     ``prefix_previous`` for a method run with the previous models (``ikc_fixed_step_previous``)."""
     return prefix + ("_previous" if METHOD_TABLE[method].repeats else "")
