@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from PySide6 import QtCore
 
+from engine.methods import METHOD_TABLE
 from engine.progress import Cancelled
 from engine.service import JobHandle, Worker
 
@@ -73,7 +74,7 @@ class EngineBridge(QtCore.QObject):
         """The cached ModelSet for ``(method, scale, device)``, loading it on first use (worker thread)."""
         from engine.pipeline.models import load_for_method
 
-        if method == "bicubic":
+        if not METHOD_TABLE[method].needs_models:
             return None
         key = (method, int(scale), device)
         with self._models_lock:

@@ -8,19 +8,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine.backends import DEVICE_LABELS
+from engine.methods import DEFAULT_METHOD, METHOD_TABLE, UPSCALE, methods_for
 from engine.modelcards import default_ikc_steps
 from engine.upscale import IKC_STEPS_MAX, UpscaleOptions
 from engine.visualize import kernel_heatmap_u8
 
 from app.analysis import REGION_COLOURS, RegionStats
 
-METHOD_LABELS = {
-    "manet": "MANet + RRDB-SFT (blind)",
-    "ikc": "IKC (iterative correction)",
-    "bicubic": "Bicubic (baseline)",
-    "nonblind": "Non-blind RRDB-SFT (σ1, σ2, θ)",
-}
-DEVICES = {"auto": "Auto (GPU if available)", "cuda": "CUDA GPU", "cpu": "CPU"}
+METHOD_LABELS = {m: METHOD_TABLE[m].label for m in methods_for(UPSCALE)}
+DEVICES = DEVICE_LABELS
 
 
 class KernelView(pg.GraphicsLayoutWidget):
@@ -64,6 +61,7 @@ class RunPanel(QtWidgets.QWidget):
         self.method = QtWidgets.QComboBox()
         for key, text in METHOD_LABELS.items():
             self.method.addItem(text, key)
+        self.method.setCurrentIndex(self.method.findData(DEFAULT_METHOD))
         self.scale = QtWidgets.QComboBox()
         for s in (2, 3, 4):
             self.scale.addItem(f"×{s}", s)
@@ -152,8 +150,8 @@ class RunPanel(QtWidgets.QWidget):
     @QtCore.Slot()
     def _update_visibility(self) -> None:
         method = self.method.currentData()
-        self._form.setRowVisible(self.ikc_steps, method == "ikc")
-        self._form.setRowVisible(self.nonblind_box, method == "nonblind")
+        self._form.setRowVisible(self.ikc_steps, METHOD_TABLE[method].iterative)
+        self._form.setRowVisible(self.nonblind_box, METHOD_TABLE[method].user_kernel)
 
     def options(self) -> UpscaleOptions:
         """The :class:`~engine.upscale.UpscaleOptions` the controls describe."""

@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
-SELFTEST_METHODS = ("manet", "ikc")
-"""Methods upscaled on the sample (both ship at ×4)."""
+from engine.methods import METHOD_TABLE, UPSCALE, methods_for
+
+SELFTEST_METHODS = tuple(m for m in methods_for(UPSCALE) if METHOD_TABLE[m].blind)
+"""Methods upscaled on the sample: the blind ones (MANet, IKC; both ship at ×4)."""
 SELFTEST_SCALE = 4
 SELFTEST_IKC_STEPS = 1
 """One correction step runs all three IKC networks (predictor, SFTMD, corrector) at a quarter of the cost."""

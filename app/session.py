@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.imageio import Image
+from engine.methods import METHOD_TABLE, UPSCALE, methods_for
 from engine.noise import NoiseEstimate
 from engine.upscale import UpscaleResult
 
@@ -21,7 +22,7 @@ from app.analysis import Lattice
 
 _entry_ids = itertools.count(1)
 
-METHOD_SHORT = {"manet": "MANet", "ikc": "IKC", "nonblind": "non-blind", "bicubic": "bicubic"}
+METHOD_SHORT = {m: METHOD_TABLE[m].short for m in methods_for(UPSCALE)}
 """Short method names for titles and pickers (the run panel's long labels live in ``app.panels``)."""
 
 

@@ -8,6 +8,7 @@ that keeps the input's bit depth, ICC profile and EXIF for saving.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,13 +17,15 @@ import numpy as np
 from engine.degradation.kernels import check_kernel_sigmas
 from engine.degradation.resize import imresize_strips, output_length
 from engine.imageio import Image, IntegerImage, to_u8, to_u16
+from engine.methods import DEFAULT_METHOD, UPSCALE, method, methods_for
 from engine.pipeline.blind import run_bicubic, run_manet, run_nonblind
 from engine.pipeline.ikc import IKC_LOOP_PIXELS, IkcResult, run_ikc
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet, execution_text
 from engine.progress import NULL_PROGRESS, Progress
 
-METHODS = ("manet", "ikc", "bicubic", "nonblind")
+METHODS = methods_for(UPSCALE)
+"""The methods :func:`upscale` runs (rows of :data:`engine.methods.METHOD_TABLE`)."""
 IKC_STEPS_MAX = 20
 """Most IKC correction iterations a run may ask for (the paper uses 7; each one runs two networks)."""
 
@@ -41,7 +44,7 @@ class UpscaleOptions:
     needs ~0.6 GB instead of several GB of float copies). Other methods ignore it.
     """
 
-    method: str = "manet"
+    method: str = DEFAULT_METHOD
     scale: int = 4
     tile: int | None = None
     ikc_steps: int | None = None
@@ -56,7 +59,7 @@ class UpscaleOptions:
             raise ValueError(f"scale must be 2, 3 or 4, not {self.scale}")
         if self.ikc_steps is not None and not 0 <= self.ikc_steps <= IKC_STEPS_MAX:
             raise ValueError(f"ikc_steps must be in 0..{IKC_STEPS_MAX}, got {self.ikc_steps}")
-        if self.method == "nonblind":
+        if method(self.method).user_kernel:
             try:
                 check_kernel_sigmas(*self.nonblind_sigmas)
             except ValueError as exc:
@@ -90,13 +93,16 @@ def upscale(
     *,
     progress: Progress = NULL_PROGRESS,
 ) -> UpscaleResult:
-    """Upscale ``image`` with ``options.method``; ``models`` may be None only for bicubic."""
+    """An image, options and loaded networks → the image upscaled with ``options.method``.
+
+    ``models`` may be None only for a method without networks (bicubic)."""
     start = time.perf_counter()
-    if options.method != "bicubic" and models is None:
+    spec = method(options.method)
+    if spec.needs_models and models is None:
         raise ValueError(f"method {options.method!r} needs loaded models")
     if models is not None and models.scale != options.scale:
         raise ValueError(f"models are for ×{models.scale}, options ask for ×{options.scale}")
-    if options.method == "bicubic" and options.integer_output:
+    if not spec.needs_models and options.integer_output:
         return UpscaleResult(
             image=_bicubic_integers(image, options.scale, progress),
             method=options.method,
@@ -107,39 +113,62 @@ def upscale(
     has_alpha = image.alpha_f32 is not None
     rgb_share = 0.97 if has_alpha else 1.0
     rgb_progress = progress.sub_progress(0.0, rgb_share)
-    lr = image.rgb_f32
-    kernel_map = None
-    ikc = None
-    if options.method == "manet":
-        result = run_manet(lr, models, tile=options.tile, progress=rgb_progress)
-        sr, kernel_map, provider = result.sr_rgb_f32, result.kernel_map, result.provider
-    elif options.method == "ikc":
-        ikc = run_ikc(lr, models, steps=options.ikc_steps, tile=options.tile, progress=rgb_progress,
-                      loop_max_pixels=options.ikc_loop_pixels)
-        sr, provider = ikc.final.sr_rgb_f32, ikc.provider
-    elif options.method == "nonblind":
-        s1, s2, th = options.nonblind_sigmas
-        sr = run_nonblind(lr, models, s1, s2, th, tile=options.tile, progress=rgb_progress)
-        provider = models.provider
-    else:
-        sr = run_bicubic(lr, options.scale)
-        provider = "numpy"
+    run = _RUNNERS[spec.name](image.rgb_f32, options, models, rgb_progress)
     progress.check_cancelled()
     alpha = None
     if has_alpha:
         alpha = run_bicubic(image.alpha_f32, options.scale)
     progress.set_progress(1.0)
     return UpscaleResult(
-        image=image.with_pixels(np.ascontiguousarray(sr, dtype=np.float32), alpha),
+        image=image.with_pixels(np.ascontiguousarray(run.sr_rgb_f32, dtype=np.float32), alpha),
         method=options.method,
         scale=options.scale,
-        provider=provider,
+        provider=run.provider,
         seconds=time.perf_counter() - start,
-        kernel_map=kernel_map,
-        ikc=ikc,
-        execution=models.execution if models is not None and options.method != "bicubic" else execution_text([]),
-        nonblind_sigmas=tuple(options.nonblind_sigmas) if options.method == "nonblind" else None,
+        kernel_map=run.kernel_map,
+        ikc=run.ikc,
+        execution=models.execution if models is not None and spec.needs_models else execution_text([]),
+        nonblind_sigmas=tuple(options.nonblind_sigmas) if spec.user_kernel else None,
     )
+
+
+@dataclass
+class _Run:
+    """What one method's runner hands back: the SR image (``rgb_f32``), the provider, extra outputs."""
+
+    sr_rgb_f32: np.ndarray
+    provider: str
+    kernel_map: KernelMap | None = None
+    ikc: IkcResult | None = None
+
+
+def _run_manet(lr: np.ndarray, options: UpscaleOptions, models: ModelSet, progress: Progress) -> _Run:
+    result = run_manet(lr, models, tile=options.tile, progress=progress)
+    return _Run(result.sr_rgb_f32, result.provider, kernel_map=result.kernel_map)
+
+
+def _run_ikc(lr: np.ndarray, options: UpscaleOptions, models: ModelSet, progress: Progress) -> _Run:
+    ikc = run_ikc(lr, models, steps=options.ikc_steps, tile=options.tile, progress=progress,
+                  loop_max_pixels=options.ikc_loop_pixels)
+    return _Run(ikc.final.sr_rgb_f32, ikc.provider, ikc=ikc)
+
+
+def _run_nonblind(lr: np.ndarray, options: UpscaleOptions, models: ModelSet, progress: Progress) -> _Run:
+    s1, s2, th = options.nonblind_sigmas
+    return _Run(run_nonblind(lr, models, s1, s2, th, tile=options.tile, progress=progress), models.provider)
+
+
+def _run_bicubic(lr: np.ndarray, options: UpscaleOptions, models: ModelSet | None, progress: Progress) -> _Run:
+    return _Run(run_bicubic(lr, options.scale), "numpy")
+
+
+_RUNNERS: dict[str, Callable[[np.ndarray, UpscaleOptions, Any, Progress], _Run]] = {
+    "bicubic": _run_bicubic,
+    "manet": _run_manet,
+    "ikc": _run_ikc,
+    "nonblind": _run_nonblind,
+}
+"""How each of :data:`METHODS` runs on the RGB planes (the tests check the keys against the table)."""
 
 
 def _bicubic_integers(image: Image, scale: int, progress: Progress) -> IntegerImage:

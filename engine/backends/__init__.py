@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 
-from engine.backends.base import DEVICES, Backend, Runner, physical_cores, validate_inputs
+from engine.backends.base import DEVICE_LABELS, DEVICES, Backend, Runner, physical_cores, validate_inputs
 from engine.errors import ModelError
 from engine.modelcards import ModelCard
 
 __all__ = [
     "BACKENDS",
     "DEVICES",
+    "DEVICE_LABELS",
     "Backend",
     "Runner",
     "get_backend",

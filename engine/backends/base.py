@@ -22,10 +22,12 @@ import numpy as np
 from engine.errors import ModelError
 from engine.modelcards import ModelCard
 
-__all__ = ["Backend", "Runner", "validate_inputs", "physical_cores", "DEVICES"]
+__all__ = ["Backend", "Runner", "validate_inputs", "physical_cores", "DEVICES", "DEVICE_LABELS"]
 
-DEVICES = ("auto", "cuda", "cpu")
-"""Device requests understood by every backend: ``auto`` (GPU when usable), ``cuda``, ``cpu``."""
+DEVICE_LABELS: dict[str, str] = {"auto": "Auto (GPU if available)", "cuda": "CUDA GPU", "cpu": "CPU"}
+"""Device requests understood by every backend, with the studio's label for each: ``auto`` (GPU when
+usable), ``cuda``, ``cpu``. The CLI choices, the training config and the studio read it."""
+DEVICES = tuple(DEVICE_LABELS)
 
 
 class Runner(abc.ABC):

@@ -18,12 +18,15 @@ HELP = "Estimate the blur kernel at every pixel (MANet); write the kernel map an
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``estimate`` options on ``parser``."""
+    from engine.backends import BACKENDS, DEVICES
+
     parser.add_argument("input", metavar="IN", type=Path, help="low-resolution image")
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="SR factor the kernels are for")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside IN)")
     parser.add_argument("--step", type=int, default=None, help="lattice spacing in LR pixels (default: automatic)")
-    parser.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
-    parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
+    parser.add_argument("--provider", choices=DEVICES, default="auto")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
     parser.add_argument("--tile", type=int, default=None, help="tile size in LR pixels (default: automatic)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 

@@ -89,6 +89,7 @@ def with_previous_methods(methods: list[str], previous: bool) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``evaluate`` options on ``parser``."""
+    from engine.backends import BACKENDS, DEVICES
     from engine.data import ALL_PROTOCOLS, BENCHMARKS
     from engine.evaluation import ALL_METHODS, METHODS
 
@@ -110,8 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cells not to run, to fit a time budget (e.g. ikc@manet9 'ikc@variant*@Set5'); "
                              "they read 'not run'")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed of the test sets (default 0)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where networks run")
-    parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where networks run")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per network (default: automatic)")
     parser.add_argument("--tile", type=int, default=None, help="tile size in LR pixels (default: automatic)")
     parser.add_argument("--models-dir", type=Path, default=None, help="models folder (default: the shipped one)")

@@ -29,6 +29,8 @@ def _bool_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> No
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``train`` options on ``parser`` (unset flags leave the YAML/default value)."""
+    from engine.backends import DEVICES
+
     parser.add_argument("--config", type=Path, help="YAML run config (keys: TrainConfig fields)")
     parser.add_argument("--resume", action="store_true", help="continue runs/<name>/ckpt_last.pt exactly")
     parser.add_argument("--name", help="run name (folder under runs/)")
@@ -44,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel-loss", choices=("l1", "l2"), help="MANet kernel loss (default l1)")
     parser.add_argument("--workers", type=int, help="data worker processes (0: in-process, exact resume)")
     parser.add_argument("--threads", type=int, help="torch threads per process (0: torch default)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="training device")
+    parser.add_argument("--device", choices=DEVICES, help="training device")
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), help="mixed precision (CUDA only)")
     parser.add_argument("--corrector-unroll", type=int,
                         help="corrector: up to N of its own steps before the trained one (default 0)")

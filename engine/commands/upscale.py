@@ -32,17 +32,21 @@ OUTPUT_FORMATS = ("same", "png", "tiff", "jpg", "webp")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``upscale`` options on ``parser``."""
+    from engine.backends import BACKENDS, DEVICES
+    from engine.methods import DEFAULT_METHOD, UPSCALE, methods_for
+
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    parser.add_argument("--method", choices=("manet", "ikc", "bicubic", "nonblind"), default="manet",
+    parser.add_argument("--method", choices=methods_for(UPSCALE), default=DEFAULT_METHOD,
                         help="manet: per-pixel kernels + RRDB-SFT (default); ikc: iterative kernel "
                              "correction; bicubic: baseline; nonblind: RRDB-SFT with --kernel-sigmas")
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="upscaling factor (default 4)")
     parser.add_argument("--tile", default="auto", help="tile size in LR pixels, or 'auto' (default)")
-    parser.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
+    parser.add_argument("--provider", choices=DEVICES, default="auto",
                         help="execution device; auto: CUDA when it really works, else the CPU with a "
                              "one-line notice when CUDA was expected (default); cuda: CUDA or exit 2 with "
                              "the reason")
-    parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="runtime: onnxruntime (default when installed) or PyTorch")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
     parser.add_argument("--ikc-steps", type=int, default=None,
@@ -160,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.atomic import InterruptedAfterWrite
     from engine.errors import DeviceUnavailable, ModelError
     from engine.imageio import ImageIOError, OutputExistsError, read_image, write_image
+    from engine.methods import method
     from engine.outputs import OutputPlan, OutputRefused, make_out_folder
     from engine.pipeline.models import load_for_method
     from engine.progress import Cancelled
@@ -173,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
     problem = _usage_problem(args)
     if problem:
         return usage(problem)
-    if args.method == "nonblind":
+    spec = method(args.method)
+    if spec.user_kernel:
         from engine.degradation.kernels import check_kernel_sigmas
 
         try:
@@ -200,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     skipped = 0
     for src in files:
         dst = output_path(src, args)
-        npz = kernels_path(dst) if args.save_kernels and args.method in ("manet", "ikc") else None
+        npz = kernels_path(dst) if args.save_kernels and spec.blind else None
         targets = [(dst, "output")] + ([(npz, "kernel map")] if npz is not None else [])
         try:
             plan.claim_all(targets)
@@ -215,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         jobs.append((src, dst, npz))
 
     models = None
-    if args.method != "bicubic" and jobs:
+    if spec.needs_models and jobs:
         try:
             models = load_for_method(args.method, args.scale, device=args.provider, backend=args.backend,
                                      threads=args.threads)

@@ -8,17 +8,9 @@ from typing import Sequence
 
 from engine.backends import Runner, load_runner
 from engine.errors import ModelError
+from engine.methods import networks_for
 from engine.modelcards import ModelCard, find_card, verify
 from engine.pca import KernelPCA, load_checked_basis, shipped_basis_path
-
-METHOD_NETWORKS: dict[str, tuple[str, ...]] = {
-    "manet": ("manet", "rrdb_sft"),
-    "ikc": ("ikc_predictor", "sftmd", "ikc_corrector"),
-    "nonblind": ("rrdb_sft",),
-    "estimate": ("manet",),
-    "bicubic": (),
-}
-"""Which networks each method runs (names as in the cards' ``network`` field)."""
 
 
 @dataclass
@@ -99,7 +91,6 @@ def load_models(
 
 
 def load_for_method(method: str, scale: int, **kwargs) -> ModelSet:
-    """``load_models(METHOD_NETWORKS[method], scale, ...)``."""
-    if method not in METHOD_NETWORKS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NETWORKS)}")
-    return load_models(METHOD_NETWORKS[method], scale, **kwargs)
+    """The networks ``method`` runs (its row of :data:`engine.methods.METHOD_TABLE`), loaded for ``scale``
+    by :func:`load_models` with ``kwargs``; ``ValueError`` for an unknown method."""
+    return load_models(networks_for(method), scale, **kwargs)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, get_args, get_origin, get_type_hints
 
+from engine.backends import DEVICES
+
 STAGES: tuple[str, ...] = (
     "manet",
     "rrdb_sft",
@@ -24,7 +26,6 @@ STAGES: tuple[str, ...] = (
 """Training stages; each trains one network (see :mod:`engine.training.stages`)."""
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
 class ConfigError(ValueError):
