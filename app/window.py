@@ -32,7 +32,8 @@ from app.bridge import EngineBridge
 from app.geometry import HoverHit, RunEta, format_duration
 from app.ikc import IkcPanel
 from app.layout import MIN_WIDTH_PX, PREFERRED_WIDTH_PX, balanced_widths
-from app.lab import LabPanel, synthesise_and_estimate
+from app.lab import LabPanel
+from engine.pipeline.lab import synthesise_and_estimate
 from app.loader import ImageLoader
 from app.panels import METHOD_LABELS, KernelInspector, RegionsPanel, RunPanel
 from app.results import ResultPicker

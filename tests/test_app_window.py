@@ -271,7 +271,7 @@ def test_degradation_lab_round_trip(window, qtbot):
     result = lab.result
     assert result is not None
     # the synthesised LR is exactly the painted field applied to the sharp image
-    from app.lab import region_kernels_from_params
+    from engine.pipeline.lab import region_kernels_from_params
 
     kernels = region_kernels_from_params(lab.params, 2, 4)
     field = region_field(lab.regions.labels.astype(np.int32), kernels, 4, softness_lr_px=1.5)

@@ -428,19 +428,18 @@ def test_resume_loads_checkpoints_with_weights_only(tmp_path):
 
 
 def test_studio_batch_job_never_replaces_a_file(tmp_path):
-    from app.window import batch_job
+    from engine.jobs import batch_job
     from engine.upscale import UpscaleOptions
 
-    class NoModels:
-        def models_for(self, method, scale, device):
-            return None
+    def no_models(method, scale):
+        return None
 
     from engine.progress import NULL_PROGRESS
 
     existing = tmp_path / "a_x4_bicubic.png"
     existing.write_bytes(b"keep me")
-    out = batch_job(NoModels(), None, Image(rgb_f32=smooth_rgb(8, 8)), "a.png", UpscaleOptions(method="bicubic"),
-                    "cpu", tmp_path, progress=NULL_PROGRESS)
+    out = batch_job(no_models, None, Image(rgb_f32=smooth_rgb(8, 8)), "a.png", UpscaleOptions(method="bicubic"),
+                    tmp_path, progress=NULL_PROGRESS)
     assert out.name == "a_x4_bicubic_1.png" and existing.read_bytes() == b"keep me"
     assert read_image(out).width == 32
 
