@@ -4,12 +4,18 @@
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.imageio import Image, rgb_to_u8
 
 from app.layout import MIN_WIDTH_PX, PREFERRED_WIDTH_PX, balanced_widths
 from app.panels import RunPanel
+from app.session import QueueEntry
 
 Area = QtCore.Qt.DockWidgetArea
+THUMB_PX = 96
+"""Longer side of a queue thumbnail."""
 
 
 class NoticeBar(QtWidgets.QFrame):
@@ -40,6 +46,37 @@ class NoticeBar(QtWidgets.QFrame):
     def dismiss(self) -> None:
         self.messages = []
         self.hide()
+
+
+class QueueList(QtWidgets.QListWidget):
+    """The queue dock's list: one row per opened image, thumbnail, name and size."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QtWidgets.QListView.ViewMode.ListMode)
+        self.setIconSize(QtCore.QSize(THUMB_PX, THUMB_PX))
+        self.setSpacing(2)
+        self.setUniformItemSizes(True)
+        self.setWordWrap(False)
+        self.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def add_entry(self, entry: QueueEntry) -> None:
+        image = entry.image
+        item = QtWidgets.QListWidgetItem(thumbnail(image), f"{entry.name}\n{image.width}×{image.height}")
+        item.setToolTip(str(entry.path) if entry.path else entry.name)
+        item.setData(QtCore.Qt.ItemDataRole.UserRole, entry.entry_id)
+        self.addItem(item)
+
+
+def thumbnail(image: Image) -> QtGui.QIcon:
+    """The queue's icon of ``image``: every n-th pixel, at most :data:`THUMB_PX` on the longer side."""
+    rgb = image.rgb_f32
+    step = max(1, -(-max(rgb.shape[:2]) // THUMB_PX))
+    small = np.ascontiguousarray(rgb_to_u8(rgb[::step, ::step]))
+    qimg = QtGui.QImage(small.data, small.shape[1], small.shape[0], small.strides[0],
+                        QtGui.QImage.Format.Format_RGB888).copy()
+    return QtGui.QIcon(QtGui.QPixmap.fromImage(qimg))
 
 
 def add_dock(window: QtWidgets.QMainWindow, title: str, widget: QtWidgets.QWidget, area: Area,

@@ -173,6 +173,11 @@ class FileDialogs(QtCore.QObject):
         if folder:
             self.window.run_all(Path(folder))
 
+    def _save_with(self, save: Callable[[Path], object], title: str, name: str, filters: str) -> None:
+        path = self._save_path(title, name, filters)
+        if path is not None:
+            save(path)
+
     @QtCore.Slot()
     def save_result(self) -> None:
         path = self._save_path("Save result", suggested_names(self.window.current)["result"],
@@ -184,23 +189,17 @@ class FileDialogs(QtCore.QObject):
 
     @QtCore.Slot()
     def save_kernels(self) -> None:
-        path = self._save_path("Save kernels", suggested_names(self.window.current)["kernels"],
-                               "NumPy archive (*.npz)")
-        if path is not None:
-            self.window.save_kernel_map(path)
+        self._save_with(self.window.save_kernel_map, "Save kernels", suggested_names(self.window.current)["kernels"],
+                        "NumPy archive (*.npz)")
 
     @QtCore.Slot()
     def save_comparison(self) -> None:
-        path = self._save_path("Save comparison", suggested_names(self.window.current)["comparison"],
-                               "PNG (*.png);;JPEG (*.jpg)")
-        if path is not None:
-            self.window.save_comparison(path)
+        self._save_with(self.window.save_comparison, "Save comparison",
+                        suggested_names(self.window.current)["comparison"], "PNG (*.png);;JPEG (*.jpg)")
 
     @QtCore.Slot()
     def save_mask(self) -> None:
-        path = self._save_path("Save mask", "mask.png", "PNG (*.png)")
-        if path is not None:
-            self.window.save_mask(path)
+        self._save_with(self.window.save_mask, "Save mask", "mask.png", "PNG (*.png)")
 
     @QtCore.Slot()
     def load_mask(self) -> None:

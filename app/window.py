@@ -2,9 +2,10 @@
 
 The window builds the widgets (queue, viewer, run panel, kernel inspector, regions, IKC slider, lab),
 forwards what the user does to the session, and renders what the session asks for through the
-:class:`app.session.StudioView` methods (the "view" section below). Menus and file dialogs live in
-:mod:`app.menus`, docks and persisted settings in :mod:`app.frame`, the Regions dock in
-:mod:`app.regions`, saving in :mod:`app.saving`.
+:class:`app.session.StudioView` methods (the "view" section below). The rest lives by job: menus and
+file dialogs in :mod:`app.menus`, the queue list, docks and persisted settings in :mod:`app.frame`,
+reading images in :mod:`app.opening`, the kernel inspector in :mod:`app.inspection`, the Regions dock
+in :mod:`app.regions`, saving in :mod:`app.saving`, the worker's jobs in :mod:`app.jobs`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine import __version__
-from engine.imageio import Image, ImageIOError, decode_image_bytes, rgb_to_u8
+from engine.imageio import Image
 from engine.paths import resources_dir
 from engine.pipeline.lab import LabResult
 
@@ -25,9 +26,11 @@ from app import frame, saving
 from app.bridge import EngineBridge
 from app.geometry import HoverHit
 from app.ikc import IkcPanel
+from app.inspection import Inspection
 from app.lab import LabPanel
 from app.loader import ImageLoader
 from app.menus import FileDialogs, RecentFiles, build_menus
+from app.opening import Opening
 from app.panels import METHOD_LABELS, KernelInspector, RegionsPanel, RunPanel
 from app.regions import RegionTools
 from app.results import ResultPicker
@@ -37,7 +40,6 @@ from app.viewer import CompareViewer, RegionModel
 log = logging.getLogger(__name__)
 
 APP_NAME = "Kernelscope"
-THUMB_PX = 96
 START_HINT = ("<p style='font-size:15pt'>Open or drop images</p><p>Drag image files or folders onto this window, "
               "or use File ▸ Open images… (Ctrl+O) or paste (Ctrl+V).<br>Then press Run (Ctrl+R) to upscale and "
               "see the blur kernels that were found.</p>")
@@ -57,7 +59,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.bridge = EngineBridge(self, models_dir=models_dir)
         self.loader = ImageLoader(self)
         self.session = StudioSession(self, self.bridge)
-        self._last_opened: dict[int, QueueEntry] = {}  # loader request id → the last image it opened
         self._closed = False
 
         # central: tabs (studio viewer | IKC iterations | degradation lab)
@@ -85,14 +86,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCentralWidget(self.tabs)
 
         # docks
-        self.queue = QtWidgets.QListWidget()
-        self.queue.setViewMode(QtWidgets.QListView.ViewMode.ListMode)
-        self.queue.setIconSize(QtCore.QSize(THUMB_PX, THUMB_PX))
-        self.queue.setSpacing(2)
-        self.queue.setUniformItemSizes(True)
-        self.queue.setWordWrap(False)
-        self.queue.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
-        self.queue.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.queue = frame.QueueList()
         self.run_panel = RunPanel()
         self.inspector = KernelInspector()
         self.regions_panel = RegionsPanel()
@@ -108,6 +102,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().addPermanentWidget(w)
 
         self.dialogs = FileDialogs(self)
+        self.opening = Opening(self)
+        self.inspection = Inspection(self)
         self.region_tools = RegionTools(self)
         build_menus(self)
         self.recent = RecentFiles(self.recent_menu, self.settings, self.open_paths, self)
@@ -117,8 +113,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh_actions()
 
     def _connect(self) -> None:
-        self.loader.opened.connect(self._on_image_read)
-        self.loader.finished.connect(self._on_read_finished)
         b = self.bridge
         b.progressed.connect(self._on_progress)
         b.finished.connect(self._on_finished)
@@ -129,10 +123,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.run_panel.run_requested.connect(self.start_run)
         self.run_panel.cancel_requested.connect(self.cancel_run)
         self.run_panel.run_all_requested.connect(self.dialogs.run_all)
-        self.viewer.hovered.connect(self._on_hover)
         self.result_picker.method_chosen.connect(self.show_method)
-        self.inspector.lattice_toggled.connect(self._on_lattice)
-        self.ikc_panel.iteration_changed.connect(self._on_ikc_iteration)
         self.lab.run_requested.connect(self.run_lab)
         self.lab.open_requested.connect(self.dialogs.open_lab_image)
         self.lab.send_to_studio.connect(self._on_lab_to_studio)
@@ -150,81 +141,22 @@ class MainWindow(QtWidgets.QMainWindow):
         """The files the queue was opened from (a save never replaces one)."""
         return [e.path for e in self.entries if e.path is not None]
 
-    # opening ---------------------------------------------------------------------------------------------
+    # opening (app.opening) ------------------------------------------------------------------------------
     def open_paths(self, paths: list[Path]) -> int:
-        """Open files and folders into the queue, read on the loader thread (the window stays responsive).
-
-        Images join the queue as they are decoded; unreadable files are reported together (non-modal)
-        and skipped; the last image opened is selected when the request finishes. Returns the request id
-        (:attr:`loader` signals ``opened`` and ``finished`` carry it).
-        """
-        paths = [Path(p) for p in paths]
-        if len(paths) == 1 and not paths[0].is_dir():
-            self.statusBar().showMessage(f"Reading {paths[0].name}…", 10_000)
-        else:
-            self.statusBar().showMessage(f"Reading {len(paths)} item(s)…", 10_000)
-        return self.loader.read(paths, "queue")
+        """Open files and folders into the queue on the loader thread; the request id (:meth:`Opening.open_paths`)."""
+        return self.opening.open_paths(paths)
 
     def open_path(self, path: Path) -> int:
         """Open one file (see :meth:`open_paths`)."""
-        return self.open_paths([Path(path)])
+        return self.opening.open_paths([Path(path)])
 
     def lab_open_image(self, path: Path) -> int:
         """Read a sharp image into the degradation lab on the loader thread; returns the request id."""
-        return self.loader.read([Path(path)], "lab")
-
-    @QtCore.Slot(int, str, object, object)
-    def _on_image_read(self, request_id: int, purpose: str, path: Path, image: Image) -> None:
-        if self._closed:
-            return
-        if purpose == "lab":
-            try:
-                self.lab.set_image(image.rgb_f32, path.name, self.run_panel.options().scale)
-            except ValueError as exc:
-                self.notify(f"Lab: {exc}")
-            return
-        self._last_opened[request_id] = self.add_image(image, path.name, path)
-        self.recent.remember(path)
-        self.settings.setValue("folders/open", str(path.parent))
-
-    @QtCore.Slot(int, str, object)
-    def _on_read_finished(self, request_id: int, purpose: str, problems: list[str]) -> None:
-        if self._closed:
-            return
-        last = self._last_opened.pop(request_id, None)
-        if problems:
-            if purpose == "lab":
-                self.notify("Lab: could not open " + "; ".join(problems))
-            else:
-                head = "Could not open " + ("1 file" if len(problems) == 1 else f"{len(problems)} files")
-                self.notify(f"{head} — " + "; ".join(problems))
-        elif last is not None:
-            self.statusBar().clearMessage()
-            self.notice.dismiss()  # an old "could not open" no longer applies
-        if last is not None:
-            self.select_entry(last)
+        return self.opening.lab_open_image(path)
 
     def paste_from_clipboard(self) -> bool:
         """Open an image (or image files) from the clipboard."""
-        mime = QtWidgets.QApplication.clipboard().mimeData()
-        if mime is None:
-            return False
-        if mime.hasUrls() and any(u.isLocalFile() for u in mime.urls()):
-            self.open_paths([Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()])
-            return True
-        if mime.hasImage():
-            buf = QtCore.QBuffer()
-            buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
-            QtGui.QImage(mime.imageData()).save(buf, "PNG")
-            try:
-                image = decode_image_bytes(bytes(buf.data()), "clipboard image")
-            except ImageIOError as exc:
-                self.notify(f"Could not paste: {exc.reason}")
-                return False
-            self.select_entry(self.add_image(image, f"pasted {len(self.entries) + 1}.png"))
-            return True
-        self.notify("The clipboard holds no image.")
-        return False
+        return self.opening.paste_from_clipboard()
 
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
         mime = event.mimeData()
@@ -355,19 +287,11 @@ class MainWindow(QtWidgets.QMainWindow):
         ikc = entry.results.get("ikc")
         self.ikc_panel.set_result(img.rgb_f32, None if ikc is None else ikc.result.ikc,
                                   scale if ikc is None else ikc.result.scale, entry.ikc_changes)
-        self._on_lattice(self.inspector.lattice.isChecked())
-        self.inspector.show_info(None, self.session.inspector_title(), "move the mouse over either view",
-                                 self.session.inspector_source(self.ikc_panel.current()))
-        self.inspector.show_noise(None, None)
-        self.inspector.show_other(None, "")
+        self.inspection.reset()
         self.refresh_actions()
 
     def add_queue_item(self, entry: QueueEntry) -> None:
-        image = entry.image
-        item = QtWidgets.QListWidgetItem(_thumbnail(image), f"{entry.name}\n{image.width}×{image.height}")
-        item.setToolTip(str(entry.path) if entry.path else entry.name)
-        item.setData(QtCore.Qt.ItemDataRole.UserRole, entry.entry_id)
-        self.queue.addItem(item)
+        self.queue.add_entry(entry)
 
     def remove_queue_item(self, row: int) -> None:
         with QtCore.QSignalBlocker(self.queue):
@@ -430,54 +354,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_lab_result(self, result: LabResult) -> None:
         self.lab.show_result(result)
 
-    # hover inspector ---------------------------------------------------------------------------------------
-    @QtCore.Slot(object, str)
-    def _on_hover(self, hit: HoverHit | None, space: str) -> None:
-        if hit is None or self.current is None:
-            self.hover_label.setText("")
-            return
-        self.hover_label.setText(f"LR ({hit.lr_col}, {hit.lr_row})  SR ({hit.sr_x:.0f}, {hit.sr_y:.0f})")
-        self.inspect(hit, space)
-
     def inspect(self, hit: HoverHit, space: str) -> None:
         """Show in the inspector the kernel at ``hit`` — exactly ``kernel_at`` for MANet results."""
-        iteration = self.ikc_panel.current()
-        info = self.session.kernel_at(hit, space, iteration)
-        self.inspector.show_info(info, self.session.inspector_title(), f"LR ({hit.lr_col}, {hit.lr_row}), "
-                                 f"{space.upper()} view", self.session.inspector_source(iteration))
-        shown = self.current.output if self.current else None
-        noise = shown.noise if shown is not None else None
-        self.inspector.show_noise(None if noise is None else noise.at(hit.lr_x, hit.lr_y),
-                                  None if noise is None else noise.sigma_255)
-        other = self.current.other_kernel(hit.lr_row, hit.lr_col, iteration) if self.current else None
-        self.inspector.show_other(other[0] if other else None, METHOD_SHORT[other[1]] if other else "")
-
-    @QtCore.Slot(bool)
-    def _on_lattice(self, on: bool) -> None:
-        if self.act_lattice.isChecked() != on:
-            self.act_lattice.setChecked(on)
-        source = self.current.kernel_source() if self.current is not None else None
-        lattice = None if source is None else source.lattice
-        if on and lattice is not None:
-            self.viewer.set_lattice(lattice.rgba_u8, lattice.px_per_lr)
-            self.inspector.lattice_legend.setText(f"{METHOD_SHORT[source.method]} kernels. {lattice.legend()}")
-        else:
-            self.viewer.set_lattice(None)
-        self.inspector.lattice_legend.setVisible(on and lattice is not None)
-        if on and lattice is None and self.current is not None:
-            self.statusBar().showMessage("The kernel lattice needs a MANet result", 5000)
-
-    @QtCore.Slot(int)
-    def _on_ikc_iteration(self, index: int) -> None:
-        from engine.pipeline.kernelmap import describe_kernel
-
-        result = self.current.result if self.current is not None else None
-        if result is None or result.ikc is None:
-            return
-        it = self.session.ikc_iteration(result, index)
-        self.viewer.set_sr(it.sr_rgb_f32)
-        self.inspector.show_info(describe_kernel(it.kernel), self.session.inspector_title(), "whole image",
-                                 self.session.inspector_source(self.ikc_panel.current()))
+        self.inspection.inspect(hit, space)
 
     # regions and saving -------------------------------------------------------------------------------------
     def clear_regions(self) -> None:
@@ -542,6 +421,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._closed:
             self._closed = True
             self.save_settings()
+            self.opening.stop()
             self.ikc_panel.timer.stop()
             self.loader.shutdown()
             self.bridge.cancel()
@@ -558,16 +438,6 @@ class MainWindow(QtWidgets.QMainWindow):
                 for menu in (getattr(item, "menu", None), getattr(item, "ctrlMenu", None)):
                     if isinstance(menu, QtWidgets.QMenu) and menu.parent() is None:
                         menu.deleteLater()
-
-
-def _thumbnail(image: Image) -> QtGui.QIcon:
-    """The queue's icon of ``image``: every n-th pixel, at most :data:`THUMB_PX` on the longer side."""
-    rgb = image.rgb_f32
-    step = max(1, -(-max(rgb.shape[:2]) // THUMB_PX))
-    small = np.ascontiguousarray(rgb_to_u8(rgb[::step, ::step]))
-    qimg = QtGui.QImage(small.data, small.shape[1], small.shape[0], small.strides[0],
-                        QtGui.QImage.Format.Format_RGB888).copy()
-    return QtGui.QIcon(QtGui.QPixmap.fromImage(qimg))
 
 
 def sample_image_path() -> Path:
