@@ -124,7 +124,7 @@ def test_session_imports_and_runs_without_qt():
         import sys
         for name in ("PySide6", "shiboken6", "pyqtgraph"):
             sys.modules[name] = None  # "import PySide6" now raises ImportError anywhere in this process
-        import app.session
+        import app.session, app.jobs, app.saving, app.analysis, app.geometry, app.layout  # the Qt-free part of app/
         from tests.test_app_session import run_lifecycle
         run_lifecycle()
         assert sys.modules["PySide6"] is None and not any(m.startswith("PySide6.") for m in sys.modules)
