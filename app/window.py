@@ -215,6 +215,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def upscale_region(self, label: int) -> int | None:
         """Run the current method on the bounding box of region ``label`` and preview it in place."""
+        if self.current is None:
+            return None
         return self.session.upscale_region(label, self.run_panel.options(), self.run_panel.device_key())
 
     def run_lab(self) -> int | None:
@@ -408,10 +410,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def reset_layout(self) -> None:
         """View > Reset layout: every panel back in its place, at widths that suit the window."""
         self.docks.reset()
-
-    def balance_docks(self) -> None:
-        """Give side panels back the width they lost at a small window size (see :mod:`app.layout`)."""
-        self.docks.balance()
 
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt API)
         super().resizeEvent(event)
