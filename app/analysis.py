@@ -1,7 +1,6 @@
 """Numbers and pictures behind the studio's panels, as pure numpy functions (no Qt).
 
 * :func:`region_stats`: per painted region, the mean kernel and the spread of σ1, σ2, θ.
-* :func:`kernel_error_map`: per-LR-pixel mean |estimated − true| kernel error (degradation lab).
 * :func:`ikc_changes`: how much the SR image and the code change from one IKC iteration to the next.
 * :func:`difference_rgb_u8`: an amplified signed difference of two images, with the gain it used.
 * :func:`lattice_overlay`: kernels on a lattice over the image, see-through, on one common scale.
@@ -18,20 +17,11 @@ import numpy as np
 
 from engine.degradation.kernels import KERNEL_SIZE, fit_gaussian
 from engine.imageio.convert import to_u8
+from engine.masks import REGION_COLOURS
 from engine.pipeline.kernelmap import KernelMap, describe_kernel
 from engine.visualize import colormap_inferno_u8
 
 from app.geometry import lattice_points
-
-REGION_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (239, 83, 80),  # 1 red
-    (66, 165, 245),  # 2 blue
-    (102, 187, 106),  # 3 green
-    (255, 202, 40),  # 4 amber
-    (171, 71, 188),  # 5 purple
-    (38, 198, 218),  # 6 cyan
-)
-"""RGB colour of region label ``k`` is ``REGION_COLOURS[k - 1]`` (label 0 = unpainted)."""
 
 MAX_STAT_PIXELS = 4096  # region statistics use at most this many LR pixels (evenly subsampled)
 
@@ -100,15 +90,6 @@ def label_bbox(labels_lr: np.ndarray, label: int, margin: int = 0) -> tuple[int,
     h, w = labels_lr.shape
     return (max(0, int(rows.min()) - margin), min(h, int(rows.max()) + 1 + margin),
             max(0, int(cols.min()) - margin), min(w, int(cols.max()) + 1 + margin))
-
-
-def kernel_error_map(est_kernels: np.ndarray, true_kernels: np.ndarray) -> np.ndarray:
-    """(h, w) float32: mean |est − true| over the 441 taps of each LR pixel's kernel (both (h, w, 21, 21))."""
-    est = np.asarray(est_kernels, np.float32)
-    true = np.asarray(true_kernels, np.float32)
-    if est.shape != true.shape or est.ndim != 4:
-        raise ValueError(f"need two (h, w, 21, 21) arrays, got {est.shape} and {true.shape}")
-    return np.abs(est - true).mean(axis=(2, 3)).astype(np.float32)
 
 
 def ikc_changes(sr_images: list[np.ndarray], codes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -105,40 +105,14 @@ class IkcPanel(QtWidgets.QWidget):
         controls.addWidget(self.other)
         controls.addWidget(self.difference)
 
-        self.plot = pg.PlotWidget(background=(24, 25, 28))
-        self.plot.setMaximumHeight(190)
-        self.plot.setMinimumHeight(120)
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.setLabel("bottom", "IKC step i")
-        self.plot.setLabel("left", "change (8-bit levels)")
-        # changes are often below one level: plain tick values, not a "(x0.001)" suffix that the
-        # 190 px high axis cuts off
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.addLegend(offset=(-10, 10))
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.image_curve = self.plot.plot([], [], pen=pg.mkPen((79, 195, 247), width=2), symbol="o",
-                                          symbolSize=6, symbolBrush=(79, 195, 247), name="mean |SRᵢ − SRᵢ₋₁|")
-        self.code_curve = self.plot.plot([], [], pen=pg.mkPen((255, 167, 38), width=2), symbol="s",
-                                         symbolSize=6, symbolBrush=(255, 167, 38), name="‖hᵢ − hᵢ₋₁‖ (scaled)")
-        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 235, 59), width=1))
-        self.plot.addItem(self.cursor)
-        self.sigma_plot = pg.PlotWidget(background=(24, 25, 28))
-        self.sigma_plot.setMaximumHeight(190)
-        self.sigma_plot.setMinimumHeight(120)
-        self.sigma_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.sigma_plot.setLabel("bottom", "IKC iteration i")
-        self.sigma_plot.setLabel("left", "kernel σ (kernel px)")
-        self.sigma_plot.getAxis("left").enableAutoSIPrefix(False)
-        self.sigma_plot.addLegend(offset=(-10, 10))
-        self.sigma_plot.setMouseEnabled(x=False, y=False)
-        self.sigma_plot.hideButtons()
-        self.sigma1_curve = self.sigma_plot.plot([], [], pen=pg.mkPen((239, 83, 80), width=2), symbol="o",
-                                                 symbolSize=6, symbolBrush=(239, 83, 80), name="σ1")
-        self.sigma2_curve = self.sigma_plot.plot([], [], pen=pg.mkPen((102, 187, 106), width=2), symbol="t",
-                                                 symbolSize=6, symbolBrush=(102, 187, 106), name="σ2")
-        self.sigma_cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 235, 59), width=1))
-        self.sigma_plot.addItem(self.sigma_cursor)
+        self.plot = _step_plot("IKC step i", "change (8-bit levels)")
+        self.image_curve = _curve(self.plot, (79, 195, 247), "o", "mean |SRᵢ − SRᵢ₋₁|")
+        self.code_curve = _curve(self.plot, (255, 167, 38), "s", "‖hᵢ − hᵢ₋₁‖ (scaled)")
+        self.cursor = _step_cursor(self.plot)
+        self.sigma_plot = _step_plot("IKC iteration i", "kernel σ (kernel px)")
+        self.sigma1_curve = _curve(self.sigma_plot, (239, 83, 80), "o", "σ1")
+        self.sigma2_curve = _curve(self.sigma_plot, (102, 187, 106), "t", "σ2")
+        self.sigma_cursor = _step_cursor(self.sigma_plot)
         self.kernel_strip = QtWidgets.QHBoxLayout()
         self.kernel_strip.setSpacing(2)
         strip = QtWidgets.QWidget()
@@ -334,6 +308,33 @@ class IkcPanel(QtWidgets.QWidget):
             self.play.setChecked(False)
             return
         self.slider.setValue(self.current() + 1)
+
+
+def _step_plot(x_label: str, y_label: str) -> pg.PlotWidget:
+    """A short plot over IKC steps: grid, legend, fixed view (no mouse zoom, no auto button)."""
+    plot = pg.PlotWidget(background=(24, 25, 28))
+    plot.setMaximumHeight(190)
+    plot.setMinimumHeight(120)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setLabel("bottom", x_label)
+    plot.setLabel("left", y_label)
+    # values are often below one: plain tick values, not a "(x0.001)" suffix that the 190 px high axis cuts off
+    plot.getAxis("left").enableAutoSIPrefix(False)
+    plot.addLegend(offset=(-10, 10))
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+    return plot
+
+
+def _curve(plot: pg.PlotWidget, rgb: tuple[int, int, int], symbol: str, name: str) -> pg.PlotDataItem:
+    return plot.plot([], [], pen=pg.mkPen(rgb, width=2), symbol=symbol, symbolSize=6, symbolBrush=rgb, name=name)
+
+
+def _step_cursor(plot: pg.PlotWidget) -> pg.InfiniteLine:
+    """The yellow vertical line at the iteration on show."""
+    cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 235, 59), width=1))
+    plot.addItem(cursor)
+    return cursor
 
 
 def _top(values: np.ndarray) -> float:

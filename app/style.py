@@ -44,25 +44,26 @@ QScrollArea {{ background: transparent; }}
 """
 
 
+PALETTE_RGB: dict[str, tuple[int, int, int]] = {
+    "Window": (27, 28, 31), "WindowText": (216, 216, 220), "Base": (32, 33, 37), "AlternateBase": (38, 39, 43),
+    "ToolTipBase": (45, 47, 52), "ToolTipText": (230, 230, 233), "Text": (222, 222, 226), "Button": (45, 47, 52),
+    "ButtonText": (227, 227, 230), "Highlight": (22, 131, 196), "HighlightedText": (255, 255, 255),
+    "Link": (79, 195, 247),
+}
+"""The dark palette: colour role name → RGB (active and inactive groups)."""
+
+DISABLED_RGB = (110, 112, 118)
+DISABLED_ROLES = ("Text", "ButtonText", "WindowText")
+"""Roles drawn in :data:`DISABLED_RGB` when their widget is disabled."""
+
+
 def dark_palette() -> QtGui.QPalette:
     p = QtGui.QPalette()
-    c = QtGui.QColor
     roles = QtGui.QPalette.ColorRole
-    p.setColor(roles.Window, c(27, 28, 31))
-    p.setColor(roles.WindowText, c(216, 216, 220))
-    p.setColor(roles.Base, c(32, 33, 37))
-    p.setColor(roles.AlternateBase, c(38, 39, 43))
-    p.setColor(roles.ToolTipBase, c(45, 47, 52))
-    p.setColor(roles.ToolTipText, c(230, 230, 233))
-    p.setColor(roles.Text, c(222, 222, 226))
-    p.setColor(roles.Button, c(45, 47, 52))
-    p.setColor(roles.ButtonText, c(227, 227, 230))
-    p.setColor(roles.Highlight, c(22, 131, 196))
-    p.setColor(roles.HighlightedText, c(255, 255, 255))
-    p.setColor(roles.Link, c(79, 195, 247))
-    p.setColor(QtGui.QPalette.ColorGroup.Disabled, roles.Text, c(110, 112, 118))
-    p.setColor(QtGui.QPalette.ColorGroup.Disabled, roles.ButtonText, c(110, 112, 118))
-    p.setColor(QtGui.QPalette.ColorGroup.Disabled, roles.WindowText, c(110, 112, 118))
+    for role, rgb in PALETTE_RGB.items():
+        p.setColor(getattr(roles, role), QtGui.QColor(*rgb))
+    for role in DISABLED_ROLES:
+        p.setColor(QtGui.QPalette.ColorGroup.Disabled, getattr(roles, role), QtGui.QColor(*DISABLED_RGB))
     return p
 
 

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         w.regions.tool = None
         hover(w, w.viewer.lr_view, geo.sr_w * 0.25, geo.sr_h * 0.5)
         job = w.upscale_region(2)
-        wait_until(app, lambda: job not in w._region_jobs)
+        wait_until(app, lambda: not w.session.job_pending(job))
         shot(w, args.out / "regions.png")
         w.inspector_dock.raise_()
 

@@ -28,6 +28,9 @@ from pathlib import Path
 NAME_MAX_BYTES = 255
 """Longest file name (bytes, UTF-8) common file systems accept (ext4, NTFS, APFS)."""
 
+DEFAULT_NAME_PATTERN = "{stem}_x{scale}_{method}.{ext}"
+"""How an upscaled image is named: ``kernelscope-cli upscale --name``'s default and the studio's names."""
+
 
 class OutputRefused(Exception):
     """An output the plan does not allow. ``exists`` is True when the only problem is that the file
@@ -135,6 +138,23 @@ class OutputPlan:
         if existing is not None:
             raise existing
         return [self.claim(path, what) for path, what in items]
+
+
+def output_name(stem: str, scale: int, method: str, ext: str, pattern: str = DEFAULT_NAME_PATTERN) -> str:
+    """The file name of ``stem``'s result: ``pattern`` (checked with :func:`check_name_pattern`) filled in,
+    e.g. ``photo_x4_manet.png``. The command line and the studio name every upscaled image with it."""
+    return pattern.format(stem=stem, scale=scale, method=method, ext=ext)
+
+
+def kernels_name(image_name: str) -> str:
+    """``<stem>_kernels.npz``: the kernel map saved beside the image named ``image_name``."""
+    return Path(image_name).stem + "_kernels.npz"
+
+
+def numbered_name(name: str, n: int) -> str:
+    """``name`` itself for ``n`` = 0, else ``<stem>_<n><suffix>`` (the n-th alternative when it is taken)."""
+    path = Path(name)
+    return name if n == 0 else f"{path.stem}_{n}{path.suffix}"
 
 
 def check_out_folder(folder: str | os.PathLike[str], option: str = "--out") -> str | None:

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from app.analysis import (comparison_picture, ikc_changes, kernel_error_map, label_bbox, labels_rgba,
-                          region_stats, stamp_disk)
+from app.analysis import comparison_picture, ikc_changes, label_bbox, labels_rgba, region_stats, stamp_disk
 from app.geometry import ImageGeometry, RunEta, format_duration, hover_hit, lattice_points
 from engine.degradation.kernels import anisotropic_gaussian_kernel
 from engine.pca import load_shipped_basis
 from engine.paths import models_dir
 from engine.pipeline.kernelmap import KernelMap
+from engine.pipeline.lab import kernel_error_map
 
 
 def _kernel_map(h: int, w: int, kernels_hw: np.ndarray, scale: int = 4) -> KernelMap:

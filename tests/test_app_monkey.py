@@ -120,7 +120,7 @@ def test_monkey_200_actions(qtbot, tmp_path, tiny_models_dir):
         (1, lambda: _key(w, QtCore.Qt.Key.Key_Escape)),
         (5, lambda: qtbot.wait(int(rng.integers(5, 60)))),
         (2, lambda: w.upscale_region(int(rng.integers(1, 4)))),
-        (1, w._on_clear_regions),
+        (1, w.clear_regions),
         (3, lambda: w.tabs.setCurrentIndex(int(rng.integers(3)))),
         (3, ikc_moves),
         (1, lab_round),

@@ -229,7 +229,7 @@ def test_paint_region_gives_its_statistics_and_region_upscale(window, qtbot, sma
     assert (window.regions.labels == 2).sum() < stats[0].n_pixels
     # "Upscale region" previews only that area, in place
     job = window.upscale_region(2)
-    qtbot.waitUntil(lambda: job not in window._region_jobs, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.session.job_pending(job), timeout=RUN_TIMEOUT_MS)
     import pyqtgraph as pg
 
     assert len([i for i in window.viewer.preview_items if isinstance(i, pg.ImageItem)]) == 2  # + outlines
@@ -271,7 +271,7 @@ def test_degradation_lab_round_trip(window, qtbot):
     result = lab.result
     assert result is not None
     # the synthesised LR is exactly the painted field applied to the sharp image
-    from app.lab import region_kernels_from_params
+    from engine.pipeline.lab import region_kernels_from_params
 
     kernels = region_kernels_from_params(lab.params, 2, 4)
     field = region_field(lab.regions.labels.astype(np.int32), kernels, 4, softness_lr_px=1.5)

@@ -428,21 +428,55 @@ def test_resume_loads_checkpoints_with_weights_only(tmp_path):
 
 
 def test_studio_batch_job_never_replaces_a_file(tmp_path):
-    from app.window import batch_job
+    from engine.jobs import batch_job
     from engine.upscale import UpscaleOptions
 
-    class NoModels:
-        def models_for(self, method, scale, device):
-            return None
+    def no_models(method, scale):
+        return None
 
     from engine.progress import NULL_PROGRESS
 
     existing = tmp_path / "a_x4_bicubic.png"
     existing.write_bytes(b"keep me")
-    out = batch_job(NoModels(), None, Image(rgb_f32=smooth_rgb(8, 8)), "a.png", UpscaleOptions(method="bicubic"),
-                    "cpu", tmp_path, progress=NULL_PROGRESS)
+    out = batch_job(no_models, None, Image(rgb_f32=smooth_rgb(8, 8)), "a.png", UpscaleOptions(method="bicubic"),
+                    tmp_path, progress=NULL_PROGRESS)
     assert out.name == "a_x4_bicubic_1.png" and existing.read_bytes() == b"keep me"
     assert read_image(out).width == 32
+
+
+def test_cli_and_studio_name_results_alike(tmp_path, monkeypatch):
+    """The CLI's default --name and the studio ("Upscale all", the save dialog) use one naming function."""
+    import engine.outputs
+    from app.saving import suggested_names
+    from app.session import QueueEntry
+    from engine.jobs import batch_job
+    from engine.progress import NULL_PROGRESS
+    from engine.upscale import UpscaleOptions, upscale
+
+    calls = []
+    real = engine.outputs.output_name
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.outputs, "output_name", spy)
+    for module in ("engine.jobs", "engine.commands.upscale", "app.saving"):
+        monkeypatch.setattr(f"{module}.output_name", spy)
+    src = tmp_path / "photo.v2.png"
+    write_image(src, Image(rgb_f32=smooth_rgb(8, 8)))
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), "--method", "bicubic", "--out", str(out), "--no-progress"]) == 0
+    image = read_image(src)
+    options = UpscaleOptions(method="bicubic")
+    studio = batch_job(lambda method, scale: None, None, image, src.name, options, tmp_path, progress=NULL_PROGRESS)
+    entry = QueueEntry(name=src.name, image=image)
+    from app.jobs import RunOutput
+
+    entry.add_result(RunOutput(upscale(image, options, None), np.zeros((1, 1, 3), np.uint8)))
+    assert [p.name for p in out.iterdir()] == [studio.name] == [suggested_names(entry)["result"]]
+    assert studio.name == "photo.v2_x4_bicubic.png" and len(calls) == 3
+    assert suggested_names(entry)["kernels"] == "photo.v2_x4_bicubic_kernels.npz"
 
 
 def test_no_replace_outside_the_one_writer():

@@ -22,12 +22,13 @@ import sys
 from concurrent.futures import CancelledError
 from pathlib import Path
 
+from engine.outputs import DEFAULT_NAME_PATTERN, kernels_name, output_name
+
 NAME = "upscale"
 HELP = "Upscale images (files, folders, globs) with MANet+RRDB-SFT, IKC, bicubic or a given kernel."
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATTERN = "{stem}_x{scale}_{method}.{ext}"
 OUTPUT_FORMATS = ("same", "png", "tiff", "jpg", "webp")
 
 
@@ -58,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the kernel map (.npz; manet) or per-iteration codes and kernels (ikc)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: beside each input)")
-    parser.add_argument("--name", default=DEFAULT_PATTERN,
+    parser.add_argument("--name", default=DEFAULT_NAME_PATTERN,
                         help="output name pattern with {stem}, {scale}, {method}, {ext} (default %(default)s)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default="same",
                         help="output format; 'same' keeps the input's (BMP becomes PNG)")
@@ -116,14 +117,14 @@ def _extension(src: Path, args: argparse.Namespace) -> str:
 
 def output_path(src: Path, args: argparse.Namespace) -> Path:
     """Where ``src``'s result goes: ``--name`` filled in, in ``--out`` (default: beside ``src``)."""
-    name = args.name.format(stem=src.stem, scale=args.scale, method=args.method, ext=_extension(src, args))
+    name = output_name(src.stem, args.scale, args.method, _extension(src, args), args.name)
     folder = args.out if args.out is not None else src.parent
     return folder / name
 
 
 def kernels_path(dst: Path) -> Path:
     """``<stem>_kernels.npz`` beside the image ``dst`` (``--save-kernels``)."""
-    return dst.with_name(dst.stem + "_kernels.npz")
+    return dst.with_name(kernels_name(dst.name))
 
 
 def _parse_tile(text: str) -> int | None:
