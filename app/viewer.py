@@ -12,7 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.analysis import labels_rgba, stamp_disk
 from app.geometry import HoverHit, ImageGeometry, hover_hit, one_to_one_rect
-from engine.imageio import to_u8
+from engine.imageio import to_u8 as float_to_u8
 
 CROSSHAIR_PEN = pg.mkPen((255, 235, 59, 220), width=1, style=QtCore.Qt.PenStyle.DashLine)
 DIVIDER_PEN = pg.mkPen((255, 255, 255, 230), width=2)
@@ -22,7 +22,7 @@ def to_u8(rgb: np.ndarray) -> np.ndarray:
     """RGB float32 [0, 1] → uint8 for display (uint8 input is returned as is)."""
     if rgb.dtype == np.uint8:
         return rgb
-    return to_u8(rgb)
+    return float_to_u8(rgb)
 
 
 class LabelOverlay(pg.ImageItem):
