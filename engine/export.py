@@ -34,9 +34,10 @@ import torch
 from torch import nn
 
 from engine.archs import NETWORKS, build_network, count_parameters, example_inputs, get_spec, ikc, manet, rrdb_sft
+from engine.archs.weights import load_card_weights
 from engine.atomic import write_atomic
 from engine.errors import ModelError
-from engine.modelcards import ModelCard, TensorSpec, find_cards, save_card, sha256_file, verify_weights
+from engine.modelcards import ModelCard, TensorSpec, find_cards, save_card, sha256_file
 from engine.paths import models_dir as default_models_dir
 
 log = logging.getLogger(__name__)
@@ -338,14 +339,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def load_weights(card: ModelCard) -> nn.Module:
     """Build the card's network and load its weights (sha256-checked, ``weights_only``, strict)."""
-    verify_weights(card)
-    model = build_network(card.network, card.preset, card.scale)
-    state = torch.load(card.weights_path, map_location="cpu", weights_only=True)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"weights of model {card.id} do not fit {card.describe()}: {exc}") from exc
-    return model.eval()
+    return load_card_weights(card, build_network(card.network, card.preset, card.scale)).eval()
 
 
 def export_card(card: ModelCard, *, opset: int = DEFAULT_OPSET, exporter: Exporter = "auto") -> ModelCard:
