@@ -760,8 +760,8 @@ class MainWindow(QtWidgets.QMainWindow):
             from engine.degradation.kernels import anisotropic_gaussian_kernel
             from engine.pipeline.kernelmap import describe_kernel
 
-            s1, s2, th = result.nonblind_sigmas  # the kernel the run used, not the panel's current one
-            info = describe_kernel(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, th, result.scale),
+            # the kernel the run used, not the panel's current one
+            info = describe_kernel(anisotropic_gaussian_kernel(result.nonblind_sigmas, result.scale),
                                    (hit.lr_row, hit.lr_col))
         self.inspector.show_info(info, self._inspector_title(), where, self._inspector_source())
         shown = self.current.output if self.current else None

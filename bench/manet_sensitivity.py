@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.data import train_paths
 from engine.degradation.degrade import blur_subsample, quantize_u8
-from engine.degradation.kernels import KERNEL_SIZE, anisotropic_gaussian_kernel
+from engine.degradation.kernels import KERNEL_SIZE, anisotropic_gaussian_kernels, normalise_kernels
 from engine.imageio import read_image
 from engine.pipeline.models import load_models
 
@@ -28,7 +28,7 @@ VARIANCES_HR_PX2 = (0.5, 1.5, 3.0, 6.0, 10.0)
 
 def kernel_width_hr_px(kernels: np.ndarray) -> np.ndarray:
     """Per-axis standard deviation ``sqrt((var_y + var_x) / 2)`` of (..., 21, 21) kernels, HR px."""
-    k = kernels / kernels.sum(axis=(-2, -1), keepdims=True)
+    k = normalise_kernels(kernels)
     grid = np.arange(KERNEL_SIZE, dtype=np.float64)
     py, px = k.sum(axis=-1), k.sum(axis=-2)
     cy, cx = (py * grid).sum(-1), (px * grid).sum(-1)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| true variance (HR px²) | true width (HR px) | estimated width, mean ± sd over crops |")
     print("|---|---|---|")
     for var in VARIANCES_HR_PX2:
-        kernel = anisotropic_gaussian_kernel(var, var, 0.0, args.scale)
+        kernel = anisotropic_gaussian_kernels(var, var, 0.0, args.scale)
         tw = float(kernel_width_hr_px(kernel))
         widths = []
         for hr in crops:

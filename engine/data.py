@@ -366,7 +366,7 @@ def iter_test_set(
                 yield TestCase(f"{path.stem}_sig{_sigma_tag(sigma, table)}", hr, lr, protocol, info)
         elif base == "manet9":
             for k, (var1, var2, theta) in enumerate(manet_nine_kernel_params(scale)):
-                kernel = deg.anisotropic_gaussian_kernel(var1, var2, theta, scale)
+                kernel = deg.anisotropic_gaussian_kernels(var1, var2, theta, scale)
                 lr = deg.degrade_manet(hr, kernel, scale, noise_rng(k), **photo_kw)
                 info = dict(meta, convention="manet", var1=var1, var2=var2, theta=theta, kernel=kernel,
                             kernel_index=k)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.degradation.kernels import check_kernel_sigmas
+from engine.degradation.kernels import KernelParams
 from engine.degradation.resize import imresize_strips, output_length
 from engine.imageio import Image, IntegerImage, rgb_to_u8, rgb_to_u16
 from engine.pipeline.blind import run_bicubic, run_manet, run_nonblind
@@ -45,7 +45,7 @@ class UpscaleOptions:
     scale: int = 4
     tile: int | None = None
     ikc_steps: int | None = None
-    nonblind_sigmas: tuple[float, float, float] = (2.0, 2.0, 0.0)
+    nonblind_sigmas: KernelParams = KernelParams(2.0, 2.0, 0.0)
     integer_output: bool = False
     ikc_loop_pixels: int | None = IKC_LOOP_PIXELS
 
@@ -56,9 +56,10 @@ class UpscaleOptions:
             raise ValueError(f"scale must be 2, 3 or 4, not {self.scale}")
         if self.ikc_steps is not None and not 0 <= self.ikc_steps <= IKC_STEPS_MAX:
             raise ValueError(f"ikc_steps must be in 0..{IKC_STEPS_MAX}, got {self.ikc_steps}")
+        object.__setattr__(self, "nonblind_sigmas", KernelParams(*self.nonblind_sigmas))  # a tuple becomes typed
         if self.method == "nonblind":
             try:
-                check_kernel_sigmas(*self.nonblind_sigmas)
+                self.nonblind_sigmas.checked()
             except ValueError as exc:
                 raise ValueError(f"nonblind_sigmas: {exc}") from None
         if self.ikc_loop_pixels is not None and self.ikc_loop_pixels < 64:
@@ -79,7 +80,7 @@ class UpscaleResult:
     info: dict[str, Any] = field(default_factory=dict)
     execution: str = ""
     """Device, execution provider and precision used (:attr:`ModelSet.execution`)."""
-    nonblind_sigmas: tuple[float, float, float] | None = None
+    nonblind_sigmas: KernelParams | None = None
     """The non-blind run's kernel as it ran: σ1, σ2 (HR px) and θ (rad); None for other methods."""
 
 
@@ -118,8 +119,7 @@ def upscale(
                       loop_max_pixels=options.ikc_loop_pixels)
         sr, provider = ikc.final.sr_rgb_f32, ikc.provider
     elif options.method == "nonblind":
-        s1, s2, th = options.nonblind_sigmas
-        sr = run_nonblind(lr, models, s1, s2, th, tile=options.tile, progress=rgb_progress)
+        sr = run_nonblind(lr, models, options.nonblind_sigmas, tile=options.tile, progress=rgb_progress)
         provider = models.provider
     else:
         sr = run_bicubic(lr, options.scale)
@@ -138,7 +138,7 @@ def upscale(
         kernel_map=kernel_map,
         ikc=ikc,
         execution=models.execution if models is not None and options.method != "bicubic" else execution_text([]),
-        nonblind_sigmas=tuple(options.nonblind_sigmas) if options.method == "nonblind" else None,
+        nonblind_sigmas=options.nonblind_sigmas if options.method == "nonblind" else None,
     )
 
 

@@ -16,7 +16,7 @@ from engine.degradation.degrade import (
     quantize_u8,
 )
 from engine.degradation.kernels import (
-    anisotropic_gaussian_kernel,
+    anisotropic_gaussian_kernels,
     isotropic_gaussian_kernel,
     kernel_center,
 )
@@ -73,7 +73,7 @@ def test_variant_blur_grey():
 def test_invariant_blur_matches_scipy_and_constant_field(scale):
     rng = np.random.default_rng(scale)
     hr = rng.random((37, 29, 3), dtype=np.float32)
-    k = anisotropic_gaussian_kernel(*[float(v) for v in (4.0, 1.5, 0.6)], scale)
+    k = anisotropic_gaussian_kernels(*[float(v) for v in (4.0, 1.5, 0.6)], scale)
     lr = blur_subsample(hr, k, scale)
     h, w = 37 // scale, 29 // scale
     assert lr.shape == (h, w, 3)
@@ -92,7 +92,7 @@ def test_invariant_blur_matches_scipy_and_constant_field(scale):
 def test_shift_by_scale_shifts_lr_by_one_pixel(scale):
     rng = np.random.default_rng(7)
     big = rng.random((80, 80, 3), dtype=np.float32)
-    k = anisotropic_gaussian_kernel(5.0, 1.0, 1.0, scale)
+    k = anisotropic_gaussian_kernels(5.0, 1.0, 1.0, scale)
     a = blur_subsample(big[: 60], k, scale)
     b = blur_subsample(big[scale : 60 + scale], k, scale)  # HR shifted up by s rows
     # away from the padded borders, LR row i of b is LR row i + 1 of a
@@ -104,7 +104,7 @@ def test_shift_by_scale_shifts_lr_by_one_pixel(scale):
 def test_symmetric_kernel_on_ramp_samples_documented_centre(scale):
     yy, xx = np.mgrid[0:64, 0:64].astype(np.float64)
     ramp = (0.004 * yy + 0.007 * xx + 0.05).astype(np.float32)
-    k = anisotropic_gaussian_kernel(2.0, 2.0, 0.0, scale)  # isotropic, MANet centre
+    k = anisotropic_gaussian_kernels(2.0, 2.0, 0.0, scale)  # isotropic, MANet centre
     lr = blur_subsample(np.repeat(ramp[..., None], 3, axis=2), k, scale)[..., 0]
     h = 64 // scale
     i = np.arange(h, dtype=np.float64)
@@ -133,7 +133,7 @@ def test_alignment_with_bicubic_downsampling_on_real_image(shared_data):
     hr = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[100:292, 100:292].astype(np.float32) / 255.0
     scale = 4
     ref = imresize(hr, 1 / scale)
-    k = anisotropic_gaussian_kernel(3.0, 3.0, 0.0, scale)
+    k = anisotropic_gaussian_kernels(3.0, 3.0, 0.0, scale)
     errs = {}
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
@@ -309,7 +309,7 @@ def test_jpeg_quality_orders_error():
 def test_degrade_manet_pipeline():
     rng = np.random.default_rng(0)
     hr = rng.random((50, 46, 3), dtype=np.float32)
-    k = anisotropic_gaussian_kernel(3.0, 1.0, 0.4, 4)
+    k = anisotropic_gaussian_kernels(3.0, 1.0, 0.4, 4)
     lr = degrade_manet(hr, k, 4, None)
     assert lr.shape == (12, 11, 3) and lr.dtype == np.float32
     np.testing.assert_allclose(lr * 255, np.rint(lr * 255), atol=1e-4)

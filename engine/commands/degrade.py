@@ -118,7 +118,7 @@ def _make_kernel(
         else:
             v1, v2, th = args.var1, args.var2, (args.theta or 0.0)
             how = "given"
-        kernel = deg.anisotropic_gaussian_kernel(v1, v2, th, s)
+        kernel = deg.anisotropic_gaussian_kernels(v1, v2, th, s)
         params = {"var1": v1, "var2": v2, "theta": th}
         text = (f"aniso (MANet convention, ×{s}, {how}): var1={v1:.4f} var2={v2:.4f} "
                 f"theta={th:.4f} rad ({math.degrees(th):.1f}°)")

@@ -22,6 +22,8 @@ import sys
 from concurrent.futures import CancelledError
 from pathlib import Path
 
+from engine.degradation.kernels import KernelParams
+
 NAME = "upscale"
 HELP = "Upscale images (files, folders, globs) with MANet+RRDB-SFT, IKC, bicubic or a given kernel."
 
@@ -174,16 +176,14 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         return usage(problem)
     if args.method == "nonblind":
-        from engine.degradation.kernels import check_kernel_sigmas
-
         try:
-            check_kernel_sigmas(*args.kernel_sigmas)
+            KernelParams(*args.kernel_sigmas).checked()
         except ValueError as exc:
             return usage(f"--kernel-sigmas: {exc}")
     try:
         tile = _parse_tile(args.tile)
         options = UpscaleOptions(method=args.method, scale=args.scale, tile=tile, ikc_steps=args.ikc_steps,
-                                 nonblind_sigmas=tuple(args.kernel_sigmas), integer_output=True)
+                                 nonblind_sigmas=KernelParams(*args.kernel_sigmas), integer_output=True)
     except ValueError as exc:
         return usage(str(exc))
     files, missing = expand_inputs(args.inputs, args.recursive)

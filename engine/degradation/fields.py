@@ -37,8 +37,8 @@ from engine.degradation.degrade import separable_correlate
 from engine.degradation.kernels import (
     KERNEL_SIZE,
     MANET_VARIANCE_RANGE,
-    anisotropic_gaussian_kernel,
     anisotropic_gaussian_kernels,
+    normalise_kernels,
     sample_anisotropic_params,
 )
 
@@ -173,7 +173,7 @@ def region_field(
     means region ``k`` (``kernels[k - 1]``) and ``0`` (or any other value) means "no region", or a
     float stack ``(n, h, w)`` of masks in [0, 1] (mask ``k`` for ``kernels[k]``). Unpainted weight
     (``max(0, 1 - sum of masks)``) goes to ``default_kernel``; when that is None it is the sharpest
-    kernel of the MANet range, ``anisotropic_gaussian_kernel(lo, lo, 0, scale)``. The weight planes
+    kernel of the MANet range, ``anisotropic_gaussian_kernels(lo, lo, 0, scale)``. The weight planes
     are blurred with a Gaussian of std ``softness_lr_px`` LR pixels (0: hard edges), renormalised
     to sum 1 and the kernels mixed linearly, so every kernel of the field sums to 1.
     """
@@ -183,7 +183,7 @@ def region_field(
     n = ks.shape[0]
     if default_kernel is None:
         lo = MANET_VARIANCE_RANGE[scale][0]
-        default = anisotropic_gaussian_kernel(lo, lo, 0.0, scale)
+        default = anisotropic_gaussian_kernels(lo, lo, 0.0, scale)
     else:
         default = np.asarray(default_kernel, dtype=np.float32)
         if default.shape != (KERNEL_SIZE, KERNEL_SIZE):
@@ -205,7 +205,7 @@ def region_field(
     all_kernels = np.concatenate([ks, default[None]], axis=0).reshape(n + 1, -1)
     h, w = weights.shape[1:]
     field = weights.reshape(n + 1, h * w).T @ all_kernels  # (h*w, 441)
-    field /= np.maximum(field.sum(axis=1, keepdims=True), np.float32(1e-12))
+    field = normalise_kernels(field, axes=(-1,))
     return field.reshape(h, w, KERNEL_SIZE, KERNEL_SIZE).astype(np.float32, copy=False)
 
 

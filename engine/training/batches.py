@@ -92,7 +92,7 @@ class ManetBatchMaker(_MakerBase):
 
     def _draw_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
         var1, var2, theta = deg.sample_anisotropic_params(rng, self.scale)
-        return deg.anisotropic_gaussian_kernel(float(var1), float(var2), float(theta), self.scale), None
+        return deg.anisotropic_gaussian_kernels(var1, var2, theta, self.scale), None
 
     def _degrade(self, hr: np.ndarray, kernel: np.ndarray, sigma: float | None, rng: np.random.Generator,
                  **photo: object) -> np.ndarray:
