@@ -269,7 +269,8 @@ def test_worker_processes_feed_batches(tmp_path, models_tmp):
 
 def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
     """With ``corrector_unroll`` the trained step starts from the corrector's own iterates (depth per patch)."""
-    from engine.training.stages import _corrector_inputs, build_context, get_stage, unroll_depths
+    from engine.training.stage_table import get_stage
+    from engine.training.stages import _corrector_inputs, build_context, unroll_depths
 
     ctx = build_context(get_stage("ikc_corrector"), "tiny", 4, torch.device("cpu"), models_tmp, corrector_unroll=2)
     corrector = build_network("ikc_corrector", "tiny", 4, generator=torch.Generator().manual_seed(5)).eval()

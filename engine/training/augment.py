@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Optional LR corruptions (MANet robustness training): noise then JPEG, each with a probability."""
+@dataclass
+class CorruptionSettings:
+    """The corruption settings (also fields of ``TrainConfig``; see its docstring): noise σ on the
+    8-bit scale, JPEG qualities in 0..100, probabilities in [0, 1]."""
 
     noise_prob: float = 0.0
     noise_max_255: float = 15.0
@@ -17,6 +18,15 @@ class Augment:
     jpeg_min: int = 70
     jpeg_max: int = 100
     noise_per_channel_prob: float = 0.5
+
+    def augment(self) -> Augment:
+        """These settings as an :class:`Augment` (a copy that draws)."""
+        return Augment(**{f.name: getattr(self, f.name) for f in fields(CorruptionSettings)})
+
+
+@dataclass
+class Augment(CorruptionSettings):
+    """Optional LR corruptions (MANet robustness training): noise then JPEG, each with a probability."""
 
     def draw(self, rng: np.random.Generator) -> tuple[float, int | None, bool]:
         """``(noise_sigma_255, jpeg_quality or None, noise_per_channel)`` for one patch.

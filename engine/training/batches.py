@@ -24,7 +24,7 @@ batches is therefore reproducible from the generator's state.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -54,7 +54,7 @@ class _MakerBase:
     patch_size: int
     scale: int
     with_hr: bool = True
-    augment: Augment = Augment()
+    augment: Augment = field(default_factory=Augment)
     code_len: int | None = None
 
     def _draw_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:

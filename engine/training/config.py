@@ -13,23 +13,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, get_args, get_origin, get_type_hints
 
-from engine.training.augment import Augment
+from engine.training.augment import CorruptionSettings
+from engine.training.stage_table import STAGE_SPECS
 
-STAGES: tuple[str, ...] = (
-    "manet",
-    "rrdb_sft",
-    "rrdb_sft_blind",
-    "sftmd",
-    "ikc_predictor",
-    "ikc_corrector",
-)
+STAGES: tuple[str, ...] = tuple(STAGE_SPECS)
 """Training stages; each trains one network (see :mod:`engine.training.stages`)."""
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-
-
-_NO_AUGMENT = Augment()  # the corruption defaults live in Augment
 
 
 class ConfigError(ValueError):
@@ -37,7 +28,7 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(CorruptionSettings):
     """Everything that defines a training run.
 
     Attributes:
@@ -113,12 +104,6 @@ class TrainConfig:
     amp: str = "none"
     train_sets: list[str] = field(default_factory=lambda: ["bsds400", "t91", "sunhays80"])
     max_images: int | None = None
-    noise_prob: float = _NO_AUGMENT.noise_prob
-    noise_max_255: float = _NO_AUGMENT.noise_max_255
-    jpeg_prob: float = _NO_AUGMENT.jpeg_prob
-    jpeg_min: int = _NO_AUGMENT.jpeg_min
-    jpeg_max: int = _NO_AUGMENT.jpeg_max
-    noise_per_channel_prob: float = _NO_AUGMENT.noise_per_channel_prob
     kernel_loss: str = "l1"
     code_noise: float = 0.5
     predictor_prob: float = 0.5
@@ -173,11 +158,6 @@ class TrainConfig:
     def lr_patch_size(self) -> int:
         """LR patch side in pixels (``patch_size // scale``)."""
         return self.patch_size // self.scale
-
-    def augment(self) -> Augment:
-        """The run's LR corruptions (noise, JPEG) as the batch makers take them."""
-        return Augment(self.noise_prob, self.noise_max_255, self.jpeg_prob, self.jpeg_min, self.jpeg_max,
-                       self.noise_per_channel_prob)
 
     def resolved_milestones(self) -> list[int]:
         """Halving steps: ``milestones`` or 50 %, 75 % and 90 % of ``steps``."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from engine.atomic import write_atomic
 from engine.training.plot import plot_curves
@@ -14,19 +14,18 @@ LOG_NAME = "log.csv"
 CURVE_NAME = "curve.png"
 
 
-@dataclass
-class LogSeries:
+class LogSeries(NamedTuple):
     """The numbers of a ``log.csv``: loss rows (step, loss) and validation rows (step, value)."""
 
-    steps: list[float] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    val_steps: list[float] = field(default_factory=list)
-    vals: list[float] = field(default_factory=list)
+    steps: list[float]
+    losses: list[float]
+    val_steps: list[float]
+    vals: list[float]
 
 
 def read_log(path: Path) -> LogSeries:
     """The series in the ``log.csv`` at ``path`` (empty when the file does not exist)."""
-    out = LogSeries()
+    out = LogSeries([], [], [], [])
     if not path.is_file():
         return out
     with path.open(newline="") as f:

@@ -18,7 +18,7 @@ from engine.modelcards import ModelError, find_card, sha256_file
 from engine.training.checkpoint import save_torch_atomic
 from engine.training.config import TrainConfig
 from engine.training.runlog import last_logged
-from engine.training.stages import get_stage
+from engine.training.stage_table import get_stage
 from engine.training.trainer import TrainResult
 
 

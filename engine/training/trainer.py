@@ -53,7 +53,8 @@ from engine.training.distributed import (
     shutdown,
 )
 from engine.training.runlog import CURVE_NAME, LOG_NAME, CsvLog
-from engine.training.stages import StageContext, StageSpec, build_context, compute_loss, get_stage, validate
+from engine.training.stage_table import StageSpec, get_stage
+from engine.training.stages import StageContext, build_context, compute_loss, validate
 
 __all__ = ["CKPT_NAME", "CURVE_NAME", "LOG_NAME", "WEIGHTS_NAME", "TrainResult", "load_checkpoint", "train"]
 
