@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import train_paths
+from engine.data import training_centre_crops
 from engine.degradation.degrade import blur_subsample, quantize_u8
 from engine.degradation.kernels import KERNEL_SIZE, anisotropic_gaussian_kernels, normalise_kernels
-from engine.imageio import read_image
 from engine.pipeline.models import load_models
 
 VARIANCES_HR_PX2 = (0.5, 1.5, 3.0, 6.0, 10.0)
@@ -47,14 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     models = load_models(("manet",), args.scale, device="cpu", models_dir=args.models_dir)
     manet = models.runner("manet")
-    paths = train_paths()[:: max(1, len(train_paths()) // args.images)][: args.images]
-    crops = []
-    for p in paths:
-        rgb = read_image(p).rgb_f32
-        h, w = rgb.shape[:2]
-        c = min(args.crop, h, w) // 8 // args.scale * 8 * args.scale
-        y0, x0 = (h - c) // 2, (w - c) // 2
-        crops.append(np.ascontiguousarray(rgb[y0 : y0 + c, x0 : x0 + c]))
+    crops = training_centre_crops(args.images, args.crop, 8 * args.scale)  # MANet: multiples of 8 LR px
 
     true_w, est_w = [], []
     print(f"MANet ({manet.card.id}, {manet.card.training.get('steps', '?')} training steps) on {len(crops)} "

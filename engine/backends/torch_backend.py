@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.backends.base import DEVICES, Backend, Runner
+from engine.backends.base import DEVICES, Backend, Runner, import_optional, importable
 from engine.errors import DeviceUnavailable, ModelError, classify_device_error
 from engine.modelcards import ModelCard
 
@@ -27,22 +27,12 @@ log = logging.getLogger(__name__)
 
 def torch_available() -> bool:
     """True when torch imports."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importable("torch")
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ModelError(
-            "PyTorch is not installed; the torch backend needs kernelscope[train] "
-            "(the application itself runs on onnxruntime)"
-        ) from exc
-    return torch
+    return import_optional("torch", "PyTorch is not installed; the torch backend needs kernelscope[train] "
+                           "(the application itself runs on onnxruntime)")
 
 
 def build_module(card: ModelCard) -> Any:

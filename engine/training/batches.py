@@ -62,7 +62,7 @@ class _MakerBase:
         raise NotImplementedError
 
     def _degrade(self, hr: np.ndarray, kernel: np.ndarray, sigma: float | None, rng: np.random.Generator,
-                 **photo: object) -> np.ndarray:
+                 photo: deg.PhotoCorruption) -> np.ndarray:
         raise NotImplementedError
 
     def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -71,9 +71,8 @@ class _MakerBase:
         for _ in range(self.batch_size):
             hr = self.pool.random_crop(rng, self.patch_size)
             kernel, sigma = self._draw_kernel(rng)
-            noise, quality, per_channel = self.augment.draw(rng)
-            lrs.append(self._degrade(hr, kernel, sigma, rng, noise_sigma_255=noise, jpeg_quality=quality,
-                                     noise_per_channel=per_channel))
+            photo = deg.PhotoCorruption(*self.augment.draw(rng))
+            lrs.append(self._degrade(hr, kernel, sigma, rng, photo))
             hrs.append(hr)
             kernels.append(kernel.reshape(-1))
         out = {"lr": _hwc_to_chw(lrs), "kernel": np.stack(kernels).astype(np.float32)}
@@ -95,8 +94,8 @@ class ManetBatchMaker(_MakerBase):
         return deg.anisotropic_gaussian_kernels(var1, var2, theta, self.scale), None
 
     def _degrade(self, hr: np.ndarray, kernel: np.ndarray, sigma: float | None, rng: np.random.Generator,
-                 **photo: object) -> np.ndarray:
-        return deg.degrade_manet(hr, kernel, self.scale, rng, **photo)
+                 photo: deg.PhotoCorruption) -> np.ndarray:
+        return deg.degrade_manet(hr, kernel, self.scale, rng, photo)
 
 
 @dataclass
@@ -108,9 +107,9 @@ class IkcBatchMaker(_MakerBase):
         return deg.isotropic_gaussian_kernel(sigma), sigma
 
     def _degrade(self, hr: np.ndarray, kernel: np.ndarray, sigma: float | None, rng: np.random.Generator,
-                 **photo: object) -> np.ndarray:
+                 photo: deg.PhotoCorruption) -> np.ndarray:
         assert sigma is not None
-        return deg.degrade_ikc(hr, sigma, self.scale, rng, **photo)
+        return deg.degrade_ikc(hr, sigma, self.scale, rng, photo)
 
 
 def make_batch_maker(cfg: TrainConfig, protocol: str, pool: TrainPool, batch_size: int, *, with_hr: bool,
