@@ -6,18 +6,7 @@ import pytest
 from engine.degradation.kernels import KernelParams
 from engine.pipeline.blind import estimate_kernel_map, run_bicubic, run_manet, run_nonblind, sr_from_codes
 from engine.pipeline.ikc import run_ikc
-from engine.pipeline.models import load_for_method
 from engine.progress import Cancelled, Progress
-
-
-@pytest.fixture(scope="module")
-def manet_models(tiny_models_dir):
-    return load_for_method("manet", 4, models_dir=tiny_models_dir, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def ikc_models(tiny_models_dir):
-    return load_for_method("ikc", 4, models_dir=tiny_models_dir, device="cpu")
 
 
 def lr_image(h=40, w=52, seed=0):
