@@ -27,6 +27,8 @@ def load_card_weights(card: ModelCard, module: nn.Module) -> nn.Module:
     assert path is not None  # verify_weights checked it
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except ImportError:  # a missing or broken torch installation, not a bad file: the caller names it
+        raise
     except Exception as exc:
         raise ModelError(f"model weights {path} of model {card.id} cannot be read ({type(exc).__name__}: "
                          f"{one_line(exc, 200)}); regenerate them with {regenerate_hint(card.id)}") from exc

@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(str(exc), 2)
     degrade = deg.degrade_manet if convention == "manet" else deg.degrade_ikc
     blur = kernel if convention == "manet" else params["sigma"]
-    lr = degrade(hr, blur, args.scale, rng, noise_sigma_255=args.noise, jpeg_quality=args.jpeg)
+    lr = degrade(hr, blur, args.scale, rng, deg.PhotoCorruption(noise_sigma_255=args.noise, jpeg_quality=args.jpeg))
 
     out_image = dataclasses.replace(src, rgb_f32=lr, alpha_f32=None)
     try:
