@@ -30,6 +30,7 @@ generator's state.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -119,18 +120,11 @@ def expand_blocks(block_kernels: np.ndarray, lr_hw: tuple[int, int], block_lr: i
     return np.ascontiguousarray(block_kernels[ri[:, None], ci[None, :]])
 
 
-def manet_mode_field(
-    mode: int,
-    lr_hw: tuple[int, int],
-    scale: int,
-    rng: np.random.Generator | None = None,
-    block_hr: int = 40,
-) -> np.ndarray:
-    """MANet spatially variant test field ``(h, w, 21, 21)`` float32 for ``lr_hw = (h, w)``.
-
-    ``mode`` 1..5 as in the module docstring; ``rng`` is required for mode 5 only.
-    """
-    var1, var2, theta, block = manet_mode_params(mode, lr_hw, scale, rng, block_hr)
+def manet_mode_field(mode: int, lr_hw: tuple[int, int], scale: int, **options: Any) -> np.ndarray:
+    """MANet spatially variant test field ``(h, w, 21, 21)`` float32 for ``lr_hw = (h, w)``: the
+    kernels of :func:`manet_mode_params` (``options``: its ``rng``, required for mode 5 only, and
+    ``block_hr``) spread over the LR grid. ``mode`` 1..5 as in the module docstring."""
+    var1, var2, theta, block = manet_mode_params(mode, lr_hw, scale, **options)
     kernels = anisotropic_gaussian_kernels(var1, var2, theta, scale)
     return expand_blocks(kernels, lr_hw, block)
 
