@@ -390,8 +390,11 @@ def check_contents(bundle: Path, variant: str = "cpu") -> None:
 
 
 def write_build_info(bundle: Path, info: dict[str, str]) -> None:
+    """Write ``info`` as ``build-info.json`` into the bundle (beside the executables; Resources on macOS)."""
+    from engine.atomic import write_atomic
+
     target = executables_dir(bundle).parent / "Resources" if bundle.suffix == ".app" else bundle
-    (target / "build-info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_atomic(target / "build-info.json", (json.dumps(info, indent=2) + "\n").encode("utf-8"), overwrite=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -402,18 +405,19 @@ def make_archive(bundle: Path, archive: Path) -> Path:
     top = archive_stem(archive.name)
     if bundle.suffix == ".app":
         top = f"{top}/{bundle.name}"
+    from engine.atomic import atomic_writer  # the project's one atomic writer, streaming form
+
     archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(archive.name + ".part")
     start = time.perf_counter()
-    if archive.name.endswith(".zip"):
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-            for path in sorted(bundle.rglob("*")):
-                if path.is_file():
-                    zf.write(path, f"{top}/{path.relative_to(bundle).as_posix()}")
-    else:
-        with tarfile.open(tmp, "w:gz", compresslevel=6) as tf:
-            tf.add(bundle, arcname=top)
-    os.replace(tmp, archive)
+    with atomic_writer(archive, overwrite=True) as out:
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+                for path in sorted(bundle.rglob("*")):
+                    if path.is_file():
+                        zf.write(path, f"{top}/{path.relative_to(bundle).as_posix()}")
+        else:
+            with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tf:
+                tf.add(bundle, arcname=top)
     log(f"archive {archive} ({archive.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.0f} s")
     return archive
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.degradation.kernels import KERNEL_SIZE, fit_gaussian
+from engine.degradation.kernels import KERNEL_SIZE, fit_gaussian, normalise_kernels
 from engine.imageio.convert import to_u8
 from engine.masks import REGION_COLOURS
 from engine.pipeline.kernelmap import KernelMap, describe_kernel
@@ -71,12 +71,11 @@ def region_stats(labels_lr: np.ndarray, kernel_map: KernelMap) -> list[RegionSta
         rows, cols = np.nonzero(labels == label)
         n = int(rows.size)
         rows, cols = _subsample(rows, cols, MAX_STAT_PIXELS)
-        kernels = np.clip(region_kernels(kernel_map, rows, cols), 0.0, None)
-        kernels /= np.maximum(kernels.sum(axis=(1, 2), keepdims=True), 1e-12)
+        kernels = normalise_kernels(region_kernels(kernel_map, rows, cols), clip_negative=True)
         var1, var2, theta = fit_gaussian(kernels, scale=None)
         mean = kernels.mean(axis=0)
         out.append(RegionStats(
-            label=label, n_pixels=n, mean_kernel=(mean / max(float(mean.sum()), 1e-12)).astype(np.float32),
+            label=label, n_pixels=n, mean_kernel=normalise_kernels(mean),
             sigma1=np.sqrt(np.maximum(var1, 0.0)), sigma2=np.sqrt(np.maximum(var2, 0.0)), theta=theta,
         ))
     return out

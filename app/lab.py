@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from engine.degradation.kernels import anisotropic_gaussian_kernel
+from engine.degradation.kernels import KernelParams, anisotropic_gaussian_kernel
 from engine.pipeline.lab import DEFAULT_PARAMS, LabResult
 
 from app.analysis import REGION_COLOURS, error_map_rgb
@@ -209,7 +209,7 @@ class LabPanel(QtWidgets.QWidget):
         self.sigma1_label.setText(f"{s1:.1f} px")
         self.sigma2_label.setText(f"{s2:.1f} px")
         self.theta_label.setText(f"{th:.0f}°")
-        self.preview.set_kernel(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, math.radians(th), self.scale))
+        self.preview.set_kernel(anisotropic_gaussian_kernel(KernelParams(s1, s2, math.radians(th)), self.scale))
 
     def set_region_params(self, label: int, sigma1: float, sigma2: float, theta_deg: float) -> None:
         self.params[label] = (float(sigma1), float(sigma2), float(theta_deg))

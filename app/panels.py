@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.backends import DEVICE_LABELS
+from engine.degradation.kernels import KernelParams
 from engine.methods import DEFAULT_METHOD, METHOD_TABLE, UPSCALE, methods_for
 from engine.modelcards import default_ikc_steps
 from engine.upscale import IKC_STEPS_MAX, UpscaleOptions
@@ -159,7 +160,7 @@ class RunPanel(QtWidgets.QWidget):
         return UpscaleOptions(
             method=self.method.currentData(), scale=int(self.scale.currentData()),
             tile=max(16, tile) if tile else None, ikc_steps=self.ikc_steps.value(),
-            nonblind_sigmas=(self.sigma1.value(), self.sigma2.value(), math.radians(self.theta.value())),
+            nonblind_sigmas=KernelParams(self.sigma1.value(), self.sigma2.value(), math.radians(self.theta.value())),
         )
 
     def device_key(self) -> str:

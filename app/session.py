@@ -543,8 +543,8 @@ class StudioSession:
         if result.nonblind_sigmas is not None:
             from engine.degradation.kernels import anisotropic_gaussian_kernel
 
-            s1, s2, th = result.nonblind_sigmas  # the kernel the run used, not the panel's current one
-            return describe_kernel(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, th, result.scale),
+            # the kernel the run used, not the panel's current one
+            return describe_kernel(anisotropic_gaussian_kernel(result.nonblind_sigmas, result.scale),
                                    (hit.lr_row, hit.lr_col))
         return None
 

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import train_paths
+from engine.data import training_centre_crops
 from engine.degradation import degrade_ikc
 from engine.degradation.kernels import isotropic_gaussian_kernels
-from engine.imageio import read_image
 from engine.metrics import psnr
 from engine.pipeline.ikc import IsotropicCodeCurve, sftmd_sr
 from engine.pipeline.models import load_models
@@ -40,15 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     pca = models.pca("sftmd")
     curve = IsotropicCodeCurve.for_basis(pca, scale)
     predictor = models.runner("ikc_predictor")
-    pool = train_paths(args.sets)
-    paths = pool[:: max(1, len(pool) // args.images)][: args.images]
-    crops = []
-    for p in paths:
-        rgb = read_image(p).rgb_f32
-        h, w = rgb.shape[:2]
-        c = min(args.crop, h, w) // scale * scale
-        y0, x0 = (h - c) // 2, (w - c) // 2
-        crops.append(np.ascontiguousarray(rgb[y0 : y0 + c, x0 : x0 + c]))
+    crops = training_centre_crops(args.images, args.crop, scale, args.sets)
 
     print(f"predictor {predictor.card.id} ({predictor.card.training.get('steps', '?')} steps), "
           f"SFTMD {models.runner('sftmd').card.id} ({models.runner('sftmd').card.training.get('steps', '?')} steps), "

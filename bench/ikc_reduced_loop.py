@@ -21,9 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from honest import require_idle  # noqa: E402
 
-from engine.data import train_paths  # noqa: E402
+from engine.data import training_centre_crops  # noqa: E402
 from engine.degradation import degrade_ikc  # noqa: E402
-from engine.imageio import read_image  # noqa: E402
 from engine.metrics import psnr  # noqa: E402
 from engine.pipeline.ikc import IsotropicCodeCurve, run_ikc  # noqa: E402
 from engine.pipeline.models import load_for_method  # noqa: E402
@@ -42,15 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = 4
     models = load_for_method("ikc", scale, device="cpu")
     curve = IsotropicCodeCurve.for_basis(models.pca("sftmd"), scale)
-    pool = train_paths(args.sets)
-    paths = pool[:: max(1, len(pool) // args.images)][: args.images]
-    crops = []
-    for p in paths:
-        rgb = read_image(p).rgb_f32
-        h, w = rgb.shape[:2]
-        c = min(args.crop, h, w) // scale * scale
-        y0, x0 = (h - c) // 2, (w - c) // 2
-        crops.append(np.ascontiguousarray(rgb[y0 : y0 + c, x0 : x0 + c]))
+    crops = training_centre_crops(args.images, args.crop, scale, args.sets)
     variants = [("whole", None)] + [(f"crop {n} px", n) for n in args.loop_pixels]
     print(cond.header())
     print("| σ | " + " | ".join(f"{name}: dB (σ found)" for name, _ in variants) + " |")

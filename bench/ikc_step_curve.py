@@ -22,26 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from honest import require_idle  # noqa: E402
 
-from engine.data import train_paths  # noqa: E402
+from engine.data import training_centre_crops  # noqa: E402
 from engine.degradation import IKC_SIGMA_RANGE, degrade_ikc  # noqa: E402
-from engine.imageio import read_image  # noqa: E402
 from engine.metrics import psnr  # noqa: E402
 from engine.pipeline.ikc import run_ikc  # noqa: E402
 from engine.pipeline.models import load_for_method  # noqa: E402
-
-
-def training_crops(n: int, side_hr_px: int, scale: int, sets: list[str]) -> list[np.ndarray]:
-    """``n`` centred crops (float32 RGB in [0, 1], side a multiple of ``scale``) spread over the pool."""
-    pool = train_paths(sets)
-    paths = pool[len(pool) // (2 * n) :: max(1, len(pool) // n)][:n]
-    crops = []
-    for p in paths:
-        rgb = read_image(p).rgb_f32
-        h, w = rgb.shape[:2]
-        c = min(side_hr_px, h, w) // scale * scale
-        y0, x0 = (h - c) // 2, (w - c) // 2
-        crops.append(np.ascontiguousarray(rgb[y0 : y0 + c, x0 : x0 + c]))
-    return crops
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = IKC_SIGMA_RANGE[args.scale]
     edges = np.linspace(lo, hi, args.sigmas + 1)
     sigmas = (edges[:-1] + edges[1:]) / 2  # the middle of each of --sigmas equal parts of the range
-    crops = training_crops(args.images, args.crop, args.scale, args.sets)
+    crops = training_centre_crops(args.images, args.crop, args.scale, args.sets)
     cases = [(hr, float(s), degrade_ikc(hr, float(s), args.scale, None)) for hr in crops for s in sigmas]
     print(cond.header())
     print(f"{len(crops)} training crops of {args.crop} px x σ {', '.join(f'{s:.2f}' for s in sigmas)}; x{args.scale}")

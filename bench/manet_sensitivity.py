@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import train_paths
+from engine.data import training_centre_crops
 from engine.degradation.degrade import blur_subsample, quantize_u8
-from engine.degradation.kernels import KERNEL_SIZE, anisotropic_gaussian_kernel
-from engine.imageio import read_image
+from engine.degradation.kernels import KERNEL_SIZE, anisotropic_gaussian_kernels, normalise_kernels
 from engine.pipeline.models import load_models
 
 VARIANCES_HR_PX2 = (0.5, 1.5, 3.0, 6.0, 10.0)
@@ -28,7 +27,7 @@ VARIANCES_HR_PX2 = (0.5, 1.5, 3.0, 6.0, 10.0)
 
 def kernel_width_hr_px(kernels: np.ndarray) -> np.ndarray:
     """Per-axis standard deviation ``sqrt((var_y + var_x) / 2)`` of (..., 21, 21) kernels, HR px."""
-    k = kernels / kernels.sum(axis=(-2, -1), keepdims=True)
+    k = normalise_kernels(kernels)
     grid = np.arange(KERNEL_SIZE, dtype=np.float64)
     py, px = k.sum(axis=-1), k.sum(axis=-2)
     cy, cx = (py * grid).sum(-1), (px * grid).sum(-1)
@@ -47,14 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     models = load_models(("manet",), args.scale, device="cpu", models_dir=args.models_dir)
     manet = models.runner("manet")
-    paths = train_paths()[:: max(1, len(train_paths()) // args.images)][: args.images]
-    crops = []
-    for p in paths:
-        rgb = read_image(p).rgb_f32
-        h, w = rgb.shape[:2]
-        c = min(args.crop, h, w) // 8 // args.scale * 8 * args.scale
-        y0, x0 = (h - c) // 2, (w - c) // 2
-        crops.append(np.ascontiguousarray(rgb[y0 : y0 + c, x0 : x0 + c]))
+    crops = training_centre_crops(args.images, args.crop, 8 * args.scale)  # MANet: multiples of 8 LR px
 
     true_w, est_w = [], []
     print(f"MANet ({manet.card.id}, {manet.card.training.get('steps', '?')} training steps) on {len(crops)} "
@@ -62,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| true variance (HR px²) | true width (HR px) | estimated width, mean ± sd over crops |")
     print("|---|---|---|")
     for var in VARIANCES_HR_PX2:
-        kernel = anisotropic_gaussian_kernel(var, var, 0.0, args.scale)
+        kernel = anisotropic_gaussian_kernels(var, var, 0.0, args.scale)
         tw = float(kernel_width_hr_px(kernel))
         widths = []
         for hr in crops:

@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 PART_SUFFIX = ".part"
 _PART_RE = re.compile(r"^\..+\.(\d+)-[0-9a-f]{12}\.part$")
@@ -62,6 +63,48 @@ def write_atomic(target: str | os.PathLike[str], data: bytes, *, overwrite: bool
     (:class:`TargetExists`). Raises :class:`OSError` (:class:`CreateError` when the folder does not
     accept new files) and leaves no partial or temporary file behind.
     """
+    path = _prepare(target, overwrite)
+    published = False
+    with _sigint_deferred(lambda: published and InterruptedAfterWrite(path)):
+        temp, fd = _create_temp(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            _publish(temp, path, overwrite)
+            published = True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)  # already gone after a rename; the extra name after a link
+        _fsync_folder(path.parent)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_writer(target: str | os.PathLike[str], *, overwrite: bool) -> Iterator[BinaryIO]:
+    """A binary file to stream a large output into (an archive); published at ``target`` like
+    :func:`write_atomic` when the block ends without an error, removed (nothing published) when it
+    raises, Ctrl-C included. Ctrl-C is held back only while publishing."""
+    path = _prepare(target, overwrite)
+    temp, fd = _create_temp(path)
+    published = False
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        with _sigint_deferred(lambda: published and InterruptedAfterWrite(path)):
+            _publish(temp, path, overwrite)
+            published = True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    _fsync_folder(path.parent)
+
+
+def _prepare(target: str | os.PathLike[str], overwrite: bool) -> Path:
+    """The target as a Path, after the once-per-folder clean-up; TargetExists when it may not be replaced."""
     path = Path(target)
     folder_key = os.path.abspath(path.parent)
     if folder_key not in _cleaned_folders:  # once per folder and process: a batch writes many files
@@ -69,29 +112,24 @@ def write_atomic(target: str | os.PathLike[str], data: bytes, *, overwrite: bool
         clean_stale_parts(path.parent)
     if not overwrite and os.path.lexists(path):
         raise TargetExists(errno.EEXIST, "file exists", str(path))
-    published = False
-    with _sigint_deferred(lambda: published and InterruptedAfterWrite(path)):
-        temp = path.parent / f".{path.name[:80]}.{os.getpid()}-{uuid.uuid4().hex[:12]}{PART_SUFFIX}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        try:
-            fd = os.open(temp, flags, 0o666)
-        except OSError as exc:
-            raise CreateError(exc.errno, exc.strerror, str(temp)) from exc
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            if overwrite:
-                os.replace(temp, path)
-            else:
-                _publish_no_replace(temp, path)
-            published = True
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)  # already gone after a rename; the extra name after a link
-        _fsync_folder(path.parent)
     return path
+
+
+def _create_temp(path: Path) -> tuple[Path, int]:
+    """A new hidden temporary file beside ``path``: (its path, an open write descriptor)."""
+    temp = path.parent / f".{path.name[:80]}.{os.getpid()}-{uuid.uuid4().hex[:12]}{PART_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        return temp, os.open(temp, flags, 0o666)
+    except OSError as exc:
+        raise CreateError(exc.errno, exc.strerror, str(temp)) from exc
+
+
+def _publish(temp: Path, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(temp, path)
+    else:
+        _publish_no_replace(temp, path)
 
 
 def _publish_no_replace(temp: Path, path: Path) -> None:

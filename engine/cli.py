@@ -11,7 +11,8 @@ from engine import __version__
 
 # Explicit list (no folder scan: scans break inside frozen installers).
 def _command_modules() -> list[ModuleType]:
-    from engine.commands import degrade, estimate, evaluate, export, metrics, train, upscale
+    from engine.commands import degrade, estimate, evaluate, export, metrics, upscale
+    from engine.training import command as train
 
     return [upscale, estimate, degrade, metrics, evaluate, export, train]
 

@@ -152,6 +152,22 @@ def train_paths(sets: Sequence[str] = TRAIN_SETS) -> list[Path]:
     return out
 
 
+def training_centre_crops(images: int, crop_hr_px: int, multiple: int, sets: Sequence[str] = TRAIN_SETS
+                          ) -> list[np.ndarray]:
+    """Centre crops (``rgb_f32`` HWC in [0, 1]) of ``images`` training photographs spread evenly over
+    the pool of ``sets``: squares of side ``crop_hr_px`` (at most the photo's shorter side), rounded
+    down to a multiple of ``multiple`` (the scale, or what a network's input must divide by)."""
+    pool = train_paths(sets)
+    crops = []
+    for path in pool[:: max(1, len(pool) // images)][:images]:
+        rgb = read_image(path).rgb_f32
+        h, w = rgb.shape[:2]
+        side = min(crop_hr_px, h, w) // multiple * multiple
+        y0, x0 = (h - side) // 2, (w - side) // 2
+        crops.append(np.ascontiguousarray(rgb[y0 : y0 + side, x0 : x0 + side]))
+    return crops
+
+
 # --- HR loading -------------------------------------------------------------------------------------
 def crop_to_multiple(img: np.ndarray, scale: int) -> np.ndarray:
     """Crop an H×W(×C) image, top-left anchored, to ``(H - H % scale, W - W % scale)`` (a view)."""
@@ -322,7 +338,24 @@ def iter_test_set(
     noise_sigma_255: float = 0.0,
     jpeg_quality: int | None = None,
 ) -> Iterator[TestCase]:
-    """Yield the cases of :func:`build_test_set` one at a time (lazy: LR made on demand)."""
+    """Deterministic evaluation cases for ``benchmark`` (see :data:`BENCHMARKS`) under ``protocol``,
+    one at a time (lazy: each LR image is made when its case is reached).
+
+    Args:
+        benchmark: "Set5", "Set14" or "BSD100".
+        protocol: "gaussian8", "manet9", "variant1" … "variant5", or a photo-like protocol of
+            :data:`PHOTO_PROTOCOLS` (see the module docstring).
+        scale: the SR factor (2, 3 or 4).
+        seed: the evaluation seed, recorded in every case's ``kernel_info["seed"]``.
+        max_images: use only the first images of the benchmark (quick previews, tests).
+        noise_sigma_255: Gaussian noise σ on the [0, 255] scale added before 8-bit rounding (0: none);
+            not with a photo-like protocol, which fixes its own.
+        jpeg_quality: JPEG-compress the LR image at this quality (None: no compression).
+
+    Yields:
+        The cases in image order, then kernel order (names like ``baby_sig1.8``, ``baby_k3``,
+        ``baby_variant2``). Two calls with the same arguments give identical LR arrays.
+    """
     base = base_protocol(protocol)
     noise_per_channel = True
     if protocol in PHOTO_PROTOCOLS:
@@ -352,8 +385,7 @@ def iter_test_set(
             "jpeg_quality": jpeg_quality,
             "noise_per_channel": noise_per_channel,
         }
-        photo_kw = {"noise_sigma_255": noise_sigma_255, "jpeg_quality": jpeg_quality,
-                    "noise_per_channel": noise_per_channel}
+        corruption = deg.PhotoCorruption(noise_sigma_255, jpeg_quality, noise_per_channel)
 
         def noise_rng(k: int) -> np.random.Generator:
             return np.random.default_rng(entropy + [1, k])
@@ -361,13 +393,13 @@ def iter_test_set(
         if base == "gaussian8":
             table = GAUSSIAN8_SIGMAS_BY_SCALE[scale]
             for k, sigma in enumerate(table):
-                lr = deg.degrade_ikc(hr, sigma, scale, noise_rng(k), **photo_kw)
+                lr = deg.degrade_ikc(hr, sigma, scale, noise_rng(k), corruption)
                 info = dict(meta, convention="ikc", sigma=sigma, kernel=deg.isotropic_gaussian_kernel(sigma))
                 yield TestCase(f"{path.stem}_sig{_sigma_tag(sigma, table)}", hr, lr, protocol, info)
         elif base == "manet9":
             for k, (var1, var2, theta) in enumerate(manet_nine_kernel_params(scale)):
-                kernel = deg.anisotropic_gaussian_kernel(var1, var2, theta, scale)
-                lr = deg.degrade_manet(hr, kernel, scale, noise_rng(k), **photo_kw)
+                kernel = deg.anisotropic_gaussian_kernels(var1, var2, theta, scale)
+                lr = deg.degrade_manet(hr, kernel, scale, noise_rng(k), corruption)
                 info = dict(meta, convention="manet", var1=var1, var2=var2, theta=theta, kernel=kernel,
                             kernel_index=k)
                 yield TestCase(f"{path.stem}_k{k + 1}", hr, lr, protocol, info)
@@ -376,40 +408,12 @@ def iter_test_set(
             lr_hw = (hr.shape[0] // scale, hr.shape[1] // scale)
             field_entropy = entropy + [0]
             kfield = deg.manet_mode_field(mode, lr_hw, scale, rng=np.random.default_rng(field_entropy))
-            lr = deg.degrade_manet(hr, kfield, scale, noise_rng(0), **photo_kw)
+            lr = deg.degrade_manet(hr, kfield, scale, noise_rng(0), corruption)
             del kfield
             info = dict(meta, convention="manet", mode=mode, lr_hw=lr_hw, field_entropy=field_entropy)
             yield TestCase(f"{path.stem}_{protocol}", hr, lr, protocol, info)
 
 
-def build_test_set(
-    benchmark: str,
-    protocol: str,
-    scale: int,
-    seed: int = 0,
-    *,
-    max_images: int | None = None,
-    noise_sigma_255: float = 0.0,
-    jpeg_quality: int | None = None,
-) -> list[TestCase]:
-    """Deterministic evaluation cases for ``benchmark`` (see :data:`BENCHMARKS`) under ``protocol``.
-
-    Args:
-        benchmark: "Set5", "Set14" or "BSD100".
-        protocol: "gaussian8", "manet9", "variant1" … "variant5", or a photo-like protocol of
-            :data:`PHOTO_PROTOCOLS` (see the module docstring).
-        scale: the SR factor (2, 3 or 4).
-        seed: the evaluation seed, recorded in every case's ``kernel_info["seed"]``.
-        max_images: use only the first images of the benchmark (quick previews, tests).
-        noise_sigma_255: Gaussian noise σ on the [0, 255] scale added before 8-bit rounding (0: none);
-            not with a photo-like protocol, which fixes its own.
-        jpeg_quality: JPEG-compress the LR image at this quality (None: no compression).
-
-    Returns:
-        The cases in image order, then kernel order (names like ``baby_sig1.8``, ``baby_k3``,
-        ``baby_variant2``). Two calls with the same arguments give identical LR arrays.
-    """
-    return list(
-        iter_test_set(benchmark, protocol, scale, seed, max_images=max_images,
-                      noise_sigma_255=noise_sigma_255, jpeg_quality=jpeg_quality)
-    )
+def build_test_set(*args: Any, **kwargs: Any) -> list[TestCase]:
+    """The cases of :func:`iter_test_set` (same arguments) as a list, made eagerly."""
+    return list(iter_test_set(*args, **kwargs))

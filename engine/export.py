@@ -26,7 +26,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import onnx
@@ -34,9 +34,10 @@ import torch
 from torch import nn
 
 from engine.archs import NETWORKS, build_network, count_parameters, example_inputs, get_spec, ikc, manet, rrdb_sft
+from engine.archs.weights import load_card_weights
 from engine.atomic import write_atomic
 from engine.errors import ModelError
-from engine.modelcards import ModelCard, TensorSpec, find_cards, save_card, sha256_file, verify_weights
+from engine.modelcards import ModelCard, TensorSpec, find_cards, save_card, sha256_file
 from engine.paths import models_dir as default_models_dir
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,13 @@ def _parity(
     size: tuple[int, int, int],
     generator: torch.Generator,
 ) -> tuple[float, float]:
-    """(max |onnxruntime − torch|, max |torch|) over all outputs; see :func:`parity`."""
+    """(max |onnxruntime − torch|, max |torch|) over all outputs, on random inputs of
+    ``size = (batch, height, width)``.
+
+    ``graph`` is a file path or serialised bytes; inputs come from
+    :func:`engine.archs.example_inputs` with ``generator``. Raises :class:`ModelError` if the
+    output shapes differ. Runs onnxruntime on the CPU provider.
+    """
     import onnxruntime as ort
 
     batch, height, width = size
@@ -265,22 +272,9 @@ def _parity(
     return worst, magnitude
 
 
-def parity(
-    graph: bytes | str | os.PathLike[str],
-    model: nn.Module,
-    network: str,
-    preset: str,
-    scale: int,
-    size: tuple[int, int, int],
-    generator: torch.Generator,
-) -> float:
-    """Max |onnxruntime − torch| on random inputs of ``size = (batch, height, width)``.
-
-    ``graph`` is a file path or serialised bytes; inputs come from
-    :func:`engine.archs.example_inputs` with ``generator``. Raises :class:`ModelError` if the
-    output shapes differ. Runs onnxruntime on the CPU provider.
-    """
-    return _parity(graph, model, network, preset, scale, size, generator)[0]
+def parity(*args: Any, **kwargs: Any) -> float:
+    """Max |onnxruntime − torch| on random inputs: the first number of :func:`_parity` (same arguments)."""
+    return _parity(*args, **kwargs)[0]
 
 
 def export_onnx(
@@ -338,14 +332,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def load_weights(card: ModelCard) -> nn.Module:
     """Build the card's network and load its weights (sha256-checked, ``weights_only``, strict)."""
-    verify_weights(card)
-    model = build_network(card.network, card.preset, card.scale)
-    state = torch.load(card.weights_path, map_location="cpu", weights_only=True)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"weights of model {card.id} do not fit {card.describe()}: {exc}") from exc
-    return model.eval()
+    return load_card_weights(card, build_network(card.network, card.preset, card.scale)).eval()
 
 
 def export_card(card: ModelCard, *, opset: int = DEFAULT_OPSET, exporter: Exporter = "auto") -> ModelCard:

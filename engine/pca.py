@@ -38,6 +38,7 @@ from engine.degradation.kernels import (
     anisotropic_gaussian_kernels,
     isotropic_gaussian_kernels,
     kernel_center,
+    normalise_kernels,
     sample_anisotropic_params,
     sample_isotropic_sigma,
 )
@@ -105,8 +106,7 @@ class KernelPCA:
             raise ValueError(f"codes must end in {self.n_components}, got {c.shape}")
         k = c @ self.components + self.mean
         if normalise:
-            k = np.maximum(k, 0.0)
-            k /= np.maximum(k.sum(axis=-1, keepdims=True), np.float32(1e-12))
+            k = normalise_kernels(k, axes=(-1,), clip_negative=True)
         return k.reshape(c.shape[:-1] + (KERNEL_SIZE, KERNEL_SIZE)).astype(np.float32, copy=False)
 
     # files ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.degradation.kernels import check_kernel_sigmas
+from engine.degradation.kernels import KernelParams
 from engine.degradation.resize import imresize_strips, output_length
 from engine.imageio import Image, IntegerImage, to_u8, to_u16
 from engine.methods import DEFAULT_METHOD, UPSCALE, method, methods_for
@@ -48,7 +48,7 @@ class UpscaleOptions:
     scale: int = 4
     tile: int | None = None
     ikc_steps: int | None = None
-    nonblind_sigmas: tuple[float, float, float] = (2.0, 2.0, 0.0)
+    nonblind_sigmas: KernelParams = KernelParams(2.0, 2.0, 0.0)
     integer_output: bool = False
     ikc_loop_pixels: int | None = IKC_LOOP_PIXELS
 
@@ -59,9 +59,10 @@ class UpscaleOptions:
             raise ValueError(f"scale must be 2, 3 or 4, not {self.scale}")
         if self.ikc_steps is not None and not 0 <= self.ikc_steps <= IKC_STEPS_MAX:
             raise ValueError(f"ikc_steps must be in 0..{IKC_STEPS_MAX}, got {self.ikc_steps}")
+        object.__setattr__(self, "nonblind_sigmas", KernelParams(*self.nonblind_sigmas))  # a tuple becomes typed
         if method(self.method).user_kernel:
             try:
-                check_kernel_sigmas(*self.nonblind_sigmas)
+                self.nonblind_sigmas.checked()
             except ValueError as exc:
                 raise ValueError(f"nonblind_sigmas: {exc}") from None
         if self.ikc_loop_pixels is not None and self.ikc_loop_pixels < 64:
@@ -82,7 +83,7 @@ class UpscaleResult:
     info: dict[str, Any] = field(default_factory=dict)
     execution: str = ""
     """Device, execution provider and precision used (:attr:`ModelSet.execution`)."""
-    nonblind_sigmas: tuple[float, float, float] | None = None
+    nonblind_sigmas: KernelParams | None = None
     """The non-blind run's kernel as it ran: σ1, σ2 (HR px) and θ (rad); None for other methods."""
 
 
@@ -128,7 +129,7 @@ def upscale(
         kernel_map=run.kernel_map,
         ikc=run.ikc,
         execution=models.execution if models is not None and spec.needs_models else execution_text([]),
-        nonblind_sigmas=tuple(options.nonblind_sigmas) if spec.user_kernel else None,
+        nonblind_sigmas=options.nonblind_sigmas if spec.user_kernel else None,
     )
 
 
@@ -154,8 +155,8 @@ def _run_ikc(lr: np.ndarray, options: UpscaleOptions, models: ModelSet, progress
 
 
 def _run_nonblind(lr: np.ndarray, options: UpscaleOptions, models: ModelSet, progress: Progress) -> _Run:
-    s1, s2, th = options.nonblind_sigmas
-    return _Run(run_nonblind(lr, models, s1, s2, th, tile=options.tile, progress=progress), models.provider)
+    return _Run(run_nonblind(lr, models, options.nonblind_sigmas, tile=options.tile, progress=progress),
+                models.provider)
 
 
 def _run_bicubic(lr: np.ndarray, options: UpscaleOptions, models: ModelSet | None, progress: Progress) -> _Run:

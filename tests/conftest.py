@@ -41,6 +41,33 @@ def tiny_models_dir(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module: on a shared 2-core machine, 2 threads spin against each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def manet_models(tiny_models_dir):
+    """The tiny ×4 MANet + RRDB-SFT model set on the CPU."""
+    from engine.pipeline.models import load_for_method
+
+    return load_for_method("manet", 4, models_dir=tiny_models_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ikc_models(tiny_models_dir):
+    """The tiny ×4 IKC model set (predictor, SFTMD, corrector) on the CPU."""
+    from engine.pipeline.models import load_for_method
+
+    return load_for_method("ikc", 4, models_dir=tiny_models_dir, device="cpu")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item, nextitem):
     """Delete the widgets a test closed now: pytest-qt calls ``deleteLater`` on them, but outside an

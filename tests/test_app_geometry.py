@@ -7,7 +7,7 @@ import pytest
 
 from app.analysis import comparison_picture, ikc_changes, label_bbox, labels_rgba, region_stats, stamp_disk
 from app.geometry import ImageGeometry, RunEta, format_duration, hover_hit, lattice_points
-from engine.degradation.kernels import anisotropic_gaussian_kernel
+from engine.degradation.kernels import KernelParams, anisotropic_gaussian_kernel
 from engine.pca import load_shipped_basis
 from engine.paths import models_dir
 from engine.pipeline.kernelmap import KernelMap
@@ -79,8 +79,8 @@ def test_stamp_disk_paints_a_disk_and_reports_change():
 
 def test_region_stats_recover_painted_kernels():
     h, w, s = 12, 16, 4
-    k_left = anisotropic_gaussian_kernel(3.0**2, 1.0**2, 0.5, s)
-    k_right = anisotropic_gaussian_kernel(1.5**2, 1.5**2, 0.0, s)
+    k_left = anisotropic_gaussian_kernel(KernelParams(3.0, 1.0, 0.5), s)
+    k_right = anisotropic_gaussian_kernel(KernelParams(1.5, 1.5, 0.0), s)
     field = np.empty((h, w, 21, 21), np.float32)
     field[:, : w // 2] = k_left
     field[:, w // 2 :] = k_right

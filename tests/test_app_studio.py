@@ -238,11 +238,11 @@ def test_nonblind_inspector_keeps_the_runs_kernel_after_the_sliders_move(window,
     import math
 
     from app.geometry import hover_hit
-    from engine.degradation.kernels import anisotropic_gaussian_kernel
+    from engine.degradation.kernels import KernelParams, anisotropic_gaussian_kernel
 
     read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
     run_and_wait(qtbot, window, "nonblind", sigma1=1.5, sigma2=1.0, theta=30.0)
-    ran = anisotropic_gaussian_kernel(1.5 ** 2, 1.0 ** 2, math.radians(30.0), window.current.result.scale)
+    ran = anisotropic_gaussian_kernel(KernelParams(1.5, 1.0, math.radians(30.0)), window.current.result.scale)
     rp = window.run_panel
     rp.sigma1.setValue(3.5)
     rp.sigma2.setValue(3.0)

@@ -14,13 +14,13 @@ import torch
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 import engine.backends.cuda as cuda_env
-import engine.backends.onnx_backend as onnx_backend
 import engine.backends.torch_backend as torch_backend
 from engine.backends import get_backend, load_runner, validate_inputs
 from engine.backends.onnx_backend import OnnxBackend, OnnxRunner, choose_providers, clear_session_cache
 from engine.backends.torch_backend import TorchBackend, TorchRunner
 from engine.errors import DeviceOutOfMemory, DeviceUnavailable, ModelError, classify_device_error, is_out_of_memory
 from engine.modelcards import ModelCard, TensorSpec, save_card
+from tests.backend_env import GPU_DRIVER, fresh_backend_state  # noqa: F401 (autouse fixture)
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
@@ -96,23 +96,6 @@ def tiny_card(tiny_files, tmp_path) -> ModelCard:
     for name in ("tiny.onnx", "tiny.pt"):
         (tmp_path / name).write_bytes((folder / name).read_bytes())
     return make_card(tmp_path)
-
-
-NO_DRIVER = cuda_env.DriverInfo(loaded=False, error="libcuda.so.1 cannot be loaded (not found)")
-GPU_DRIVER = cuda_env.DriverInfo(loaded=True, cuda_version=(13, 0), gpus=("NVIDIA Test GPU",))
-
-
-@pytest.fixture(autouse=True)
-def fresh_state(monkeypatch):
-    """Every test starts with an empty session cache, the once-per-process warning and preload
-    unused, and (unless it says otherwise) a machine without an NVIDIA driver."""
-    clear_session_cache()
-    monkeypatch.setattr(onnx_backend, "_CUDA_WARNED", False)
-    monkeypatch.setattr(cuda_env, "driver_info", lambda: NO_DRIVER)
-    cuda_env._reset_preload_for_tests()
-    yield
-    clear_session_cache()
-    cuda_env._reset_preload_for_tests()
 
 
 def lr_batch(seed: int, n: int = 2, h: int = 16, w: int = 24) -> np.ndarray:

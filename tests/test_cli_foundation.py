@@ -43,13 +43,13 @@ def test_degrade_is_seeded(hr_path, tmp_path, capsys) -> None:
 
 
 def test_degrade_given_params_match_the_engine(hr_path, tmp_path, capsys) -> None:
-    from engine.degradation import anisotropic_gaussian_kernel, degrade_manet
+    from engine.degradation import anisotropic_gaussian_kernels, degrade_manet
 
     out, kpath = tmp_path / "lr.png", tmp_path / "k.npz"
     args = ["degrade", str(hr_path), str(out), "--var1", "6", "--var2", "1.5", "--theta", "0.5",
             "--save-kernel", str(kpath)]
     assert main(args) == 0
-    kernel = anisotropic_gaussian_kernel(6.0, 1.5, 0.5, 4)
+    kernel = anisotropic_gaussian_kernels(6.0, 1.5, 0.5, 4)
     with np.load(kpath) as z:
         np.testing.assert_allclose(z["kernel"], kernel)
         assert float(z["var1"]) == 6.0 and str(z["convention"]) == "manet" and int(z["scale"]) == 4

@@ -21,29 +21,16 @@ import pytest
 from packaging.requirements import Requirement
 
 import engine.backends.cuda as cuda_env
-import engine.backends.onnx_backend as onnx_backend
-from engine.backends.onnx_backend import OnnxBackend, clear_session_cache
+from engine.backends.onnx_backend import OnnxBackend
 from engine.cli import main
 from engine.imageio import Image, write_image
 from engine.modelcards import find_card
 from engine.pipeline.models import ModelSet, execution_text
+from tests.backend_env import GPU_DRIVER, NO_DRIVER, fresh_backend_state  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
-NO_DRIVER = cuda_env.DriverInfo(loaded=False, error="libcuda.so.1 cannot be loaded (not found)")
-GPU_DRIVER = cuda_env.DriverInfo(loaded=True, cuda_version=(13, 0), gpus=("NVIDIA Test GPU",))
 RealSession = ort.InferenceSession
-
-
-@pytest.fixture(autouse=True)
-def fresh_state(monkeypatch):
-    clear_session_cache()
-    monkeypatch.setattr(onnx_backend, "_CUDA_WARNED", False)
-    monkeypatch.setattr(cuda_env, "driver_info", lambda: NO_DRIVER)
-    cuda_env._reset_preload_for_tests()
-    yield
-    clear_session_cache()
-    cuda_env._reset_preload_for_tests()
 
 
 @pytest.fixture

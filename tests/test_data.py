@@ -271,3 +271,15 @@ def test_lr_psnr_of_the_true_kernel_needs_the_noise_free_lr(shared_data) -> None
     noisy = lr_psnr(case.hr_rgb_f32, case.lr_rgb_f32, k, 4, crop_border=4)
     clean = lr_psnr(case.hr_rgb_f32, case.noise_free_lr(), k, 4, crop_border=4)
     assert noisy < 32.0 and clean > 45.0
+
+
+def test_training_centre_crops_are_centred_squares_of_a_multiple():
+    from engine.data import train_paths, training_centre_crops
+    from engine.imageio import read_image
+
+    crops = training_centre_crops(2, 100, 12, ["t91"])
+    assert len(crops) == 2 and all(c.shape == (96, 96, 3) and c.dtype == np.float32 for c in crops)
+    pool = train_paths(["t91"])
+    first = read_image(pool[0]).rgb_f32
+    h, w = first.shape[:2]
+    np.testing.assert_array_equal(crops[0], first[(h - 96) // 2 : (h - 96) // 2 + 96, (w - 96) // 2 : (w - 96) // 2 + 96])

@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from engine.degradation import degrade, fields
 from engine.degradation.degrade import correlate_valid, jpeg_compress, separable_correlate, to_u8
-from engine.degradation.kernels import anisotropic_gaussian_kernel, isotropic_gaussian_kernel
+from engine.degradation.kernels import anisotropic_gaussian_kernels, isotropic_gaussian_kernel
 
 
 def _valid_reference(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -33,7 +33,7 @@ def _valid_reference(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 def test_correlate_valid_matches_scipy(shape, kind):
     rng = np.random.default_rng(sum(shape))
     x = rng.random(shape, dtype=np.float32)
-    k = isotropic_gaussian_kernel(1.7) if kind == "isotropic" else anisotropic_gaussian_kernel(7.0, 1.2, 0.9, 4)
+    k = isotropic_gaussian_kernel(1.7) if kind == "isotropic" else anisotropic_gaussian_kernels(7.0, 1.2, 0.9, 4)
     out = correlate_valid(x, k)
     assert out.dtype == np.float32 and out.shape == (shape[0] - 20, shape[1] - 20) + shape[2:]
     np.testing.assert_allclose(out, _valid_reference(x, k), atol=2e-6)
@@ -46,7 +46,7 @@ def test_correlate_valid_takes_the_separable_path_only_for_separable_kernels(mon
     x = np.random.default_rng(0).random((40, 40, 3), dtype=np.float32)
     correlate_valid(x, isotropic_gaussian_kernel(2.5))
     assert calls == [1]
-    correlate_valid(x, anisotropic_gaussian_kernel(7.0, 1.2, 0.9, 4))  # rank > 1: FFT
+    correlate_valid(x, anisotropic_gaussian_kernels(7.0, 1.2, 0.9, 4))  # rank > 1: FFT
     assert calls == [1]
     box = np.ones((3, 5)) / 15.0  # separable, not square
     np.testing.assert_allclose(correlate_valid(x, box), _valid_reference(x, box), atol=1e-6)
@@ -76,7 +76,7 @@ def test_blur_bicubic_agrees_with_the_former_opencv_blur():
     """The blur step equals what cv2.filter2D computed before (reflect-101 padding, valid part)."""
     rng = np.random.default_rng(6)
     hr = rng.random((64, 48, 3), dtype=np.float32)
-    for k in (isotropic_gaussian_kernel(2.6), anisotropic_gaussian_kernel(6.0, 2.0, 0.3, 4)):
+    for k in (isotropic_gaussian_kernel(2.6), anisotropic_gaussian_kernels(6.0, 2.0, 0.3, 4)):
         expected = cv2.filter2D(hr, -1, k, borderType=cv2.BORDER_REFLECT_101)
         padded = np.pad(hr, ((10, 10), (10, 10), (0, 0)), mode="reflect")
         np.testing.assert_allclose(correlate_valid(padded, k), expected, atol=2e-6)

@@ -24,17 +24,11 @@ TINY = {"manet": 4, "rrdb_sft": 3, "sftmd": 4, "ikc_predictor": 4, "ikc_correcto
 SIZES = [(1, 24, 32), (2, 40, 48)]  # (batch, height, width): multiples of 8 for MANet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 threads spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory, _one_thread) -> Path:
+def tiny_models(tmp_path_factory, one_torch_thread) -> Path:
     """A models folder with seeded tiny networks, their cards and dynamo-exported graphs."""
     folder = tmp_path_factory.mktemp("models")
     for network, scale in TINY.items():

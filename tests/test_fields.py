@@ -14,7 +14,7 @@ from engine.degradation.fields import (
 )
 from engine.degradation.kernels import (
     MANET_VARIANCE_RANGE,
-    anisotropic_gaussian_kernel,
+    anisotropic_gaussian_kernels,
     fit_gaussian,
     kernel_center,
 )
@@ -121,9 +121,9 @@ def test_mode_field_drives_variant_blur():
 
 def test_region_field_labels():
     scale = 4
-    k1 = anisotropic_gaussian_kernel(8.0, 1.0, 0.0, scale)
-    k2 = anisotropic_gaussian_kernel(6.0, 6.0, 0.0, scale)
-    default = anisotropic_gaussian_kernel(1.0, 1.0, 0.0, scale)
+    k1 = anisotropic_gaussian_kernels(8.0, 1.0, 0.0, scale)
+    k2 = anisotropic_gaussian_kernels(6.0, 6.0, 0.0, scale)
+    default = anisotropic_gaussian_kernels(1.0, 1.0, 0.0, scale)
     labels = np.zeros((30, 40), np.int32)
     labels[:, :20] = 1
     labels[20:, 20:] = 2
@@ -145,7 +145,7 @@ def test_region_field_labels():
 
 def test_region_field_masks_equal_labels_and_default_kernel():
     scale = 2
-    k1 = anisotropic_gaussian_kernel(4.0, 0.5, 1.0, scale)
+    k1 = anisotropic_gaussian_kernels(4.0, 0.5, 1.0, scale)
     labels = np.zeros((24, 24), np.int64)
     labels[10:18, 10:18] = 1  # (0, 0) lies beyond the 3-sigma support of the softening blur
     masks = (labels == 1)[None].astype(np.float32)
@@ -153,7 +153,7 @@ def test_region_field_masks_equal_labels_and_default_kernel():
     b = region_field(masks, np.asarray([k1]), scale, softness_lr_px=1.5)
     np.testing.assert_allclose(a, b, atol=1e-6)
     lo = MANET_VARIANCE_RANGE[scale][0]
-    np.testing.assert_allclose(a[0, 0], anisotropic_gaussian_kernel(lo, lo, 0.0, scale), atol=1e-6)
+    np.testing.assert_allclose(a[0, 0], anisotropic_gaussian_kernels(lo, lo, 0.0, scale), atol=1e-6)
     # half-strength mask mixes half-and-half with the default
     half = region_field(masks * 0.5, [k1], scale, softness_lr_px=0.0)
     np.testing.assert_allclose(half[14, 14], 0.5 * k1 + 0.5 * a[0, 0], atol=1e-6)

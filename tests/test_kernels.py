@@ -8,6 +8,7 @@ from engine.degradation.kernels import (
     IKC_SIGMA_RANGE,
     KERNEL_SIZE,
     MANET_VARIANCE_RANGE,
+    KernelParams,
     anisotropic_gaussian_kernel,
     anisotropic_gaussian_kernels,
     fit_gaussian,
@@ -15,6 +16,7 @@ from engine.degradation.kernels import (
     isotropic_gaussian_kernels,
     kernel_center,
     kernel_centroid,
+    normalise_kernels,
     sample_anisotropic_params,
     sample_isotropic_sigma,
 )
@@ -48,7 +50,7 @@ def test_anisotropic_kernels_normalised_and_centred(scale):
 
 
 def test_single_kernel_matches_vectorised_and_formula():
-    k = anisotropic_gaussian_kernel(3.0, 1.0, 0.7, 4)
+    k = anisotropic_gaussian_kernels(3.0, 1.0, 0.7, 4)
     assert k.shape == (21, 21) and k.dtype == np.float32
     ks = anisotropic_gaussian_kernels(np.array([[3.0]]), np.array([[1.0]]), np.array([[0.7]]), 4)
     assert ks.shape == (1, 1, 21, 21)
@@ -64,10 +66,32 @@ def test_single_kernel_matches_vectorised_and_formula():
     np.testing.assert_allclose(k, ref / ref.sum(), atol=1e-6)
 
 
+def test_single_kernel_takes_sigmas_in_hr_px_and_theta_in_radians():
+    params = KernelParams(sigma1_hr_px=3.0, sigma2_hr_px=1.0, theta_rad=0.7)
+    np.testing.assert_array_equal(anisotropic_gaussian_kernel(params, 4), anisotropic_gaussian_kernels(9.0, 1.0, 0.7, 4))
+    assert KernelParams.from_variances(9.0, 1.0, 0.7) == params
+    with pytest.raises(TypeError, match="KernelParams"):  # a bare tuple could be variances
+        anisotropic_gaussian_kernel((9.0, 1.0, 0.7), 4)
+    assert KernelParams(2.0, 2.0, 0.0).checked() == (2.0, 2.0, 0.0)
+    with pytest.raises(ValueError, match="SIGMA2 = 9 is outside"):
+        KernelParams(2.0, 9.0, 0.0).checked()
+    with pytest.raises(ValueError, match="THETA = nan is not a finite number"):
+        KernelParams(2.0, 2.0, float("nan")).checked()
+
+
+def test_normalise_kernels_sums_each_kernel_to_one_and_keeps_zeros():
+    raw = np.stack([np.full((21, 21), 2.0), np.zeros((21, 21))])
+    out = normalise_kernels(raw)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.sum(axis=(-2, -1)), [1.0, 0.0], atol=1e-6)
+    flat = normalise_kernels(raw.reshape(2, -1), axes=(-1,))
+    np.testing.assert_array_equal(flat.reshape(2, 21, 21), out)
+
+
 def test_theta_zero_is_horizontal():
-    k = anisotropic_gaussian_kernel(8.0, 0.5, 0.0, 1)
+    k = anisotropic_gaussian_kernels(8.0, 0.5, 0.0, 1)
     assert k[10, 14] > 10 * k[14, 10]  # spread along columns (x), narrow along rows
-    k90 = anisotropic_gaussian_kernel(8.0, 0.5, np.pi / 2, 1)
+    k90 = anisotropic_gaussian_kernels(8.0, 0.5, np.pi / 2, 1)
     np.testing.assert_allclose(k90, k.T, atol=1e-6)
 
 

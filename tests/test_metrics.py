@@ -179,7 +179,7 @@ def test_kernel_error_shape_mismatch() -> None:
 
 # --- LR-PSNR ------------------------------------------------------------------------------------
 def test_lr_psnr_true_kernels_high_wrong_kernels_lower() -> None:
-    from engine.degradation import anisotropic_gaussian_kernel, degrade_manet, manet_mode_field
+    from engine.degradation import anisotropic_gaussian_kernels, degrade_manet, manet_mode_field
     from engine.metrics import lr_psnr
 
     rng = np.random.default_rng(6)
@@ -190,7 +190,7 @@ def test_lr_psnr_true_kernels_high_wrong_kernels_lower() -> None:
     lr = degrade_manet(hr, field, scale, None)
     # the true field reproduces the 8-bit LR image exactly
     assert lr_psnr(hr, lr, field, scale, crop_border=scale) == math.inf
-    wrong = anisotropic_gaussian_kernel(0.7, 0.7, 0.0, scale)  # far too sharp everywhere
+    wrong = anisotropic_gaussian_kernels(0.7, 0.7, 0.0, scale)  # far too sharp everywhere
     # a nearly true estimate (2 % of a wrong kernel mixed in) still scores very high, but finite
     true_score = lr_psnr(hr, lr, 0.98 * field + 0.02 * wrong, scale, crop_border=scale)
     assert 45.0 <= true_score < math.inf

@@ -46,16 +46,16 @@ SCRIPT = textwrap.dedent(
     PILImage.fromarray((rgb[..., 0] * 255).astype(np.uint8)).quantize(8).save(buffer, "PNG", transparency=2)
     assert decode_image_bytes(buffer.getvalue(), "palette").alpha_f32 is not None
 
-    from engine.degradation import degrade_ikc, degrade_manet, manet_mode_field, region_field
-    from engine.degradation.kernels import anisotropic_gaussian_kernel
+    from engine.degradation import PhotoCorruption, degrade_ikc, degrade_manet, manet_mode_field, region_field
+    from engine.degradation.kernels import anisotropic_gaussian_kernels
 
     hr = rng.random((64, 64, 3), dtype=np.float32)
-    lr = degrade_ikc(hr, 2.0, 4, rng, noise_sigma_255=5, jpeg_quality=80)
-    lr = degrade_ikc(hr, anisotropic_gaussian_kernel(5.0, 1.0, 0.3, 4), 4, None, jpeg_quality=60)
-    lr = degrade_manet(hr, manet_mode_field(5, (16, 16), 4, rng=rng), 4, rng, noise_sigma_255=3, jpeg_quality=90)
+    lr = degrade_ikc(hr, 2.0, 4, rng, PhotoCorruption(noise_sigma_255=5, jpeg_quality=80))
+    lr = degrade_ikc(hr, anisotropic_gaussian_kernels(5.0, 1.0, 0.3, 4), 4, None, PhotoCorruption(jpeg_quality=60))
+    lr = degrade_manet(hr, manet_mode_field(5, (16, 16), 4, rng=rng), 4, rng, PhotoCorruption(noise_sigma_255=3, jpeg_quality=90))
     labels = np.zeros((16, 16), np.int32)
     labels[4:10, 4:10] = 1
-    field = region_field(labels, anisotropic_gaussian_kernel(5.0, 1.0, 0.3, 4)[None], 4)
+    field = region_field(labels, anisotropic_gaussian_kernels(5.0, 1.0, 0.3, 4)[None], 4)
 
     from engine.metrics import psnr, ssim
     assert 0 < ssim(hr[:16, :16], lr, crop_border=2) < 1 and psnr(hr[:16, :16], lr, crop_border=2) > 0

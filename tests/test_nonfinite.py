@@ -47,12 +47,12 @@ def test_upscale_options_refuse_non_finite_kernel():
 
 
 def test_kernel_builder_refuses_nan_parameters():
-    from engine.degradation.kernels import anisotropic_gaussian_kernel
+    from engine.degradation.kernels import anisotropic_gaussian_kernels
 
     with pytest.raises(ValueError):
-        anisotropic_gaussian_kernel(float("nan"), 4.0, 0.0, 4)
+        anisotropic_gaussian_kernels(float("nan"), 4.0, 0.0, 4)
     with pytest.raises(ValueError):
-        anisotropic_gaussian_kernel(4.0, 4.0, float("inf"), 4)
+        anisotropic_gaussian_kernels(4.0, 4.0, float("inf"), 4)
 
 
 def _card():

@@ -482,14 +482,14 @@ def test_cli_and_studio_name_results_alike(tmp_path, monkeypatch):
 def test_no_replace_outside_the_one_writer():
     """The house rule: files are published only by engine/atomic.py."""
     offenders = []
-    for folder in ("engine", "app"):
-        for path in (REPO / folder).rglob("*.py"):
-            if path.name == "atomic.py" and path.parent.name == "engine":
-                continue
-            text = path.read_text(encoding="utf-8")
-            for needle in ("os.replace(", "os.rename(", ".write_text(", ".write_bytes("):
-                if needle in text:
-                    offenders.append(f"{path.relative_to(REPO)}: {needle}")
+    paths = [*(REPO / "engine").rglob("*.py"), *(REPO / "app").rglob("*.py"), REPO / "build_installer.py"]
+    for path in paths:
+        if path.name == "atomic.py" and path.parent.name == "engine":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for needle in ("os.replace(", "os.rename(", ".write_text(", ".write_bytes("):
+            if needle in text:
+                offenders.append(f"{path.relative_to(REPO)}: {needle}")
     assert offenders == []
 
 
@@ -527,3 +527,23 @@ def test_writer_without_hard_links_still_never_replaces(tmp_path, monkeypatch):
         atomic.write_atomic(target, b"second", overwrite=False)
     atomic.write_atomic(target, b"third", overwrite=True)
     assert target.read_bytes() == b"third" and parts_in(tmp_path) == []
+
+
+def test_streamed_atomic_writes_publish_whole_or_leave_nothing(tmp_path):
+    from engine import atomic
+
+    target = tmp_path / "big.tar.gz"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="packing failed"):
+        with atomic.atomic_writer(target, overwrite=True) as out:
+            out.write(b"half of it")
+            raise RuntimeError("packing failed")
+    assert target.read_bytes() == b"old" and parts_in(tmp_path) == []
+    with atomic.atomic_writer(target, overwrite=True) as out:
+        for _ in range(3):
+            out.write(b"chunk")
+    assert target.read_bytes() == b"chunk" * 3 and parts_in(tmp_path) == []
+    with pytest.raises(FileExistsError):
+        with atomic.atomic_writer(target, overwrite=False) as out:
+            out.write(b"never")
+    assert target.read_bytes() == b"chunk" * 3

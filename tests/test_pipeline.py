@@ -3,21 +3,10 @@
 import numpy as np
 import pytest
 
+from engine.degradation.kernels import KernelParams
 from engine.pipeline.blind import estimate_kernel_map, run_bicubic, run_manet, run_nonblind, sr_from_codes
-
 from engine.pipeline.ikc import run_ikc
-from engine.pipeline.models import load_for_method
 from engine.progress import Cancelled, Progress
-
-
-@pytest.fixture(scope="module")
-def manet_models(tiny_models_dir):
-    return load_for_method("manet", 4, models_dir=tiny_models_dir, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def ikc_models(tiny_models_dir):
-    return load_for_method("ikc", 4, models_dir=tiny_models_dir, device="cpu")
 
 
 def lr_image(h=40, w=52, seed=0):
@@ -73,7 +62,7 @@ def test_kernel_at_lr_and_sr_agree_and_recompute_is_exact(manet_models):
 
 def test_nonblind_and_bicubic(manet_models):
     lr = lr_image(24, 32)
-    sr = run_nonblind(lr, manet_models, 2.0, 1.0, 0.3)
+    sr = run_nonblind(lr, manet_models, KernelParams(sigma1_hr_px=2.0, sigma2_hr_px=1.0, theta_rad=0.3))
     assert sr.shape == (96, 128, 3)
     up = run_bicubic(lr, 4)
     assert up.shape == (96, 128, 3)

@@ -11,17 +11,6 @@ from engine.pipeline import blind
 from engine.pipeline import ikc as ikc_pipeline
 from engine.pipeline.blind import estimate_kernel_map, run_manet
 from engine.pipeline.ikc import detail_box, run_ikc
-from engine.pipeline.models import load_for_method
-
-
-@pytest.fixture(scope="module")
-def manet_models(tiny_models_dir):
-    return load_for_method("manet", 4, models_dir=tiny_models_dir, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def ikc_models(tiny_models_dir):
-    return load_for_method("ikc", 4, models_dir=tiny_models_dir, device="cpu")
 
 
 def lr_image(h, w, seed=0):

@@ -24,6 +24,7 @@ from engine.training.batches import Augment, IkcBatchMaker, ManetBatchMaker
 from engine.training.codes import codec_from_projector, load_codec
 from engine.training.config import ConfigError, TrainConfig, config_from_dict, load_yaml_config
 from engine.training.plot import plot_curves
+from engine.training.ship import ship
 from engine.training.trainer import CKPT_NAME, CURVE_NAME, LOG_NAME, train
 
 torch.set_num_threads(1)
@@ -209,9 +210,11 @@ def test_ship_updates_weights_graph_and_card(tmp_path, models_tmp, monkeypatch):
     import functools
 
     import engine.export
+    import engine.training.ship
+    from engine.cli import main
 
     # the TorchScript exporter is much faster than dynamo on a busy CPU; shipping logic is the same
-    monkeypatch.setattr(engine.export, "export_card",
+    monkeypatch.setattr(engine.training.ship, "export_card",
                         functools.partial(engine.export.export_card, exporter="torchscript"))
     folder = tmp_path / "models"
     shutil.copytree(models_tmp, folder)
@@ -219,10 +222,9 @@ def test_ship_updates_weights_graph_and_card(tmp_path, models_tmp, monkeypatch):
     before = load_card(card_path)
     before.training = {"steps": 7, "wall_time_s": 10.0, "runs": [{"run": "earlier"}], "note": "earlier note"}
     save_card(before, card_path)
-    cfg = tiny_config(tmp_path, folder, name="ship", stage="ikc_predictor", steps=2, ship=True,
-                      init_from_models=True)
+    cfg = tiny_config(tmp_path, folder, name="ship", stage="ikc_predictor", steps=2, init_from_models=True)
     result = train(cfg, command="test ship")
-    assert result.base_steps == 7 and result.shipped_card == card_path
+    assert result.base_steps == 7 and ship(cfg, result) == card_path
     card = load_card(card_path)
     assert card.training["steps"] == 9  # the card's count keeps adding up
     assert [r["run"] for r in card.training["runs"]] == ["earlier", "ship"]
@@ -234,9 +236,12 @@ def test_ship_updates_weights_graph_and_card(tmp_path, models_tmp, monkeypatch):
     state = torch.load(card.weights_path, weights_only=True)
     assert all(torch.equal(state[k], v) for k, v in result.state.items())
     assert card.training["note"] == "earlier note"  # a continued card keeps its note without --note
-    again = tiny_config(tmp_path, folder, name="ship2", stage="ikc_predictor", steps=1, ship=True,
-                        init_from_models=True, note="second run: lr 1e-3")
-    train(again, command="test ship 2")
+    # the command line ships with --ship: the same tiny run, as flags
+    flags = ["--name", "ship2", "--stage", "ikc_predictor", "--preset", "tiny", "--scale", "4", "--steps", "1",
+             "--batch-size", "2", "--patch-size", "32", "--max-images", "3", "--val-images", "1", "--val-every", "0",
+             "--threads", "1", "--device", "cpu", "--no-progress-bar", "--runs-dir", str(tmp_path / "runs"),
+             "--models-dir", str(folder), "--init-from-models", "--ship", "--note", "second run: lr 1e-3"]
+    assert main(["train", *flags]) == 0
     card = load_card(card_path)
     assert card.training["steps"] == 10 and card.training["note"] == "second run: lr 1e-3"
     assert card.training["runs"][-1]["note"] == "second run: lr 1e-3"
@@ -267,7 +272,8 @@ def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
     patch), every code moved to its nearest isotropic-Gaussian code as ``run_ikc`` does."""
     from engine.pca import KernelPCA
     from engine.pipeline.ikc import IsotropicCodeCurve
-    from engine.training.stages import _corrector_inputs, build_context, get_stage, unroll_depths
+    from engine.training.stage_table import get_stage
+    from engine.training.stages import _corrector_inputs, build_context, unroll_depths
 
     ctx = build_context(get_stage("ikc_corrector"), "tiny", 4, torch.device("cpu"), models_tmp, corrector_unroll=2)
     corrector = build_network("ikc_corrector", "tiny", 4, generator=torch.Generator().manual_seed(5)).eval()

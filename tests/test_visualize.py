@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.degradation.kernels import anisotropic_gaussian_kernel
+from engine.degradation.kernels import anisotropic_gaussian_kernels
 from engine.visualize import (
     INFERNO_ANCHORS_RGB,
     colormap_inferno_u8,
@@ -49,7 +49,7 @@ def test_colormap_keeps_shape_and_does_not_share_memory():
 
 
 def test_kernel_heatmap_scales_to_the_peak_and_enlarges_by_nearest_neighbour():
-    k = anisotropic_gaussian_kernel(6.0, 1.5, 0.5, 4)
+    k = anisotropic_gaussian_kernels(6.0, 1.5, 0.5, 4)
     small = kernel_heatmap_u8(k)
     assert small.shape == (21, 21, 3)
     peak = np.unravel_index(np.argmax(k), k.shape)
@@ -64,7 +64,7 @@ def test_kernel_heatmap_scales_to_the_peak_and_enlarges_by_nearest_neighbour():
 
 
 def test_kernel_heatmap_enlargement_matches_opencv_nearest_at_integer_zoom():
-    k = anisotropic_gaussian_kernel(3.0, 1.0, 1.2, 4)
+    k = anisotropic_gaussian_kernels(3.0, 1.0, 1.2, 4)
     small = kernel_heatmap_u8(k)
     np.testing.assert_array_equal(kernel_heatmap_u8(k, 63), cv2.resize(small, (63, 63), interpolation=cv2.INTER_NEAREST))
 
@@ -77,7 +77,7 @@ def test_lattice_overview_draws_kernels_on_the_dimmed_photo():
 
     def kernel_at(col, row, space="lr"):
         assert space == "lr"
-        kernels[(row, col)] = anisotropic_gaussian_kernel(1.0 + row / 5, 0.8, col / 10, 4)
+        kernels[(row, col)] = anisotropic_gaussian_kernels(1.0 + row / 5, 0.8, col / 10, 4)
         return SimpleNamespace(kernel=kernels[(row, col)])
 
     def kernels_at(rows, cols):  # the lattice asks for all its kernels in one call

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -47,58 +47,49 @@ class NetworkSpec:
     multiple_of: int = 1
 
 
-def _sr(scale: int) -> Shape:
-    return ("N", 3, f"{scale}*H", f"{scale}*W")
+def _shape(kind: str, presets: Mapping[str, Any], preset: str, scale: int) -> Shape:
+    """The symbolic shape of one graph tensor of ``kind``: ``image`` (N, 3, H, W), ``sr`` (the
+    ``scale``× image), ``code`` (N, L), ``code_map`` (N, L, H, W) or ``kernels`` (N, k², H, W)."""
+    if kind == "image":
+        return ("N", 3, "H", "W")
+    if kind == "sr":
+        return ("N", 3, f"{scale}*H", f"{scale}*W")
+    config = presets[preset]
+    if kind == "code":
+        return ("N", config.code_len)
+    if kind == "code_map":
+        return ("N", config.code_len, "H", "W")
+    if kind == "kernels":
+        return ("N", config.kernel_size**2, "H", "W")
+    raise KeyError(f"unknown tensor kind {kind!r}")
 
 
-NETWORKS: dict[str, NetworkSpec] = {
-    "manet": NetworkSpec(
-        name="manet",
-        presets=manet.PRESETS,
-        builder=manet.build,
-        input_names=manet.INPUT_NAMES,
-        output_names=manet.OUTPUT_NAMES,
-        input_shapes=lambda p, s: (("N", 3, "H", "W"),),
-        output_shapes=lambda p, s: (("N", manet.PRESETS[p].kernel_size ** 2, "H", "W"),),
-        multiple_of=manet.MULTIPLE_OF,
-    ),
-    "rrdb_sft": NetworkSpec(
-        name="rrdb_sft",
-        presets=rrdb_sft.PRESETS,
-        builder=rrdb_sft.build,
-        input_names=rrdb_sft.INPUT_NAMES,
-        output_names=rrdb_sft.OUTPUT_NAMES,
-        input_shapes=lambda p, s: (("N", 3, "H", "W"), ("N", rrdb_sft.PRESETS[p].code_len, "H", "W")),
-        output_shapes=lambda p, s: (_sr(s),),
-    ),
-    "sftmd": NetworkSpec(
-        name="sftmd",
-        presets=ikc.SFTMD_PRESETS,
-        builder=ikc.build_sftmd,
-        input_names=ikc.SFTMD_INPUT_NAMES,
-        output_names=ikc.SFTMD_OUTPUT_NAMES,
-        input_shapes=lambda p, s: (("N", 3, "H", "W"), ("N", ikc.SFTMD_PRESETS[p].code_len)),
-        output_shapes=lambda p, s: (_sr(s),),
-    ),
-    "ikc_predictor": NetworkSpec(
-        name="ikc_predictor",
-        presets=ikc.PREDICTOR_PRESETS,
-        builder=ikc.build_predictor,
-        input_names=ikc.PREDICTOR_INPUT_NAMES,
-        output_names=ikc.PREDICTOR_OUTPUT_NAMES,
-        input_shapes=lambda p, s: (("N", 3, "H", "W"),),
-        output_shapes=lambda p, s: (("N", ikc.PREDICTOR_PRESETS[p].code_len),),
-    ),
-    "ikc_corrector": NetworkSpec(
-        name="ikc_corrector",
-        presets=ikc.CORRECTOR_PRESETS,
-        builder=ikc.build_corrector,
-        input_names=ikc.CORRECTOR_INPUT_NAMES,
-        output_names=ikc.CORRECTOR_OUTPUT_NAMES,
-        input_shapes=lambda p, s: (("N", 3, "H", "W"), ("N", ikc.CORRECTOR_PRESETS[p].code_len)),
-        output_shapes=lambda p, s: (("N", ikc.CORRECTOR_PRESETS[p].code_len),),
-    ),
-}
+def _network(name: str, presets: Mapping[str, Any], builder: Callable[[str, int], nn.Module],
+             names: tuple[tuple[str, ...], tuple[str, ...]], kinds: tuple[tuple[str, ...], tuple[str, ...]],
+             multiple_of: int = 1) -> NetworkSpec:
+    """A :class:`NetworkSpec` from (input, output) graph names and the :func:`_shape` kinds of those tensors."""
+    (inputs, outputs), (in_kinds, out_kinds) = names, kinds
+    return NetworkSpec(
+        name=name, presets=presets, builder=builder, input_names=inputs, output_names=outputs,
+        input_shapes=lambda p, s: tuple(_shape(k, presets, p, s) for k in in_kinds),
+        output_shapes=lambda p, s: tuple(_shape(k, presets, p, s) for k in out_kinds),
+        multiple_of=multiple_of,
+    )
+
+
+NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
+    _network("manet", manet.PRESETS, manet.build, (manet.INPUT_NAMES, manet.OUTPUT_NAMES),
+             (("image",), ("kernels",)), multiple_of=manet.MULTIPLE_OF),
+    _network("rrdb_sft", rrdb_sft.PRESETS, rrdb_sft.build, (rrdb_sft.INPUT_NAMES, rrdb_sft.OUTPUT_NAMES),
+             (("image", "code_map"), ("sr",))),
+    _network("sftmd", ikc.SFTMD_PRESETS, ikc.build_sftmd, (ikc.SFTMD_INPUT_NAMES, ikc.SFTMD_OUTPUT_NAMES),
+             (("image", "code"), ("sr",))),
+    _network("ikc_predictor", ikc.PREDICTOR_PRESETS, ikc.build_predictor,
+             (ikc.PREDICTOR_INPUT_NAMES, ikc.PREDICTOR_OUTPUT_NAMES), (("image",), ("code",))),
+    _network("ikc_corrector", ikc.CORRECTOR_PRESETS, ikc.build_corrector,
+             (ikc.CORRECTOR_INPUT_NAMES, ikc.CORRECTOR_OUTPUT_NAMES), (("image", "code"), ("code",))),
+)}
+"""Every network, by the card's ``network`` name (explicit: no folder scan)."""
 
 
 def get_spec(network: str) -> NetworkSpec:

@@ -13,14 +13,33 @@ out-of-memory errors leave ``run`` as :class:`~engine.errors.DeviceOutOfMemory`.
 from __future__ import annotations
 
 import abc
+import importlib
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Mapping
 
 import numpy as np
 
 from engine.errors import ModelError
 from engine.modelcards import ModelCard
+
+
+def importable(module: str) -> bool:
+    """True when ``module`` imports (an optional runtime such as onnxruntime or torch)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def import_optional(module: str, missing: str) -> ModuleType:
+    """``module`` imported; ModelError with the one line ``missing`` when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ModelError(missing) from exc
 
 __all__ = ["Backend", "Runner", "validate_inputs", "physical_cores", "DEVICES", "DEVICE_LABELS"]
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.backends import cuda as cuda_env
-from engine.backends.base import DEVICES, Backend, Runner, physical_cores
+from engine.backends.base import DEVICES, Backend, Runner, import_optional, importable, physical_cores
 from engine.errors import DeviceUnavailable, ModelError, classify_device_error
 from engine.modelcards import ModelCard, regenerate_hint, verify
 
@@ -62,22 +62,12 @@ _CUDA_WARN_LOCK = threading.Lock()
 
 def onnxruntime_available() -> bool:
     """True when ``onnxruntime`` (CPU or GPU build) imports."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importable("onnxruntime")
 
 
 def _ort():
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ModelError(
-            "onnxruntime is not installed; install kernelscope[cpu] or kernelscope[gpu], "
-            "or use the torch backend"
-        ) from exc
-    return ort
+    return import_optional("onnxruntime", "onnxruntime is not installed; install kernelscope[cpu] or "
+                           "kernelscope[gpu], or use the torch backend")
 
 
 def choose_providers(

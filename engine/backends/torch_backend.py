@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.backends.base import DEVICES, Backend, Runner
+from engine.backends.base import DEVICES, Backend, Runner, import_optional, importable
 from engine.errors import DeviceUnavailable, ModelError, classify_device_error
-from engine.modelcards import ModelCard, regenerate_hint, verify_weights
+from engine.modelcards import ModelCard
 
 __all__ = ["TorchBackend", "TorchRunner", "build_module", "torch_available"]
 
@@ -27,22 +27,12 @@ log = logging.getLogger(__name__)
 
 def torch_available() -> bool:
     """True when torch imports."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importable("torch")
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ModelError(
-            "PyTorch is not installed; the torch backend needs kernelscope[train] "
-            "(the application itself runs on onnxruntime)"
-        ) from exc
-    return torch
+    return import_optional("torch", "PyTorch is not installed; the torch backend needs kernelscope[train] "
+                           "(the application itself runs on onnxruntime)")
 
 
 def build_module(card: ModelCard) -> Any:
@@ -58,12 +48,6 @@ def build_module(card: ModelCard) -> Any:
         return build_network(card.network, card.preset, card.scale, generator=torch.Generator().manual_seed(0))
     except (KeyError, ValueError) as exc:
         raise ModelError(f"model card {card.id}: cannot build {card.describe()}: {exc}") from exc
-
-
-def _short(exc: BaseException, limit: int = 400) -> str:
-    """An exception's message on one line, cut to ``limit`` characters."""
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _resolve_device(torch: Any, device: str) -> str:
@@ -166,27 +150,10 @@ class TorchBackend(Backend):
         torch = _torch()
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        verify_weights(card)
-        path = card.weights_path
-        assert path is not None  # verify_weights checked it
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ModelError(
-                f"model weights {path} of model {card.id} cannot be read ({type(exc).__name__}: "
-                f"{_short(exc, 200)}); regenerate them "
-                f"with {regenerate_hint(card.id)}"
-            ) from exc
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
+        from engine.archs.weights import load_card_weights  # torch: imported only when this backend loads
+
         builder = self.builder if self.builder is not None else build_module
-        module = builder(card)
-        try:
-            module.load_state_dict(state, strict=True)
-        except (RuntimeError, TypeError) as exc:
-            raise ModelError(
-                f"model weights {path} do not fit {card.describe()}: {_short(exc)}"
-            ) from exc
+        module = load_card_weights(card, builder(card))
         device = _resolve_device(torch, self.device)
         log.debug("model %s on torch-%s", card.id, device)
         return TorchRunner(card, module, device, channels_last=self.channels_last)

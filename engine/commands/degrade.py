@@ -118,7 +118,7 @@ def _make_kernel(
         else:
             v1, v2, th = args.var1, args.var2, (args.theta or 0.0)
             how = "given"
-        kernel = deg.anisotropic_gaussian_kernel(v1, v2, th, s)
+        kernel = deg.anisotropic_gaussian_kernels(v1, v2, th, s)
         params = {"var1": v1, "var2": v2, "theta": th}
         text = (f"aniso (MANet convention, ×{s}, {how}): var1={v1:.4f} var2={v2:.4f} "
                 f"theta={th:.4f} rad ({math.degrees(th):.1f}°)")
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(str(exc), 2)
     degrade = deg.degrade_manet if convention == "manet" else deg.degrade_ikc
     blur = kernel if convention == "manet" else params["sigma"]
-    lr = degrade(hr, blur, args.scale, rng, noise_sigma_255=args.noise, jpeg_quality=args.jpeg)
+    lr = degrade(hr, blur, args.scale, rng, deg.PhotoCorruption(noise_sigma_255=args.noise, jpeg_quality=args.jpeg))
 
     out_image = dataclasses.replace(src, rgb_f32=lr, alpha_f32=None)
     try:

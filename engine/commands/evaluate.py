@@ -14,6 +14,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from engine.commands import auto_or_int
+
 NAME = "evaluate"
 HELP = "Measure PSNR/SSIM-Y of every method on Set5/Set14/BSD100; write docs/RESULTS.md and results JSON."
 
@@ -31,15 +33,11 @@ _EPILOG = (
 
 
 def _step(text: str) -> int | None:
-    if text == "auto":
-        return None
+    """``--ikc-fixed-step``: ``auto`` (None) or an iteration number ≥ 0."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an iteration number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"the IKC step must be ≥ 0, got {value}")
-    return value
+        return auto_or_int(text, 0, "the IKC step")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_max_images(items: list[str] | None, benchmarks: list[str]) -> dict[str, int]:

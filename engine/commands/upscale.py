@@ -22,6 +22,8 @@ import sys
 from concurrent.futures import CancelledError
 from pathlib import Path
 
+from engine.commands import auto_or_int
+from engine.degradation.kernels import KernelParams
 from engine.outputs import DEFAULT_NAME_PATTERN, kernels_name, output_name
 
 NAME = "upscale"
@@ -127,18 +129,6 @@ def kernels_path(dst: Path) -> Path:
     return dst.with_name(kernels_name(dst.name))
 
 
-def _parse_tile(text: str) -> int | None:
-    if text == "auto":
-        return None
-    try:
-        tile = int(text)
-    except ValueError:
-        raise ValueError(f"--tile {text!r}: give 'auto' or a number of LR pixels (at least 16)") from None
-    if tile < 16:
-        raise ValueError("--tile must be 'auto' or at least 16")
-    return tile
-
-
 def _usage_problem(args: argparse.Namespace) -> str | None:
     """One line naming the argument that cannot work and why, checked before any work; else None."""
     from engine.outputs import check_name_pattern, check_out_folder
@@ -181,16 +171,14 @@ def run(args: argparse.Namespace) -> int:
         return usage(problem)
     spec = method(args.method)
     if spec.user_kernel:
-        from engine.degradation.kernels import check_kernel_sigmas
-
         try:
-            check_kernel_sigmas(*args.kernel_sigmas)
+            KernelParams(*args.kernel_sigmas).checked()
         except ValueError as exc:
             return usage(f"--kernel-sigmas: {exc}")
     try:
-        tile = _parse_tile(args.tile)
+        tile = auto_or_int(args.tile, 16, "--tile (LR px)")
         options = UpscaleOptions(method=args.method, scale=args.scale, tile=tile, ikc_steps=args.ikc_steps,
-                                 nonblind_sigmas=tuple(args.kernel_sigmas), integer_output=True)
+                                 nonblind_sigmas=KernelParams(*args.kernel_sigmas), integer_output=True)
     except ValueError as exc:
         return usage(str(exc))
     files, missing = expand_inputs(args.inputs, args.recursive)

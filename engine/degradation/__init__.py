@@ -8,6 +8,7 @@ conventions (value ranges, kernel centre, alignment) are documented in each modu
 """
 
 from engine.degradation.degrade import (
+    PhotoCorruption,
     add_gaussian_noise,
     blur_bicubic,
     blur_subsample,
@@ -38,6 +39,7 @@ __all__ = [
     "IKC_SIGMA_RANGE",
     "KERNEL_SIZE",
     "MANET_VARIANCE_RANGE",
+    "PhotoCorruption",
     "add_gaussian_noise",
     "anisotropic_gaussian_kernel",
     "anisotropic_gaussian_kernels",

@@ -29,6 +29,7 @@ Everything here is numpy (plus Pillow for JPEG): :func:`separable_correlate` for
 from __future__ import annotations
 
 import io
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image as PILImage
@@ -288,21 +289,26 @@ def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:
     return dec.astype(np.float32) / np.float32(255.0)
 
 
-def _finish(
-    lr: np.ndarray,
-    rng: np.random.Generator | None,
-    noise_sigma_255: float,
-    jpeg_quality: int | None,
-    noise_per_channel: bool = True,
-) -> np.ndarray:
-    if noise_sigma_255 > 0:
-        if rng is None:
-            raise ValueError("noise needs an rng (numpy.random.Generator)")
-        lr = add_gaussian_noise(lr, noise_sigma_255, rng, per_channel=noise_per_channel)
-    lr = quantize_u8(lr)
-    if jpeg_quality is not None:
-        lr = jpeg_compress(lr, jpeg_quality)
-    return lr
+class PhotoCorruption(NamedTuple):
+    """What a camera adds after blur and downsampling: Gaussian noise of std ``noise_sigma_255`` on
+    the [0, 255] scale (0: none; independent per colour channel or one plane), 8-bit rounding, then
+    JPEG at ``jpeg_quality`` (0..100; ``None``: none)."""
+
+    noise_sigma_255: float = 0.0
+    jpeg_quality: int | None = None
+    noise_per_channel: bool = True
+
+    def apply(self, lr: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """``lr`` (float32 in [0, 1]) noised, rounded to 8-bit levels and JPEG-compressed; ``rng`` is
+        used (and required) only when there is noise."""
+        if self.noise_sigma_255 > 0:
+            if rng is None:
+                raise ValueError("noise needs an rng (numpy.random.Generator)")
+            lr = add_gaussian_noise(lr, self.noise_sigma_255, rng, per_channel=self.noise_per_channel)
+        lr = quantize_u8(lr)
+        if self.jpeg_quality is not None:
+            lr = jpeg_compress(lr, self.jpeg_quality)
+        return lr
 
 
 def degrade_manet(
@@ -310,15 +316,13 @@ def degrade_manet(
     kernel_or_field: np.ndarray,
     scale: int,
     rng: np.random.Generator | None,
-    noise_sigma_255: float = 0.0,
-    jpeg_quality: int | None = None,
-    noise_per_channel: bool = True,
+    photo: PhotoCorruption = PhotoCorruption(),
 ) -> np.ndarray:
     """MANet-convention LR image: blur + subsample (+ noise) -> 8-bit rounding (+ JPEG).
 
-    ``kernel_or_field``: one (21, 21) kernel or a field ``(H//s, W//s, 21, 21)``. ``rng`` is only
-    used (and required) when ``noise_sigma_255 > 0``; ``noise_per_channel``: see
-    :func:`add_gaussian_noise`. Returns float32 in [0, 1] on 8-bit levels.
+    ``kernel_or_field``: one (21, 21) kernel or a field ``(H//s, W//s, 21, 21)``; ``photo``: the
+    noise and JPEG (``rng`` is used, and required, only for noise). Returns float32 in [0, 1] on
+    8-bit levels.
     """
     k = np.asarray(kernel_or_field)
     if k.ndim == 2:
@@ -327,7 +331,7 @@ def degrade_manet(
         lr = blur_subsample_variant(hr, k, scale)
     else:
         raise ValueError(f"expected a (21, 21) kernel or an (h, w, 21, 21) field, got shape {k.shape}")
-    return _finish(lr, rng, noise_sigma_255, jpeg_quality, noise_per_channel)
+    return photo.apply(lr, rng)
 
 
 def degrade_ikc(
@@ -335,15 +339,12 @@ def degrade_ikc(
     sigma: float | np.ndarray,
     scale: int,
     rng: np.random.Generator | None,
-    noise_sigma_255: float = 0.0,
-    jpeg_quality: int | None = None,
-    noise_per_channel: bool = True,
+    photo: PhotoCorruption = PhotoCorruption(),
 ) -> np.ndarray:
     """IKC-convention LR image: centred blur + bicubic ``1/s`` (+ noise) -> 8-bit rounding (+ JPEG).
 
-    ``sigma``: isotropic standard deviation (or a (21, 21) kernel). ``rng`` is only used (and
-    required) when ``noise_sigma_255 > 0``; ``noise_per_channel``: see :func:`add_gaussian_noise`.
-    Returns float32 in [0, 1] on 8-bit levels.
+    ``sigma``: isotropic standard deviation in HR px (or a (21, 21) kernel); ``photo``: the noise
+    and JPEG (``rng`` is used, and required, only for noise). Returns float32 in [0, 1] on 8-bit levels.
     """
     lr = blur_bicubic(hr, sigma, scale)
-    return _finish(lr, rng, noise_sigma_255, jpeg_quality, noise_per_channel)
+    return photo.apply(lr, rng)

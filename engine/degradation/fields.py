@@ -30,6 +30,7 @@ generator's state.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,8 @@ from engine.degradation.degrade import separable_correlate
 from engine.degradation.kernels import (
     KERNEL_SIZE,
     MANET_VARIANCE_RANGE,
-    anisotropic_gaussian_kernel,
     anisotropic_gaussian_kernels,
+    normalise_kernels,
     sample_anisotropic_params,
 )
 
@@ -119,18 +120,11 @@ def expand_blocks(block_kernels: np.ndarray, lr_hw: tuple[int, int], block_lr: i
     return np.ascontiguousarray(block_kernels[ri[:, None], ci[None, :]])
 
 
-def manet_mode_field(
-    mode: int,
-    lr_hw: tuple[int, int],
-    scale: int,
-    rng: np.random.Generator | None = None,
-    block_hr: int = 40,
-) -> np.ndarray:
-    """MANet spatially variant test field ``(h, w, 21, 21)`` float32 for ``lr_hw = (h, w)``.
-
-    ``mode`` 1..5 as in the module docstring; ``rng`` is required for mode 5 only.
-    """
-    var1, var2, theta, block = manet_mode_params(mode, lr_hw, scale, rng, block_hr)
+def manet_mode_field(mode: int, lr_hw: tuple[int, int], scale: int, **options: Any) -> np.ndarray:
+    """MANet spatially variant test field ``(h, w, 21, 21)`` float32 for ``lr_hw = (h, w)``: the
+    kernels of :func:`manet_mode_params` (``options``: its ``rng``, required for mode 5 only, and
+    ``block_hr``) spread over the LR grid. ``mode`` 1..5 as in the module docstring."""
+    var1, var2, theta, block = manet_mode_params(mode, lr_hw, scale, **options)
     kernels = anisotropic_gaussian_kernels(var1, var2, theta, scale)
     return expand_blocks(kernels, lr_hw, block)
 
@@ -173,7 +167,7 @@ def region_field(
     means region ``k`` (``kernels[k - 1]``) and ``0`` (or any other value) means "no region", or a
     float stack ``(n, h, w)`` of masks in [0, 1] (mask ``k`` for ``kernels[k]``). Unpainted weight
     (``max(0, 1 - sum of masks)``) goes to ``default_kernel``; when that is None it is the sharpest
-    kernel of the MANet range, ``anisotropic_gaussian_kernel(lo, lo, 0, scale)``. The weight planes
+    kernel of the MANet range, ``anisotropic_gaussian_kernels(lo, lo, 0, scale)``. The weight planes
     are blurred with a Gaussian of std ``softness_lr_px`` LR pixels (0: hard edges), renormalised
     to sum 1 and the kernels mixed linearly, so every kernel of the field sums to 1.
     """
@@ -183,7 +177,7 @@ def region_field(
     n = ks.shape[0]
     if default_kernel is None:
         lo = MANET_VARIANCE_RANGE[scale][0]
-        default = anisotropic_gaussian_kernel(lo, lo, 0.0, scale)
+        default = anisotropic_gaussian_kernels(lo, lo, 0.0, scale)
     else:
         default = np.asarray(default_kernel, dtype=np.float32)
         if default.shape != (KERNEL_SIZE, KERNEL_SIZE):
@@ -205,7 +199,7 @@ def region_field(
     all_kernels = np.concatenate([ks, default[None]], axis=0).reshape(n + 1, -1)
     h, w = weights.shape[1:]
     field = weights.reshape(n + 1, h * w).T @ all_kernels  # (h*w, 441)
-    field /= np.maximum(field.sum(axis=1, keepdims=True), np.float32(1e-12))
+    field = normalise_kernels(field, axes=(-1,))
     return field.reshape(h, w, KERNEL_SIZE, KERNEL_SIZE).astype(np.float32, copy=False)
 
 

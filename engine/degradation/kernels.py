@@ -22,6 +22,9 @@ Conventions (shared by the whole project)
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 
 KERNEL_SIZE = 21
@@ -72,22 +75,59 @@ def _grid(center: float) -> tuple[np.ndarray, np.ndarray]:
     return dx, dy
 
 
-def _normalise(k: np.ndarray) -> np.ndarray:
-    total = k.sum(axis=(-2, -1), keepdims=True)
+def normalise_kernels(kernels: np.ndarray, axes: tuple[int, ...] = (-2, -1), *, clip_negative: bool = False
+                      ) -> np.ndarray:
+    """Kernels scaled to sum 1 over ``axes`` (default: the last two, ``(..., 21, 21)``), as a new float32 array.
+
+    ``clip_negative`` first sets negative taps to 0 (estimated or PCA-reconstructed kernels); an
+    all-zero kernel stays zero (its sum is floored at 1e-12).
+    """
+    k = np.asarray(kernels, dtype=np.float32)
+    if clip_negative:
+        k = np.maximum(k, np.float32(0.0))
+    total = k.sum(axis=axes, keepdims=True)
     return (k / np.maximum(total, np.float32(_EPS))).astype(np.float32, copy=False)
 
 
-def anisotropic_gaussian_kernels(
-    var1: np.ndarray | float, var2: np.ndarray | float, theta: np.ndarray | float, scale: int
-) -> np.ndarray:
-    """Vectorised MANet-convention kernels.
+class KernelParams(NamedTuple):
+    """One MANet-convention Gaussian: standard deviations in HR px along and across the angle
+    ``theta_rad`` (radians, from the columns axis towards the rows; see the module docstring)."""
 
-    ``var1``, ``var2`` (variances, > 0) and ``theta`` (radians) broadcast to a common shape ``S``;
-    the result has shape ``S + (21, 21)``, float32, each kernel summing to 1, mean at
-    :func:`kernel_center` ``(scale)``.
+    sigma1_hr_px: float
+    sigma2_hr_px: float
+    theta_rad: float
+
+    @classmethod
+    def from_variances(cls, var1_hr_px2: float, var2_hr_px2: float, theta_rad: float) -> KernelParams:
+        """From MANet's parameters: variances in HR px² (≥ 0) and the angle in radians."""
+        return cls(math.sqrt(max(float(var1_hr_px2), 0.0)), math.sqrt(max(float(var2_hr_px2), 0.0)),
+                   float(theta_rad))
+
+    def checked(self) -> KernelParams:
+        """``self`` if usable as a user-given kernel; else ValueError naming SIGMA1, SIGMA2 or THETA
+        and the reason (not finite, or a σ outside :data:`NONBLIND_SIGMA_RANGE_HR_PX`)."""
+        lo, hi = NONBLIND_SIGMA_RANGE_HR_PX
+        for name, value in (("SIGMA1", self.sigma1_hr_px), ("SIGMA2", self.sigma2_hr_px), ("THETA", self.theta_rad)):
+            if not np.isfinite(value):
+                raise ValueError(f"{name} = {value} is not a finite number")
+            if name != "THETA" and not lo <= value <= hi:
+                raise ValueError(f"{name} = {value:g} is outside {lo:g}..{hi:g} (standard deviation in HR px)")
+        return self
+
+
+def anisotropic_gaussian_kernels(
+    var1_hr_px2: np.ndarray | float, var2_hr_px2: np.ndarray | float, theta_rad: np.ndarray | float, scale: int
+) -> np.ndarray:
+    """Vectorised MANet-convention kernels from MANet's parameters (variances, as it samples them).
+
+    ``var1_hr_px2``, ``var2_hr_px2`` (variances in HR px², > 0) and ``theta_rad`` (radians)
+    broadcast to a common shape ``S``; the result has shape ``S + (21, 21)``, float32, each kernel
+    summing to 1, mean at :func:`kernel_center` ``(scale)``. For σ in HR px use
+    :func:`anisotropic_gaussian_kernel`.
     """
     v1, v2, th = np.broadcast_arrays(
-        np.asarray(var1, dtype=np.float32), np.asarray(var2, dtype=np.float32), np.asarray(theta, dtype=np.float32)
+        np.asarray(var1_hr_px2, dtype=np.float32), np.asarray(var2_hr_px2, dtype=np.float32),
+        np.asarray(theta_rad, dtype=np.float32)
     )
     if not (np.all(v1 > 0) and np.all(v2 > 0) and np.all(np.isfinite(v1)) and np.all(np.isfinite(v2))):
         raise ValueError("variances must be positive finite numbers")
@@ -100,23 +140,14 @@ def anisotropic_gaussian_kernels(
     v = dy * c - dx * s  # coordinate along the var2 axis (-sin t, cos t)
     q = u * u / v1[..., None, None] + v * v / v2[..., None, None]
     k = np.exp(np.float32(-0.5) * q)
-    return _normalise(k)
+    return normalise_kernels(k)
 
 
-def anisotropic_gaussian_kernel(var1: float, var2: float, theta: float, scale: int) -> np.ndarray:
-    """One MANet-convention kernel, ``(21, 21)`` float32, sum 1 (see the module docstring)."""
-    return anisotropic_gaussian_kernels(float(var1), float(var2), float(theta), scale)
-
-
-def check_kernel_sigmas(sigma1: float, sigma2: float, theta: float) -> None:
-    """Refuse a user-given MANet-convention kernel that is not finite or outside
-    :data:`NONBLIND_SIGMA_RANGE_HR_PX`: ValueError naming SIGMA1, SIGMA2 or THETA and the reason."""
-    lo, hi = NONBLIND_SIGMA_RANGE_HR_PX
-    for name, value in (("SIGMA1", sigma1), ("SIGMA2", sigma2), ("THETA", theta)):
-        if not np.isfinite(value):
-            raise ValueError(f"{name} = {value} is not a finite number")
-        if name != "THETA" and not lo <= value <= hi:
-            raise ValueError(f"{name} = {value:g} is outside {lo:g}..{hi:g} (standard deviation in HR px)")
+def anisotropic_gaussian_kernel(params: KernelParams, scale: int) -> np.ndarray:
+    """One MANet-convention kernel from σ1, σ2 in HR px and θ in radians: ``(21, 21)`` float32, sum 1."""
+    if not isinstance(params, KernelParams):  # a bare tuple could be variances: say which units it has
+        raise TypeError(f"anisotropic_gaussian_kernel takes KernelParams (σ in HR px, θ in rad), got {params!r}")
+    return anisotropic_gaussian_kernels(params.sigma1_hr_px**2, params.sigma2_hr_px**2, params.theta_rad, scale)
 
 
 def isotropic_gaussian_kernels(sigma: np.ndarray | float) -> np.ndarray:
@@ -130,7 +161,7 @@ def isotropic_gaussian_kernels(sigma: np.ndarray | float) -> np.ndarray:
     dx, dy = _grid(float(KERNEL_RADIUS))
     r2 = dx * dx + dy * dy
     k = np.exp(-r2 / (np.float32(2.0) * sg[..., None, None] ** 2))
-    return _normalise(k)
+    return normalise_kernels(k)
 
 
 def isotropic_gaussian_kernel(sigma: float) -> np.ndarray:

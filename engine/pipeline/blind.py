@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.degradation.kernels import KERNEL_SIZE, anisotropic_gaussian_kernel
+from engine.degradation.kernels import KERNEL_SIZE, KernelParams, anisotropic_gaussian_kernel
 from engine.degradation.resize import bicubic_upsample
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet
@@ -313,15 +313,14 @@ def run_manet(
 def run_nonblind(
     lr_rgb_f32: np.ndarray,
     models: ModelSet,
-    sigma1: float,
-    sigma2: float,
-    theta: float,
+    kernel_params: KernelParams,
     *,
     tile: int | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> np.ndarray:
-    """RRDB-SFT with one user-given kernel (std devs in HR px, MANet convention) for the whole image."""
-    kernel = anisotropic_gaussian_kernel(sigma1**2, sigma2**2, theta, models.scale)
+    """RRDB-SFT with one user-given kernel (σ in HR px, θ in rad, MANet convention) for the whole image;
+    returns the SR ``rgb_f32``."""
+    kernel = anisotropic_gaussian_kernel(kernel_params, models.scale)
     pca = models.pca("rrdb_sft")
     code = pca.project(kernel).astype(np.float32)
     h, w = lr_rgb_f32.shape[:2]

@@ -362,8 +362,7 @@ def run_ikc(
             sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, stage.sub_progress(0.0, 1.0, "super-resolving")))
             if prev_sr is not None:
                 result.image_change[i] = 255.0 * float(np.mean(np.abs(sr - prev_sr)))
-        kernel = np.clip(pca.reconstruct(code), 0.0, None)
-        kernel = (kernel / max(float(kernel.sum()), 1e-12)).astype(np.float32)
+        kernel = pca.reconstruct(code, normalise=True)
         shown = sr
         if reduced:  # the chosen (final) iteration at full size now, the others when asked for
             final_stage = progress.sub_progress(loop_share, 1 - loop_share, "super-resolving the chosen iteration")

@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.degradation.degrade import blur_subsample_variant, quantize_u8
 from engine.degradation.fields import region_field
-from engine.degradation.kernels import anisotropic_gaussian_kernel
+from engine.degradation.kernels import KernelParams, anisotropic_gaussian_kernel, normalise_kernels
 from engine.metrics import kernel_error
 from engine.progress import NULL_PROGRESS, Progress
 
@@ -42,7 +42,7 @@ def region_kernels_from_params(params: dict[int, tuple[float, float, float]], n_
     out = []
     for label in range(1, n_labels + 1):
         s1, s2, th = params.get(label, DEFAULT_PARAMS[(label - 1) % len(DEFAULT_PARAMS)])
-        out.append(anisotropic_gaussian_kernel(s1 * s1, s2 * s2, math.radians(th), scale))
+        out.append(anisotropic_gaussian_kernel(KernelParams(s1, s2, math.radians(th)), scale))
     return np.stack(out).astype(np.float32)
 
 
@@ -71,9 +71,7 @@ def synthesise_and_estimate(
     progress.check_cancelled()
     progress.set_progress(0.25, "estimating kernels")
     kmap = estimate_kernel_map(lr, models, progress=progress.sub_progress(0.25, 0.7))
-    est = kmap.reconstruct_all()
-    est = np.clip(est, 0.0, None)
-    est /= np.maximum(est.sum(axis=(2, 3), keepdims=True), 1e-12)
+    est = normalise_kernels(kmap.reconstruct_all(), clip_negative=True)
     emap = kernel_error_map(est, field)
     per_region = {int(k): float(emap[labels_lr == k].mean()) for k in np.unique(labels_lr)}
     progress.set_progress(1.0)

@@ -1,6 +1,6 @@
 """Training: stages, batches, the trainer, DDP plumbing and shipping to ``models/``.
 
 Imports torch (a ``train`` extra): never imported by the GUI or the inference engine. Entry points:
-``kernelscope-cli train`` (:mod:`engine.commands.train`) and ``python -m engine.training`` (same
+``kernelscope-cli train`` (:mod:`engine.training.command`) and ``python -m engine.training`` (same
 options; the form to use under ``torchrun``).
 """

@@ -7,7 +7,7 @@ import argparse
 import logging
 import sys
 
-from engine.commands import train as train_command
+from engine.training import command as train_command
 
 
 def main(argv: list[str] | None = None) -> int:

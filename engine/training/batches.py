@@ -24,38 +24,15 @@ batches is therefore reproducible from the generator's state.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from engine import degradation as deg
 from engine.data import TrainPool
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Optional LR corruptions (MANet robustness training): noise then JPEG, each with a probability."""
-
-    noise_prob: float = 0.0
-    noise_max_255: float = 15.0
-    jpeg_prob: float = 0.0
-    jpeg_min: int = 70
-    jpeg_max: int = 100
-    noise_per_channel_prob: float = 0.5
-
-    def draw(self, rng: np.random.Generator) -> tuple[float, int | None, bool]:
-        """``(noise_sigma_255, jpeg_quality or None, noise_per_channel)`` for one patch.
-
-        The first draws are always the same four (so a run without noise or JPEG keeps the stream
-        it had before these options existed); the channel mode is drawn only for a noisy patch.
-        """
-        u_noise, u_jpeg = rng.random(2)
-        sigma = float(rng.uniform(0.0, self.noise_max_255))
-        quality = int(rng.integers(self.jpeg_min, self.jpeg_max + 1))
-        sigma = sigma if u_noise < self.noise_prob else 0.0
-        per_channel = bool(rng.random() < self.noise_per_channel_prob) if sigma > 0 else True
-        return sigma, (quality if u_jpeg < self.jpeg_prob else None), per_channel
+from engine.training.augment import Augment
+from engine.training.config import TrainConfig
 
 
 class BatchMaker(Protocol):
@@ -70,15 +47,37 @@ def _hwc_to_chw(batch_hwc: list[np.ndarray]) -> np.ndarray:
 
 @dataclass
 class _MakerBase:
+    """A batch of ``batch_size`` random HR crops of ``patch_size`` px, each with its own kernel."""
+
     pool: TrainPool
     batch_size: int
     patch_size: int
     scale: int
     with_hr: bool = True
-    augment: Augment = Augment()
+    augment: Augment = field(default_factory=Augment)
     code_len: int | None = None
 
-    def _extras(self, rng: np.random.Generator, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _draw_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
+        """(kernel 21×21 summing to 1, the σ in HR px for :func:`deg.degrade_ikc` or ``None``)."""
+        raise NotImplementedError
+
+    def _degrade(self, hr: np.ndarray, kernel: np.ndarray, sigma: float | None, rng: np.random.Generator,
+                 photo: deg.PhotoCorruption) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """One batch (see the module docstring); the draws per patch: crop, kernel, corruptions, degradation."""
+        hrs, lrs, kernels = [], [], []
+        for _ in range(self.batch_size):
+            hr = self.pool.random_crop(rng, self.patch_size)
+            kernel, sigma = self._draw_kernel(rng)
+            photo = deg.PhotoCorruption(*self.augment.draw(rng))
+            lrs.append(self._degrade(hr, kernel, sigma, rng, photo))
+            hrs.append(hr)
+            kernels.append(kernel.reshape(-1))
+        out = {"lr": _hwc_to_chw(lrs), "kernel": np.stack(kernels).astype(np.float32)}
+        if self.with_hr:
+            out["hr"] = _hwc_to_chw(hrs)
         if self.code_len:
             out["code_noise"] = rng.standard_normal((self.batch_size, self.code_len)).astype(np.float32)
             out["use_predictor"] = rng.random(self.batch_size).astype(np.float32)
@@ -90,44 +89,36 @@ class _MakerBase:
 class ManetBatchMaker(_MakerBase):
     """MANet-convention batches (anisotropic kernel per patch, blur + direct subsampling)."""
 
-    def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        hrs, lrs, kernels = [], [], []
-        for _ in range(self.batch_size):
-            hr = self.pool.random_crop(rng, self.patch_size)
-            var1, var2, theta = deg.sample_anisotropic_params(rng, self.scale)
-            kernel = deg.anisotropic_gaussian_kernel(float(var1), float(var2), float(theta), self.scale)
-            noise, quality, per_channel = self.augment.draw(rng)
-            lr = deg.degrade_manet(hr, kernel, self.scale, rng, noise_sigma_255=noise, jpeg_quality=quality,
-                                   noise_per_channel=per_channel)
-            hrs.append(hr)
-            lrs.append(lr)
-            kernels.append(kernel.reshape(-1))
-        out = {"lr": _hwc_to_chw(lrs), "kernel": np.stack(kernels).astype(np.float32)}
-        if self.with_hr:
-            out["hr"] = _hwc_to_chw(hrs)
-        return self._extras(rng, out)
+    def _draw_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
+        var1, var2, theta = deg.sample_anisotropic_params(rng, self.scale)
+        return deg.anisotropic_gaussian_kernels(var1, var2, theta, self.scale), None
+
+    def _degrade(self, hr: np.ndarray, kernel: np.ndarray, sigma: float | None, rng: np.random.Generator,
+                 photo: deg.PhotoCorruption) -> np.ndarray:
+        return deg.degrade_manet(hr, kernel, self.scale, rng, photo)
 
 
 @dataclass
 class IkcBatchMaker(_MakerBase):
     """IKC-convention batches (isotropic σ per patch, centred blur + MATLAB bicubic)."""
 
-    def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        hrs, lrs, kernels = [], [], []
-        for _ in range(self.batch_size):
-            hr = self.pool.random_crop(rng, self.patch_size)
-            sigma = float(deg.sample_isotropic_sigma(rng, self.scale))
-            kernel = deg.isotropic_gaussian_kernel(sigma)
-            noise, quality, per_channel = self.augment.draw(rng)
-            lr = deg.degrade_ikc(hr, sigma, self.scale, rng, noise_sigma_255=noise, jpeg_quality=quality,
-                                 noise_per_channel=per_channel)
-            hrs.append(hr)
-            lrs.append(lr)
-            kernels.append(kernel.reshape(-1))
-        out = {"lr": _hwc_to_chw(lrs), "kernel": np.stack(kernels).astype(np.float32)}
-        if self.with_hr:
-            out["hr"] = _hwc_to_chw(hrs)
-        return self._extras(rng, out)
+    def _draw_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
+        sigma = float(deg.sample_isotropic_sigma(rng, self.scale))
+        return deg.isotropic_gaussian_kernel(sigma), sigma
+
+    def _degrade(self, hr: np.ndarray, kernel: np.ndarray, sigma: float | None, rng: np.random.Generator,
+                 photo: deg.PhotoCorruption) -> np.ndarray:
+        assert sigma is not None
+        return deg.degrade_ikc(hr, sigma, self.scale, rng, photo)
+
+
+def make_batch_maker(cfg: TrainConfig, protocol: str, pool: TrainPool, batch_size: int, *, with_hr: bool,
+                     code_len: int | None) -> _MakerBase:
+    """The batch maker of a run: ``protocol`` ``"manet"`` or ``"ikc"``, ``batch_size`` patches of
+    ``cfg.patch_size`` HR px with ``cfg``'s corruptions; ``code_len`` adds the corrector's draws."""
+    maker = ManetBatchMaker if protocol == "manet" else IkcBatchMaker
+    return maker(pool, batch_size, cfg.patch_size, cfg.scale, with_hr=with_hr, augment=cfg.augment(),
+                 code_len=code_len)
 
 
 def batch_stream(maker: BatchMaker, rng: np.random.Generator) -> Iterator[dict[str, np.ndarray]]:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.pca import KernelPCA
+
 KERNEL_TAPS = 441
 
 
@@ -86,8 +88,6 @@ def pca_file_name(convention: str, scale: int) -> str:
 
 def load_codec(path: str | Path) -> KernelCodec:
     """Load a shipped PCA basis with :class:`engine.pca.KernelPCA` and return its torch codec."""
-    from engine.pca import KernelPCA
-
     pca = KernelPCA.load(Path(path))
 
     def project(flat: np.ndarray) -> np.ndarray:

@@ -14,15 +14,10 @@ from pathlib import Path
 from typing import Any, Mapping, get_args, get_origin, get_type_hints
 
 from engine.backends import DEVICES
+from engine.training.augment import CorruptionSettings
+from engine.training.stage_table import STAGE_SPECS
 
-STAGES: tuple[str, ...] = (
-    "manet",
-    "rrdb_sft",
-    "rrdb_sft_blind",
-    "sftmd",
-    "ikc_predictor",
-    "ikc_corrector",
-)
+STAGES: tuple[str, ...] = tuple(STAGE_SPECS)
 """Training stages; each trains one network (see :mod:`engine.training.stages`)."""
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
@@ -33,7 +28,7 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(CorruptionSettings):
     """Everything that defines a training run.
 
     Attributes:
@@ -112,12 +107,6 @@ class TrainConfig:
     amp: str = "none"
     train_sets: list[str] = field(default_factory=lambda: ["bsds400", "t91", "sunhays80"])
     max_images: int | None = None
-    noise_prob: float = 0.0
-    noise_max_255: float = 15.0
-    jpeg_prob: float = 0.0
-    jpeg_min: int = 70
-    jpeg_max: int = 100
-    noise_per_channel_prob: float = 0.5
     kernel_loss: str = "l1"
     code_noise: float = 0.5
     predictor_prob: float = 0.5

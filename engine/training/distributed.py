@@ -78,3 +78,12 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.broadcast(t, src=0)
     return bool(t.item() > 0.5)
+
+
+def gather_objects(obj: object, info: DistInfo) -> list[object]:
+    """Every rank's ``obj`` in rank order (``[obj]`` when not distributed); a collective call."""
+    if not info.enabled:
+        return [obj]
+    gathered: list[object] = [None] * info.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered

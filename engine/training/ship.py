@@ -10,60 +10,31 @@ card). The ``metrics`` block (benchmark results) is left to the evaluation.
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import io
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import torch
-
-from engine.atomic import write_atomic
-from engine.training.stages import get_stage
-
-if TYPE_CHECKING:
-    from engine.training.config import TrainConfig
-    from engine.training.trainer import TrainResult
-
-
-def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename (world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomic(path, buffer.getvalue(), overwrite=True)
-
-
-def last_logged(run_dir: Path) -> tuple[float | None, float | None]:
-    """(last training loss, last validation number) in a run's ``log.csv`` (``None`` if absent)."""
-    loss = val = None
-    path = run_dir / "log.csv"
-    if not path.is_file():
-        return None, None
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        next(reader, None)
-        for row in reader:
-            if row and row[1]:
-                loss = float(row[1])
-            if row and len(row) > 4 and row[4]:
-                val = float(row[4])
-    return loss, val
+from engine.export import card_id, export_card, init_untrained
+from engine.modelcards import ModelError, find_card, sha256_file
+from engine.training.checkpoint import save_torch_atomic
+from engine.training.config import TrainConfig
+from engine.training.runlog import last_logged
+from engine.training.stage_table import get_stage
+from engine.training.trainer import TrainResult
 
 
 def _round(v: float | None, digits: int = 5) -> float | None:
     return None if v is None else float(f"{v:.{digits}g}")
 
 
-def ship(cfg: "TrainConfig", result: "TrainResult", *, command: str, models_dir: Path) -> Path:
-    """Copy ``result``'s weights into the card of (network, preset, scale), re-export, update the card.
+def ship(cfg: TrainConfig, result: TrainResult) -> Path:
+    """Copy ``result``'s weights into the card of (network, preset, scale) in ``result.models_dir``,
+    re-export the graph, update the card; returns the card path.
 
-    Creates the card (seeded untrained initialisation first) when ``models_dir`` has none.
-    Returns the card path.
+    Creates the card (seeded untrained initialisation first) when the folder has none. The card
+    records the run's commands joined with `` && `` (one per resume).
     """
-    from engine.export import card_id, export_card, init_untrained
-    from engine.modelcards import ModelError, find_card, sha256_file
-
+    models_dir = result.models_dir
+    command = " && ".join(c for c in result.commands if c)
     spec = get_stage(cfg.stage)
     try:
         card = find_card(spec.network, cfg.scale, cfg.preset, models_dir)
@@ -75,7 +46,7 @@ def ship(cfg: "TrainConfig", result: "TrainResult", *, command: str, models_dir:
     weights = card.weights_path or (card.folder / f"{card.id}.pt")
     if card.weights is None:
         card.weights = weights.name
-    _save_weights(result.state, weights)
+    save_torch_atomic(result.state, weights)
     card.weights_sha256 = sha256_file(weights)
 
     loss, val = last_logged(result.run_dir)

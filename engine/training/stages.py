@@ -30,65 +30,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import degradation as deg
+from engine.archs import build_network
+from engine.archs.manet import estimate_kernels
+from engine.archs.weights import load_card_weights
+from engine.data import build_test_set
+from engine.metrics import psnr
+from engine.modelcards import find_card
+from engine.pca import KernelPCA
+from engine.pipeline.ikc import IsotropicCodeCurve
 from engine.training.codes import KernelCodec, load_codec, pca_file_name
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """Static facts about a stage.
-
-    Attributes:
-        name: stage name (``TrainConfig.stage``).
-        network: the trained network (``engine.archs.NETWORKS`` key, card ``network``).
-        protocol: degradation convention of its batches (``"manet"`` or ``"ikc"``).
-        with_hr: batches carry the HR patch.
-        pca: which PCA basis the stage needs (``"manet"``, ``"ikc"`` or ``None``).
-        frozen: networks loaded frozen from their shipped cards (same preset and scale).
-        lr: default learning rate.
-        betas: default Adam betas.
-        val_protocol: ``build_test_set`` protocol used for validation.
-        val_metric: name of the validation number.
-        higher_is_better: direction of the validation number.
-    """
-
-    name: str
-    network: str
-    protocol: str
-    with_hr: bool
-    pca: str | None
-    frozen: tuple[str, ...]
-    lr: float
-    betas: tuple[float, float]
-    val_protocol: str
-    val_metric: str
-    higher_is_better: bool
-
-
-STAGE_SPECS: dict[str, StageSpec] = {
-    # MANet (official code): Adam betas (0.9, 0.999), lr 2e-4.
-    "manet": StageSpec("manet", "manet", "manet", False, None, (), 2e-4, (0.9, 0.999),
-                       "manet9", "kernel_l1_sum", False),
-    # RRDB-SFT non-blind: L1, lr 2e-4; BasicSR-style betas (0.9, 0.99).
-    "rrdb_sft": StageSpec("rrdb_sft", "rrdb_sft", "manet", True, "manet", (), 2e-4, (0.9, 0.99),
-                          "manet9", "psnr_y", True),
-    # blind fine-tuning on MANet's per-pixel codes: lr 5e-5.
-    "rrdb_sft_blind": StageSpec("rrdb_sft_blind", "rrdb_sft", "manet", True, "manet", ("manet",), 5e-5,
-                                (0.9, 0.99), "manet9", "psnr_y", True),
-    # IKC: SFTMD L1 lr 1e-4, predictor/corrector L2 lr 1e-4; betas (0.9, 0.99) as in the IKC code.
-    "sftmd": StageSpec("sftmd", "sftmd", "ikc", True, "ikc", (), 1e-4, (0.9, 0.99),
-                       "gaussian8", "psnr_y", True),
-    "ikc_predictor": StageSpec("ikc_predictor", "ikc_predictor", "ikc", False, "ikc", (), 1e-4, (0.9, 0.99),
-                               "gaussian8", "code_mse", False),
-    "ikc_corrector": StageSpec("ikc_corrector", "ikc_corrector", "ikc", False, "ikc",
-                               ("sftmd", "ikc_predictor"), 1e-4, (0.9, 0.99), "gaussian8", "code_mse", False),
-}
-
-
-def get_stage(name: str) -> StageSpec:
-    try:
-        return STAGE_SPECS[name]
-    except KeyError:
-        raise KeyError(f"unknown stage {name!r}; known: {', '.join(STAGE_SPECS)}") from None
+from engine.training.stage_table import StageSpec
 
 
 @dataclass
@@ -140,8 +92,6 @@ class StageContext:
 # --- building ---------------------------------------------------------------------------------
 def _codes_spread(codec: KernelCodec, scale: int, convention: str, n: int = 4096) -> torch.Tensor:
     """Standard deviation of each code component over ``n`` random training kernels (fixed seed)."""
-    from engine import degradation as deg
-
     rng = np.random.default_rng([20240, scale, 1 if convention == "ikc" else 0])
     if convention == "ikc":
         sig = deg.sample_isotropic_sigma(rng, scale, n)
@@ -155,14 +105,7 @@ def _codes_spread(codec: KernelCodec, scale: int, convention: str, n: int = 4096
 
 def load_frozen(network: str, preset: str, scale: int, models_dir: Path | None, device: torch.device) -> nn.Module:
     """The shipped weights of ``network`` (card of this preset and scale), frozen, in eval mode."""
-    from engine.archs import build_network
-    from engine.modelcards import find_card, verify_weights
-
-    card = find_card(network, scale, preset, models_dir)
-    verify_weights(card)
-    model = build_network(network, preset, scale)
-    state = torch.load(card.weights_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state, strict=True)
+    model = load_card_weights(find_card(network, scale, preset, models_dir), build_network(network, preset, scale))
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -175,20 +118,19 @@ def build_context(
     scale: int,
     device: torch.device,
     models_dir: Path,
+    *,
     code_noise: float = 0.5,
     predictor_prob: float = 0.5,
     corrector_unroll: int = 0,
+    kernel_loss: str = "l1",
 ) -> StageContext:
-    """Load the PCA codec and the frozen networks a stage needs."""
+    """Load the PCA codec and the frozen networks a stage needs (see :class:`StageContext` for the rest)."""
     ctx = StageContext(spec, scale, device, code_noise=code_noise, predictor_prob=predictor_prob,
-                       corrector_unroll=corrector_unroll)
+                       corrector_unroll=corrector_unroll, kernel_loss=kernel_loss)
     if spec.pca is not None:
         ctx.codec = load_codec(models_dir / pca_file_name(spec.pca, scale)).to(device)
         ctx.code_std = _codes_spread(ctx.codec, scale, spec.pca)
     if spec.name == "ikc_corrector" and corrector_unroll > 0:
-        from engine.pca import KernelPCA
-        from engine.pipeline.ikc import IsotropicCodeCurve
-
         basis = KernelPCA.load(models_dir / pca_file_name("ikc", scale))
         ctx.curve_codes = torch.as_tensor(IsotropicCodeCurve.for_basis(basis, scale).codes, device=device)
     for network in spec.frozen:
@@ -201,18 +143,12 @@ def build_context(
     return ctx
 
 
-def code_len(ctx: StageContext) -> int | None:
-    return ctx.codec.code_len if ctx.codec is not None else None
-
-
 # --- losses -----------------------------------------------------------------------------------
 def _sr_input_code(ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The condition passed to an SR network for a batch (map for RRDB-SFT, vector for SFTMD)."""
     assert ctx.codec is not None
     lr = batch["lr"]
     if ctx.spec.name == "rrdb_sft_blind":
-        from engine.archs.manet import estimate_kernels
-
         with torch.no_grad():
             kernels = estimate_kernels(ctx.frozen["manet"], lr)
             return ctx.codec.project_map(kernels)
@@ -271,8 +207,6 @@ def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: StageCon
     name = ctx.spec.name
     lr = batch["lr"]
     if name == "manet":
-        from engine.archs.manet import estimate_kernels
-
         est = estimate_kernels(model, lr)
         target = batch["kernel"][:, :, None, None].expand_as(est)
         # L1 distance per kernel (sum over the 441 taps), averaged over LR pixels. The mean over
@@ -313,8 +247,6 @@ def pick_val_cases(cases: list[Any], images: int) -> list[Any]:
 def val_cases(ctx: StageContext, images: int) -> list[ValCase]:
     """The stage's fixed validation cases (built once, cached in ``ctx``)."""
     if ctx.val_cases is None:
-        from engine.data import build_test_set
-
         cases = pick_val_cases(build_test_set("Set5", ctx.spec.val_protocol, ctx.scale, seed=0, max_images=images),
                                images)
         ctx.val_cases = [
@@ -336,16 +268,12 @@ def _to_hwc(sr: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def validate(model: nn.Module, ctx: StageContext, images: int = 5) -> float:
     """The stage's validation number on Set5 (see the module docstring); model left in eval mode."""
-    from engine.metrics import psnr
-
     model.eval()
     name = ctx.spec.name
     values: list[float] = []
     for case in val_cases(ctx, images):
         batch = {"lr": case.lr, "kernel": case.kernel}
         if name == "manet":
-            from engine.archs.manet import estimate_kernels
-
             est = estimate_kernels(model, case.lr)
             # L1 distance between kernels (sum over the 441 taps), averaged over LR pixels
             values.append(float((est - case.kernel[:, :, None, None]).abs().sum(dim=1).mean()))

@@ -1,9 +1,10 @@
 """The training loop shared by every stage.
 
 Adam + MultiStepLR (halvings), checkpoints with everything needed to continue exactly
-(``runs/<name>/ckpt_last.pt``, written to a temporary file and renamed), a CSV log
-(``log.csv``: step, loss, lr, seconds, validation), a tqdm bar, periodic Set5 validation and a PNG
-curve (``curve.png``). Runs single-process or under ``torchrun`` with DistributedDataParallel.
+(``runs/<name>/ckpt_last.pt``, :mod:`engine.training.checkpoint`), a CSV log and a PNG curve
+(:mod:`engine.training.runlog`), a tqdm bar and periodic Set5 validation. Runs single-process or
+under ``torchrun`` with DistributedDataParallel. :func:`train` returns a :class:`TrainResult`;
+shipping it to ``models/`` is the caller's step (:func:`engine.training.ship.ship`).
 
 Exact resume: with ``workers=0`` the batches are made in this process from one
 ``numpy.random.Generator`` whose state is saved in the checkpoint together with the model,
@@ -15,32 +16,48 @@ identical, batches.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections import Counter
 import math
 import os
 import shlex
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import MultiStepLR
+from torch.utils.data import DataLoader
+from tqdm import tqdm
 
-from engine.atomic import write_atomic
+from engine.archs import build_network
+from engine.archs.weights import load_card_weights, read_card_weights
+from engine.data import TrainPool, train_paths
+from engine.modelcards import find_card
+from engine.paths import models_dir as default_models_dir
 from engine.progress import NULL_PROGRESS, Progress
-from engine.training.batches import Augment, BatchDataset, IkcBatchMaker, ManetBatchMaker, batch_stream
+from engine.training.batches import BatchDataset, batch_stream, make_batch_maker
+from engine.training.checkpoint import CKPT_NAME, load_checkpoint, save_torch_atomic
 from engine.training.config import TrainConfig
-from engine.training.distributed import DistInfo, broadcast_flag, init_distributed, mean_over_ranks, shutdown
-from engine.training.stages import StageContext, build_context, code_len, compute_loss, get_stage, validate
+from engine.training.distributed import (
+    DistInfo,
+    broadcast_flag,
+    gather_objects,
+    init_distributed,
+    mean_over_ranks,
+    shutdown,
+)
+from engine.training.runlog import CURVE_NAME, LOG_NAME, CsvLog
+from engine.training.stage_table import StageSpec, get_stage
+from engine.training.stages import StageContext, build_context, compute_loss, validate
 
-CKPT_NAME = "ckpt_last.pt"
-LOG_NAME = "log.csv"
-CURVE_NAME = "curve.png"
+__all__ = ["CKPT_NAME", "CURVE_NAME", "LOG_NAME", "WEIGHTS_NAME", "TrainResult", "load_checkpoint", "train"]
+
 WEIGHTS_NAME = "weights.pt"
 
 
@@ -52,14 +69,15 @@ class TrainResult:
         run_dir: the run folder.
         step: the run's final step.
         base_steps: steps the starting weights already had (card, with ``init_from_models``).
-        loss: mean training loss of the last logging window.
+        loss: mean training loss of the last logging window (NaN when no step ran in this call).
         val: last validation number (``None`` if none ran).
         val_metric: its name.
         seconds: wall time of the run (summed over resumes).
         device: the device, in words.
-        weights_path: final state dict (rank 0).
+        weights_path: final state dict (rank 0; ``None`` on the other ranks).
+        models_dir: the models folder the run read (and ships to).
+        commands: the commands that made the run, first to last (one per resume).
         state: final weights (CPU copies; on every rank).
-        shipped_card: the updated card, when shipped.
     """
 
     run_dir: Path
@@ -71,8 +89,9 @@ class TrainResult:
     seconds: float
     device: str
     weights_path: Path | None
+    models_dir: Path
+    commands: list[str]
     state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
-    shipped_card: Path | None = None
 
 
 def select_device(kind: str, info: DistInfo) -> torch.device:
@@ -85,6 +104,7 @@ def select_device(kind: str, info: DistInfo) -> torch.device:
 
 
 def describe_device(device: torch.device, threads: int) -> str:
+    """The device in words: ``cuda (<name>)`` or ``cpu, <t> threads of <n>-core machine``."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     cores = os.cpu_count() or 0
@@ -92,89 +112,8 @@ def describe_device(device: torch.device, threads: int) -> str:
     return f"cpu, {t} thread{'s' if t != 1 else ''} of {cores}-core machine"
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through the one atomic writer (a checkpoint is replaced as a whole or not at all)."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    write_atomic(path, buffer.getvalue(), overwrite=True)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by :func:`train`, loaded with ``weights_only=True``: tensors and plain
-    values only, so a tampered file cannot run code. Raises ValueError naming the file otherwise."""
-    import pickle
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path}: refusing to resume from it: it holds more than tensors and plain values "
-                         f"({first})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ValueError(f"{path}: not a training checkpoint of this program")
-    return ckpt
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
-def _state_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in _unwrap(model).state_dict().items()}
-
-
-class CsvLog:
-    """``log.csv`` with one row per logging step; rows past a resumed checkpoint are dropped."""
-
-    def __init__(self, path: Path, val_metric: str, keep_until: int | None) -> None:
-        self.path = path
-        self.header = ["step", "loss", "lr", "seconds", f"val_{val_metric}"]
-        rows: list[list[str]] = []
-        if keep_until is not None and path.is_file():
-            with path.open(newline="") as f:
-                reader = csv.reader(f)
-                next(reader, None)
-                rows = [r for r in reader if r and int(r[0]) <= keep_until]
-        text = io.StringIO()
-        w = csv.writer(text, lineterminator="\n")
-        w.writerow(self.header)
-        w.writerows(rows)
-        write_atomic(path, text.getvalue().encode("utf-8"), overwrite=True)
-
-    def append(self, step: int, loss: float | None, lr: float, seconds: float, val: float | None) -> None:
-        with self.path.open("a", newline="") as f:
-            csv.writer(f, lineterminator="\n").writerow([
-                step,
-                "" if loss is None else f"{loss:.6g}",
-                f"{lr:.3g}",
-                f"{seconds:.1f}",
-                "" if val is None else f"{val:.6g}",
-            ])
-
-    def read(self) -> tuple[list[float], list[float], list[float], list[float]]:
-        """(steps, losses, val steps, vals) from the file."""
-        steps, losses, vsteps, vals = [], [], [], []
-        with self.path.open(newline="") as f:
-            reader = csv.reader(f)
-            next(reader, None)
-            for row in reader:
-                if not row:
-                    continue
-                if row[1]:
-                    steps.append(float(row[0]))
-                    losses.append(float(row[1]))
-                if row[4]:
-                    vsteps.append(float(row[0]))
-                    vals.append(float(row[4]))
-        return steps, losses, vsteps, vals
-
-
-def _make_maker(cfg: TrainConfig, pool: Any, batch: int, ctx: StageContext) -> Any:
-    augment = Augment(cfg.noise_prob, cfg.noise_max_255, cfg.jpeg_prob, cfg.jpeg_min, cfg.jpeg_max,
-                      cfg.noise_per_channel_prob)
-    cls = ManetBatchMaker if ctx.spec.protocol == "manet" else IkcBatchMaker
-    extra = code_len(ctx) if ctx.spec.name == "ikc_corrector" else None
-    return cls(pool, batch, cfg.patch_size, cfg.scale, with_hr=ctx.spec.with_hr, augment=augment, code_len=extra)
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def _worker_init(_: int) -> None:
@@ -188,15 +127,12 @@ def _load_start_weights(model: nn.Module, cfg: TrainConfig, network: str, models
     match, leaves the rest (the upsampler) as initialised, drops the source's extra tensors (a
     second upsampling stage) and returns 0: a new network's count.
     """
-    from engine.modelcards import find_card, verify_weights
-
     source_scale = cfg.init_from_scale if cfg.init_from_scale is not None else cfg.scale
     card = find_card(network, source_scale, cfg.preset, models_dir)
-    verify_weights(card)
-    state = torch.load(card.weights_path, map_location="cpu", weights_only=True)
     if source_scale == cfg.scale:
-        model.load_state_dict(state, strict=True)
+        load_card_weights(card, model)
         return card.training_steps
+    state = read_card_weights(card)
     adapt = getattr(model, "adapt_state_from_scale", None)
     if adapt is not None:
         state = adapt(state, source_scale)
@@ -206,6 +142,38 @@ def _load_start_weights(model: nn.Module, cfg: TrainConfig, network: str, models
         raise ValueError(f"{card.id} shares only {len(matching)} of {len(own)} tensors with a {network} at x{cfg.scale}")
     model.load_state_dict({**own, **matching}, strict=True)
     return 0
+
+
+@dataclass
+class _Run:
+    """The live state of one run: everything a checkpoint saves, and what the loop reads."""
+
+    cfg: TrainConfig
+    spec: StageSpec
+    info: DistInfo
+    device: torch.device
+    run_dir: Path
+    models_dir: Path
+    model: nn.Module
+    ctx: StageContext
+    optimizer: torch.optim.Optimizer
+    scheduler: MultiStepLR
+    scaler: torch.amp.GradScaler
+    data_rng: np.random.Generator
+    commands: list[str]
+    base_steps: int = 0
+    step: int = 0
+    seconds_before: float = 0.0
+    t_start: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the run so far, summed over resumes."""
+        return self.seconds_before + (time.monotonic() - self.t_start)
+
+    @property
+    def device_words(self) -> str:
+        return describe_device(self.device, self.cfg.threads)
 
 
 def train(
@@ -218,26 +186,22 @@ def train(
     """Run (or continue, with ``resume``) the training described by ``cfg``.
 
     Returns a :class:`TrainResult` on every rank. Raises ``FileExistsError`` when the run folder
-    already holds a checkpoint and ``resume`` is false.
+    already holds a checkpoint and ``resume`` is false, ``FileNotFoundError`` when ``resume`` finds
+    none.
     """
-    from engine.archs import build_network
-    from engine.data import TrainPool, train_paths
-    from engine.paths import models_dir as default_models_dir
-
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     info = init_distributed(want_cuda)
     try:
-        return _train(cfg, info, resume, command, progress, build_network, TrainPool, train_paths,
-                      Path(cfg.models_dir) if cfg.models_dir else default_models_dir())
+        run = _start(cfg, info, resume, command or " ".join(shlex.quote(a) for a in sys.argv))
+        return _loop(run, progress, resume)
     finally:
         shutdown(info)
 
 
-def _train(cfg, info, resume, command, progress, build_network, TrainPool, train_paths, models_dir):  # noqa: ANN001, PLR0912, PLR0915
-    spec = get_stage(cfg.stage)
-    device = select_device(cfg.device, info)
+def _run_dir(cfg: TrainConfig, info: DistInfo, resume: bool) -> Path:
+    """The run folder (made on rank 0); raises when it holds a checkpoint without ``resume`` or none with."""
     run_dir = Path(cfg.runs_dir) / cfg.name
     ckpt_path = run_dir / CKPT_NAME
     if info.is_main:
@@ -246,199 +210,224 @@ def _train(cfg, info, resume, command, progress, build_network, TrainPool, train
             raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --name")
     if resume and not ckpt_path.exists():
         raise FileNotFoundError(f"nothing to resume: {ckpt_path} does not exist")
+    return run_dir
+
+
+def _initial_lr(cfg: TrainConfig, spec: StageSpec) -> float:
+    return cfg.lr if cfg.lr is not None else spec.lr
+
+
+def _start(cfg: TrainConfig, info: DistInfo, resume: bool, command: str) -> _Run:
+    """Model, optimiser, schedule and data generator of a new run, or of a resumed one."""
+    spec = get_stage(cfg.stage)
+    device = select_device(cfg.device, info)
+    run_dir = _run_dir(cfg, info, resume)
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {info.world_size} replicas")
-    local_batch = cfg.batch_size // info.world_size
-
-    # model, optimiser, schedule -------------------------------------------------------------
+    models_dir = Path(cfg.models_dir) if cfg.models_dir else default_models_dir()
     model = build_network(spec.network, cfg.preset, cfg.scale, generator=torch.Generator().manual_seed(cfg.seed))
     if hasattr(model, "clamp_output"):
         model.clamp_output = False  # full gradients while training; graphs clamp
-    base_steps = 0
-    if cfg.init_from_models:
-        base_steps = _load_start_weights(model, cfg, spec.network, models_dir)
+    base_steps = _load_start_weights(model, cfg, spec.network, models_dir) if cfg.init_from_models else 0
     model.to(device)
-    ctx = build_context(spec, cfg.preset, cfg.scale, device, models_dir, cfg.code_noise, cfg.predictor_prob,
-                        cfg.corrector_unroll)
-    ctx.kernel_loss = cfg.kernel_loss
-    lr0 = cfg.lr if cfg.lr is not None else spec.lr
+    ctx = build_context(spec, cfg.preset, cfg.scale, device, models_dir, code_noise=cfg.code_noise,
+                        predictor_prob=cfg.predictor_prob, corrector_unroll=cfg.corrector_unroll,
+                        kernel_loss=cfg.kernel_loss)
     betas = tuple(cfg.betas) if cfg.betas is not None else spec.betas
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr0, betas=betas)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.resolved_milestones(), gamma=cfg.lr_gamma)
-    # bf16 autocast also runs on the CPU (AVX-512 BF16); fp16 only on CUDA
-    use_amp = cfg.amp == "bf16" or (device.type == "cuda" and cfg.amp == "fp16")
-    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.amp == "fp16")
-
-    data_rng = np.random.default_rng([cfg.seed, info.rank, 0, 0])
-    step, seconds_before = 0, 0.0
+    optimizer = torch.optim.Adam(model.parameters(), lr=_initial_lr(cfg, spec), betas=betas)
+    run = _Run(
+        cfg=cfg, spec=spec, info=info, device=device, run_dir=run_dir, models_dir=models_dir, model=model, ctx=ctx,
+        optimizer=optimizer,
+        scheduler=MultiStepLR(optimizer, cfg.resolved_milestones(), gamma=cfg.lr_gamma),
+        scaler=torch.amp.GradScaler("cuda", enabled=_amp_dtype(cfg, device) == torch.float16),
+        data_rng=np.random.default_rng([cfg.seed, info.rank, 0, 0]),
+        commands=[command], base_steps=base_steps,
+    )
     if resume:
-        ckpt = load_checkpoint(ckpt_path)
-        model.load_state_dict(ckpt["model"], strict=True)
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        # the config's schedule wins, so a run can be extended (more steps, later halvings)
-        scheduler.milestones = Counter(cfg.resolved_milestones())
-        if lr0 != ckpt["config"].get("lr") and lr0 != ckpt["optimizer"]["param_groups"][0].get("initial_lr"):
-            # a new initial lr in the config: restart the schedule from it at the current step
-            passed = sum(1 for m in cfg.resolved_milestones() if m <= int(ckpt["step"]))
-            for group in optimizer.param_groups:
-                group["initial_lr"] = lr0
-                group["lr"] = lr0 * cfg.lr_gamma**passed
-            scheduler.base_lrs = [lr0 for _ in optimizer.param_groups]
-            scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
-        scaler.load_state_dict(ckpt["scaler"])
-        step = int(ckpt["step"])
-        seconds_before = float(ckpt["seconds"])
-        base_steps = int(ckpt["base_steps"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt.get("world_size", 1) == info.world_size and cfg.workers == 0:
-            data_rng.bit_generator.state = ckpt["data_rng"][info.rank]
-
+        _restore(run, load_checkpoint(run_dir / CKPT_NAME))
     if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+        run.model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return run
 
-        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    # data -------------------------------------------------------------------------------------
-    batches: Iterator[dict[str, Any]]
-    if step >= cfg.steps:  # a finished run resumed only to ship or re-plot: no data needed
-        batches = iter(())
-    elif cfg.workers > 0:
-        from torch.utils.data import DataLoader
+def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or ``None`` for full precision (bf16 also on the CPU, fp16 only on CUDA)."""
+    if cfg.amp == "bf16":
+        return torch.bfloat16
+    if cfg.amp == "fp16" and device.type == "cuda":
+        return torch.float16
+    return None
 
-        pool = TrainPool(train_paths(cfg.train_sets), max_images=cfg.max_images, min_size=cfg.patch_size)
-        maker = _make_maker(cfg, pool, local_batch, ctx)
-        loader = DataLoader(
-            BatchDataset(maker, cfg.seed, info.rank, step),
-            batch_size=None,
-            num_workers=cfg.workers,
-            multiprocessing_context="fork",
-            worker_init_fn=_worker_init,
-            persistent_workers=True,
-            prefetch_factor=4,
-        )
-        batches = iter(loader)
-    else:
-        pool = TrainPool(train_paths(cfg.train_sets), max_images=cfg.max_images, min_size=cfg.patch_size)
-        batches = batch_stream(_make_maker(cfg, pool, local_batch, ctx), data_rng)
 
-    log = CsvLog(run_dir / LOG_NAME, spec.val_metric, keep_until=step if resume else None) if info.is_main else None
-    cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
-    commands = (list(ckpt.get("commands", [ckpt.get("command", "")])) if resume else []) + [cmd]
-    dev_words = describe_device(device, cfg.threads)
+def _resumed_scheduler(run: _Run, ckpt: dict[str, Any]) -> MultiStepLR:
+    """The schedule at the checkpoint's step, with the config's milestones (a run can be extended).
 
-    def save_ckpt() -> None:
-        rng_states = [data_rng.bit_generator.state]
-        if info.enabled:
-            import torch.distributed as dist
+    A new initial lr in the config restarts the schedule from it: the groups get that lr, halved
+    for every milestone already passed, and a scheduler is built afresh at the checkpoint's step.
+    """
+    cfg, lr0, step = run.cfg, _initial_lr(run.cfg, run.spec), int(ckpt["step"])
+    milestones = cfg.resolved_milestones()
+    if lr0 in (ckpt["config"].get("lr"), ckpt["optimizer"]["param_groups"][0].get("initial_lr")):
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+        run.scheduler.milestones = Counter(milestones)
+        return run.scheduler
+    before = sum(1 for m in milestones if m < step)  # the scheduler's first step applies a milestone at `step`
+    for group in run.optimizer.param_groups:
+        group["initial_lr"] = lr0
+        group["lr"] = lr0 * cfg.lr_gamma**before
+    return MultiStepLR(run.optimizer, milestones, gamma=cfg.lr_gamma, last_epoch=step - 1)
 
-            gathered: list[Any] = [None] * info.world_size
-            dist.all_gather_object(gathered, data_rng.bit_generator.state)
-            rng_states = gathered
-        if not info.is_main:
-            return
-        _atomic_save(
-            {
-                "model": _unwrap(model).state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "step": step,
-                "seconds": seconds_before + (time.monotonic() - t_start),
-                "base_steps": base_steps,
-                "torch_rng": torch.get_rng_state(),
-                "data_rng": rng_states,
-                "world_size": info.world_size,
-                "config": cfg.to_dict(),
-                "command": cmd,
-                "commands": commands,
-                "device": dev_words,
-            },
-            ckpt_path,
-        )
 
-    def run_val() -> float | None:
-        if not info.is_main:
-            return None
-        value = validate(_unwrap(model), ctx, cfg.val_images)
-        model.train()
-        return value
+def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
+    """Put ``run`` back in the state the checkpoint ``ckpt`` saved."""
+    run.model.load_state_dict(ckpt["model"], strict=True)
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler = _resumed_scheduler(run, ckpt)
+    run.scaler.load_state_dict(ckpt["scaler"])
+    run.step = int(ckpt["step"])
+    run.seconds_before = float(ckpt["seconds"])
+    run.base_steps = int(ckpt["base_steps"])
+    run.commands = list(ckpt.get("commands", [ckpt.get("command", "")])) + run.commands
+    torch.set_rng_state(ckpt["torch_rng"])
+    if ckpt.get("world_size", 1) == run.info.world_size and run.cfg.workers == 0:
+        run.data_rng.bit_generator.state = ckpt["data_rng"][run.info.rank]
 
-    def write_curve() -> None:
-        if log is None:
-            return
-        from engine.training.plot import plot_curves
 
-        s, l, vs, v = log.read()
-        plot_curves(run_dir / CURVE_NAME, s, l, vs, v,
-                    title=f"{cfg.name}: {spec.network} {cfg.preset} x{cfg.scale}", val_name=spec.val_metric)
+def _save_checkpoint(run: _Run) -> None:
+    """Write ``ckpt_last.pt`` (rank 0; every rank must call it: the data generators are gathered)."""
+    rng_states = gather_objects(run.data_rng.bit_generator.state, run.info)
+    if not run.info.is_main:
+        return
+    save_torch_atomic(
+        {
+            "model": _unwrap(run.model).state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "step": run.step,
+            "seconds": run.seconds,
+            "base_steps": run.base_steps,
+            "torch_rng": torch.get_rng_state(),
+            "data_rng": rng_states,
+            "world_size": run.info.world_size,
+            "config": run.cfg.to_dict(),
+            "command": run.commands[-1],
+            "commands": run.commands,
+            "device": run.device_words,
+        },
+        run.run_dir / CKPT_NAME,
+    )
 
-    from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (info.is_main and cfg.progress_bar),
+def _batches(run: _Run) -> Iterator[dict[str, Any]]:
+    """The run's batch stream: in-process from ``run.data_rng`` or from worker processes."""
+    cfg = run.cfg
+    if run.step >= cfg.steps:  # a finished run resumed only to ship or re-plot: no data needed
+        return iter(())
+    pool = TrainPool(train_paths(cfg.train_sets), max_images=cfg.max_images, min_size=cfg.patch_size)
+    code_len = run.ctx.codec.code_len if run.spec.name == "ikc_corrector" and run.ctx.codec is not None else None
+    maker = make_batch_maker(cfg, run.spec.protocol, pool, cfg.batch_size // run.info.world_size,
+                             with_hr=run.spec.with_hr, code_len=code_len)
+    if cfg.workers == 0:
+        return batch_stream(maker, run.data_rng)
+    loader = DataLoader(
+        BatchDataset(maker, cfg.seed, run.info.rank, run.step),
+        batch_size=None,
+        num_workers=cfg.workers,
+        multiprocessing_context="fork",
+        worker_init_fn=_worker_init,
+        persistent_workers=True,
+        prefetch_factor=4,
+    )
+    return iter(loader)
+
+
+def _optimiser_step(run: _Run, batch_np: dict[str, Any]) -> torch.Tensor:
+    """One optimiser and scheduler step on a batch; returns the (detached) loss."""
+    cfg, device = run.cfg, run.device
+    batch = {k: torch.as_tensor(v).to(device, non_blocking=True) for k, v in batch_np.items()}
+    dtype = _amp_dtype(cfg, device)
+    with torch.autocast(device_type=device.type, dtype=dtype or torch.float16, enabled=dtype is not None):
+        loss = compute_loss(run.model, batch, run.ctx)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if cfg.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    run.step += 1
+    return loss.detach().float()
+
+
+def _validate(run: _Run) -> float | None:
+    """The validation number on rank 0 (``None`` elsewhere); the model is left in training mode."""
+    if not run.info.is_main:
+        return None
+    value = validate(_unwrap(run.model), run.ctx, run.cfg.val_images)
+    run.model.train()
+    return value
+
+
+def _write_curve(run: _Run, log: CsvLog | None) -> None:
+    if log is not None:
+        log.write_curve(run.run_dir / CURVE_NAME, title=f"{run.cfg.name}: {run.spec.network} {run.cfg.preset} "
+                        f"x{run.cfg.scale}", val_name=run.spec.val_metric)
+
+
+def _loop(run: _Run, progress: Progress, resume: bool) -> TrainResult:
+    """Train until ``cfg.steps`` (or ``max_minutes``), logging, validating and checkpointing."""
+    cfg, info = run.cfg, run.info
+    batches = _batches(run)
+    log = CsvLog(run.run_dir / LOG_NAME, run.spec.val_metric, keep_until=run.step if resume else None) \
+        if info.is_main else None
+    bar = tqdm(total=cfg.steps, initial=run.step, disable=not (info.is_main and cfg.progress_bar),
                dynamic_ncols=True, mininterval=5.0, desc=cfg.name)
-    model.train()
-    t_start = time.monotonic()
-    loss_sum = torch.zeros((), device=device)
+    run.model.train()
+    run.t_start = time.monotonic()
+    loss_sum = torch.zeros((), device=run.device)
     loss_count = 0
     last_loss: float = math.nan
     last_val: float | None = None
-    while step < cfg.steps:
-        batch = {k: torch.as_tensor(v).to(device, non_blocking=True) for k, v in next(batches).items()}
-        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-            loss = compute_loss(model, batch, ctx)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        step += 1
-        loss_sum += loss.detach().float()
+    while run.step < cfg.steps:
+        loss_sum += _optimiser_step(run, next(batches))
         loss_count += 1
+        step = run.step
         progress.set_progress(step / cfg.steps, f"step {step}/{cfg.steps}")
         progress.check_cancelled()
-
-        elapsed = seconds_before + (time.monotonic() - t_start)
-        out_of_time = cfg.max_minutes > 0 and elapsed >= cfg.max_minutes * 60.0
-        out_of_time = broadcast_flag(out_of_time, info, device)
+        elapsed = run.seconds
+        out_of_time = broadcast_flag(cfg.max_minutes > 0 and elapsed >= cfg.max_minutes * 60.0, info, run.device)
         is_last = step >= cfg.steps or out_of_time
         do_val = is_last or (cfg.val_every > 0 and step % cfg.val_every == 0)
-        if step % cfg.log_every == 0 or do_val or is_last:
-            mean_loss = float(mean_over_ranks(loss_sum / max(loss_count, 1), info))
+        if step % cfg.log_every == 0 or do_val:
+            last_loss = float(mean_over_ranks(loss_sum / max(loss_count, 1), info))
             loss_sum.zero_()
             loss_count = 0
-            last_loss = mean_loss
-            val = run_val() if do_val else None
-            if val is not None:
-                last_val = val
+            val = _validate(run) if do_val else None
+            last_val = val if val is not None else last_val
             if log is not None:
-                log.append(step, mean_loss, optimizer.param_groups[0]["lr"], elapsed, val)
-                bar.set_postfix(loss=f"{mean_loss:.4g}", **({spec.val_metric: f"{val:.4g}"} if val is not None else {}))
+                log.append(step, last_loss, run.optimizer.param_groups[0]["lr"], elapsed, val)
+                shown = {run.spec.val_metric: f"{val:.4g}"} if val is not None else {}
+                bar.set_postfix(loss=f"{last_loss:.4g}", **shown)
         bar.update(1)
         if step % cfg.ckpt_every == 0 or is_last:
-            save_ckpt()
-            write_curve()
+            _save_checkpoint(run)
+            _write_curve(run, log)
         if out_of_time:
             break
     bar.close()
+    return _finish(run, log, last_loss, last_val)
 
-    seconds = seconds_before + (time.monotonic() - t_start)
-    state = _state_cpu(model)
+
+def _finish(run: _Run, log: CsvLog | None, loss: float, val: float | None) -> TrainResult:
+    """Write ``weights.pt`` and the final curve (rank 0) and describe the run."""
+    seconds = run.seconds
+    state = {k: v.detach().cpu().clone() for k, v in _unwrap(run.model).state_dict().items()}
     weights_path = None
-    shipped = None
-    if info.is_main:
-        weights_path = run_dir / WEIGHTS_NAME
-        _atomic_save(state, weights_path)
-        write_curve()
-    result = TrainResult(run_dir, step, base_steps, last_loss, last_val, spec.val_metric, seconds, dev_words,
-                         weights_path, state)
-    if cfg.ship and info.is_main:
-        from engine.training.ship import ship
-
-        shipped = ship(cfg, result, command=" && ".join(c for c in commands if c), models_dir=models_dir)
-        result.shipped_card = shipped
-    return result
+    if run.info.is_main:
+        weights_path = run.run_dir / WEIGHTS_NAME
+        save_torch_atomic(state, weights_path)
+        _write_curve(run, log)
+    return TrainResult(run.run_dir, run.step, run.base_steps, loss, val, run.spec.val_metric, seconds,
+                       run.device_words, weights_path, run.models_dir, run.commands, state)

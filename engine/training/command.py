@@ -1,4 +1,4 @@
-"""``kernelscope-cli train``: train one stage (MANet, RRDB-SFT, SFTMD, IKC predictor/corrector).
+"""``kernelscope-cli train`` and ``python -m engine.training``: train one stage (MANet, RRDB-SFT, SFTMD, IKC predictor/corrector).
 
 Options come from an optional YAML file (``--config configs/x.yaml``, keys = the fields of
 :class:`engine.training.config.TrainConfig`) and flags, flags winning. Examples::
@@ -14,12 +14,15 @@ copies the result into ``models/`` (weights, re-exported graph, card).
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
+
+from engine.training.config import STAGES, ConfigError, config_from_sources
 
 NAME = "train"
 HELP = "Train a network stage on the training pool (checkpoints, CSV log, curve, --ship to models/)."
 
-STAGE_CHOICES = ("manet", "rrdb_sft", "rrdb_sft_blind", "sftmd", "ikc_predictor", "ikc_corrector")
 
 
 def _bool_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
@@ -34,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML run config (keys: TrainConfig fields)")
     parser.add_argument("--resume", action="store_true", help="continue runs/<name>/ckpt_last.pt exactly")
     parser.add_argument("--name", help="run name (folder under runs/)")
-    parser.add_argument("--stage", choices=STAGE_CHOICES, help="what to train")
+    parser.add_argument("--stage", choices=STAGES, help="what to train")
     parser.add_argument("--preset", help="network size: paper, small or tiny")
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="SR factor")
     parser.add_argument("--steps", type=int, help="optimiser steps of this run")
@@ -74,12 +77,22 @@ _KEYS = (
 )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build the config, train, print a summary; exit code 0, 1 on errors, 2 on a bad config."""
-    import shlex
-    import sys
+def _command_line() -> str:
+    """This process's command, as a user would type it again."""
+    argv = [shlex.quote(a) for a in sys.argv]
+    if sys.argv[0].replace("\\", "/").endswith("engine/training/__main__.py"):
+        return " ".join(["python -m engine.training", *argv[1:]])
+    if "train" in sys.argv[1:]:
+        return " ".join(["kernelscope-cli", *argv[sys.argv.index("train"):]])
+    return " ".join(argv)
 
-    from engine.training.config import ConfigError, config_from_sources
+
+def run(args: argparse.Namespace) -> int:
+    """Build the config, train, ship with ``--ship``, print a summary; exit code 0, 1 on errors, 2 on a bad config."""
+    # torch (the train extra) loads here, not at import: the CLI's other commands and ``--help``
+    # work without it
+    from engine.training.ship import ship
+    from engine.training.trainer import train
 
     overrides = {k: getattr(args, k, None) for k in _KEYS}
     try:
@@ -87,23 +100,14 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from engine.training.trainer import train
-
-    argv = [shlex.quote(a) for a in sys.argv]
-    if sys.argv[0].replace("\\", "/").endswith("engine/training/__main__.py"):
-        command = " ".join(["python -m engine.training", *argv[1:]])
-    elif "train" in sys.argv[1:]:
-        command = " ".join(["kernelscope-cli", *argv[sys.argv.index("train"):]])
-    else:
-        command = " ".join(argv)
     try:
-        result = train(cfg, resume=args.resume, command=command)
+        result = train(cfg, resume=args.resume, command=_command_line())
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     val = "n/a" if result.val is None else f"{result.val:.5g}"
     print(f"{cfg.name}: step {result.step} (+{result.base_steps} before), loss {result.loss:.5g}, "
           f"Set5 {result.val_metric} {val}, {result.seconds / 60:.1f} min on {result.device}")
-    if result.shipped_card is not None:
-        print(f"shipped: {result.shipped_card}")
+    if cfg.ship and result.weights_path is not None:  # rank 0 ships
+        print(f"shipped: {ship(cfg, result)}")
     return 0
