@@ -6,21 +6,18 @@ What to show comes from the session (:meth:`app.session.StudioSession.kernel_at`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from app.geometry import HoverHit
 from app.session import METHOD_SHORT
 
-if TYPE_CHECKING:
-    from app.window import MainWindow
 
 
 class Inspection(QtCore.QObject):
     """Hover read-out, lattice toggle and IKC iteration kernel of the window's current image."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: QtWidgets.QMainWindow) -> None:  # the app.window.MainWindow (which imports this module)
         super().__init__(window)
         window.viewer.hovered.connect(self._on_hover)
         window.inspector.lattice_toggled.connect(self.show_lattice)

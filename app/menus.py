@@ -8,7 +8,7 @@ the user (starting in the folders used last) and calls the window's public metho
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -16,8 +16,6 @@ from engine.imageio import READ_SUFFIXES
 
 from app.saving import suggested_names
 
-if TYPE_CHECKING:
-    from app.window import MainWindow
 
 MAX_RECENT = 10
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
@@ -39,7 +37,7 @@ def add_action(window: QtWidgets.QMainWindow, menu: QtWidgets.QMenu, text: str, 
     return action
 
 
-def build_menus(w: MainWindow) -> None:
+def build_menus(w: QtWidgets.QMainWindow) -> None:
     """File, View, Run and Regions menus of ``w``; sets ``w.act_*`` and ``w.recent_menu``."""
     dialogs = w.dialogs
     f = w.menuBar().addMenu("&File")
@@ -120,7 +118,7 @@ class RecentFiles(QtCore.QObject):
 class FileDialogs(QtCore.QObject):
     """The actions that ask the user for a file or folder first, then call the window with the answer."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: QtWidgets.QMainWindow) -> None:  # the app.window.MainWindow (which imports this module)
         super().__init__(window)
         self.window = window
         self.settings = window.settings

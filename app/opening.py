@@ -8,7 +8,6 @@ it could not read together, non-modally.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -16,14 +15,12 @@ from engine.imageio import Image, ImageIOError, decode_image_bytes
 
 from app.session import QueueEntry
 
-if TYPE_CHECKING:
-    from app.window import MainWindow
 
 
 class Opening(QtCore.QObject):
     """Reads for the queue (``purpose`` "queue") and for the lab ("lab"); see :meth:`open_paths`."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: QtWidgets.QMainWindow) -> None:  # the app.window.MainWindow (which imports this module)
         super().__init__(window)
         self.window = window
         self._last_opened: dict[int, QueueEntry] = {}  # loader request id → the last image it opened

@@ -9,22 +9,19 @@ labels with their image and computes what the panel shows. Mask files go through
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from engine.masks import read_mask
 
 from app.saving import SaveRefused, save_mask
 
-if TYPE_CHECKING:
-    from app.window import MainWindow
 
 
 class RegionTools(QtCore.QObject):
     """Tools, brush size, statistics and mask files of the window's painted regions."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: QtWidgets.QMainWindow) -> None:  # the app.window.MainWindow (which imports this module)
         super().__init__(window)
         self.window = window
         self.model = window.regions
