@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -11,7 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from engine.backends import DEVICE_LABELS
 from engine.degradation.kernels import KernelParams
 from engine.methods import DEFAULT_METHOD, METHOD_TABLE, UPSCALE, methods_for
-from engine.modelcards import default_ikc_steps
+from engine.modelcards import default_ikc_steps, scales_with_models
 from engine.upscale import IKC_STEPS_MAX, UpscaleOptions
 from engine.visualize import kernel_heatmap_u8
 
@@ -57,16 +59,14 @@ class RunPanel(QtWidgets.QWidget):
     cancel_requested = QtCore.Signal()
     run_all_requested = QtCore.Signal()
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None, *, models_dir: Path | None = None) -> None:
         super().__init__(parent)
+        self.models_dir = models_dir  # None: the installation's models folder
         self.method = QtWidgets.QComboBox()
         for key, text in METHOD_LABELS.items():
             self.method.addItem(text, key)
         self.method.setCurrentIndex(self.method.findData(DEFAULT_METHOD))
-        self.scale = QtWidgets.QComboBox()
-        for s in (2, 3, 4):
-            self.scale.addItem(f"×{s}", s)
-        self.scale.setCurrentIndex(2)
+        self.scale = QtWidgets.QComboBox()  # filled per method with the scales that have models
         self.device = QtWidgets.QComboBox()
         for key, text in DEVICES.items():
             self.device.addItem(text, key)
@@ -151,8 +151,23 @@ class RunPanel(QtWidgets.QWidget):
     @QtCore.Slot()
     def _update_visibility(self) -> None:
         method = self.method.currentData()
+        self._fill_scales(method)
         self._form.setRowVisible(self.ikc_steps, METHOD_TABLE[method].iterative)
         self._form.setRowVisible(self.nonblind_box, METHOD_TABLE[method].user_kernel)
+
+    def _fill_scales(self, method: str) -> None:
+        """List the scales ``method`` has models for, keeping the chosen one when it is among them."""
+        scales = scales_with_models(method, self.models_dir) or (4,)
+        wanted = self.scale.currentData()
+        self.scale.blockSignals(True)
+        self.scale.clear()
+        for s in scales:
+            self.scale.addItem(f"×{s}", s)
+        index = self.scale.findData(wanted if wanted in scales else (4 if 4 in scales else scales[-1]))
+        self.scale.setCurrentIndex(index)
+        self.scale.blockSignals(False)
+        self.scale.setToolTip(f"{METHOD_TABLE[method].short} has models at "
+                              + ", ".join(f"×{s}" for s in scales) + " in this installation")
 
     def options(self) -> UpscaleOptions:
         """The :class:`~engine.upscale.UpscaleOptions` the controls describe."""

@@ -30,8 +30,9 @@ from typing import Callable, TextIO
 from engine.methods import METHOD_TABLE, UPSCALE, methods_for
 
 SELFTEST_METHODS = tuple(m for m in methods_for(UPSCALE) if METHOD_TABLE[m].blind)
-"""Methods upscaled on the sample: the blind ones (MANet, IKC; both ship at ×4)."""
+"""Methods upscaled on the sample: the blind ones (MANet, IKC), at every scale they have models for."""
 SELFTEST_SCALE = 4
+"""The scale a method is checked at when the models folder offers it none (the check then fails)."""
 SELFTEST_IKC_STEPS = 1
 """One correction step runs all three IKC networks (predictor, SFTMD, corrector) at a quarter of the cost."""
 SAMPLE_NAME = "sample_lr.png"
@@ -140,8 +141,9 @@ def check_tiff_codecs() -> str:
     return "tiff 16-bit RGBA LZW+predictor: read exactly"
 
 
-def check_upscale(sample: Path, method: str, *, device: str = "auto", models_folder: Path | None = None) -> str:
-    """Upscale ``sample`` ×4 with ``method`` on the best provider for ``device``; check the output.
+def check_upscale(sample: Path, method: str, *, device: str = "auto", models_folder: Path | None = None,
+                  scale: int = SELFTEST_SCALE) -> str:
+    """Upscale ``sample`` ×``scale`` with ``method`` on the best provider for ``device``; check the output.
 
     The networks come from ``models_folder`` (default: the shipped models folder).
 
@@ -156,12 +158,12 @@ def check_upscale(sample: Path, method: str, *, device: str = "auto", models_fol
 
     image = read_image(sample)
     start = time.perf_counter()
-    models = load_for_method(method, SELFTEST_SCALE, device=device, models_dir=models_folder)
-    options = UpscaleOptions(method=method, scale=SELFTEST_SCALE, ikc_steps=SELFTEST_IKC_STEPS)
+    models = load_for_method(method, scale, device=device, models_dir=models_folder)
+    options = UpscaleOptions(method=method, scale=scale, ikc_steps=SELFTEST_IKC_STEPS)
     result = upscale(image, options, models)
     seconds = time.perf_counter() - start
     rgb_f32 = result.image.rgb_f32
-    want = (image.height * SELFTEST_SCALE, image.width * SELFTEST_SCALE, 3)
+    want = (image.height * scale, image.width * scale, 3)
     if tuple(rgb_f32.shape) != want:
         raise AssertionError(f"{method}: output shape {tuple(rgb_f32.shape)}, expected {want}")
     if not np.all(np.isfinite(rgb_f32)):
@@ -170,7 +172,7 @@ def check_upscale(sample: Path, method: str, *, device: str = "auto", models_fol
     if lo < 0.0 or hi > 1.0:
         raise AssertionError(f"{method}: output values in [{lo:.3g}, {hi:.3g}], expected within [0, 1]")
     return (
-        f"upscale {method} x{SELFTEST_SCALE}: {image.width}x{image.height} -> {want[1]}x{want[0]} on "
+        f"upscale {method} x{scale}: {image.width}x{image.height} -> {want[1]}x{want[0]} on "
         f"{result.execution} in {seconds:.2f} s (values {lo:.3f}..{hi:.3f})"
     )
 
@@ -202,11 +204,15 @@ def collect(
     if not sample_path.is_file():
         report.failures.append(f"sample image {sample_path} is missing")
     else:
+        from engine.modelcards import scales_with_models
+
         for method in SELFTEST_METHODS:
-            attempt(
-                f"upscale {method}",
-                lambda m=method: check_upscale(sample_path, m, device=device, models_folder=folder),
-            )
+            for scale in scales_with_models(method, folder) or (SELFTEST_SCALE,):
+                attempt(
+                    f"upscale {method} x{scale}",
+                    lambda m=method, s=scale: check_upscale(sample_path, m, device=device, models_folder=folder,
+                                                           scale=s),
+                )
     return report
 
 

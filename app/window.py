@@ -87,7 +87,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         # docks
         self.queue = frame.QueueList()
-        self.run_panel = RunPanel()
+        self.run_panel = RunPanel(models_dir=models_dir)
         self.inspector = KernelInspector()
         self.regions_panel = RegionsPanel()
         self.docks = frame.Docks(self, self.queue, self.run_panel, self.inspector, self.regions_panel)

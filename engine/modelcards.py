@@ -29,6 +29,7 @@ from typing import Any
 
 from engine.atomic import write_atomic
 from engine.errors import ModelError
+from engine.methods import METHOD_TABLE, UPSCALE, methods_for
 from engine.paths import models_dir as _default_models_dir
 
 __all__ = [
@@ -309,6 +310,29 @@ def find_cards(models_dir: str | os.PathLike[str] | None = None) -> list[ModelCa
             log.warning("skipping %s", exc)
     cards.sort(key=lambda c: c.id)
     return cards
+
+
+SCALES = (2, 3, 4)
+"""Every SR factor the architectures and degradations support; which of them work depends on the models."""
+
+
+def scales_with_models(method: str, models_dir: str | os.PathLike[str] | None = None) -> tuple[int, ...]:
+    """Method name → the scales at which every network it runs has a card in ``models_dir``
+    (bicubic, which runs none: the scales :func:`upscale_scales` offers)."""
+    networks = METHOD_TABLE[method].networks
+    if not networks:
+        return upscale_scales(models_dir)
+    have = {(card.network, card.scale) for card in find_cards(models_dir)}
+    return tuple(s for s in SCALES if all((n, s) in have for n in networks))
+
+
+def upscale_scales(models_dir: str | os.PathLike[str] | None = None) -> tuple[int, ...]:
+    """The scales offered to users (``upscale --scale``, the studio's list): those at which at least
+    one upscale method that runs networks has all its cards."""
+    have = {(card.network, card.scale) for card in find_cards(models_dir)}
+    return tuple(s for s in SCALES if any(
+        all((n, s) in have for n in METHOD_TABLE[m].networks)
+        for m in methods_for(UPSCALE) if METHOD_TABLE[m].needs_models))
 
 
 def find_card(

@@ -23,7 +23,7 @@ def shared_data():
 
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory):
-    """A models folder with seeded random-weight ``tiny`` networks at ×4 (graphs, cards, PCA bases).
+    """A models folder with seeded random-weight ``tiny`` networks at ×4 and ×2 (graphs, cards, PCA bases).
 
     Exported once per test session; pipelines, the worker and the GUI tests run on it.
     """
@@ -35,9 +35,10 @@ def tiny_models_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_models")
     for pca in models_dir().glob("pca_*"):
         shutil.copy(pca, folder / pca.name)
-    for seed, network in enumerate(("manet", "rrdb_sft", "sftmd", "ikc_predictor", "ikc_corrector")):
-        # TorchScript export is several times faster than dynamo; test_export covers the dynamo path.
-        init_untrained(network, "tiny", 4, seed=seed, models_folder=folder, exporter="torchscript")
+    for scale in (4, 2):
+        for seed, network in enumerate(("manet", "rrdb_sft", "sftmd", "ikc_predictor", "ikc_corrector")):
+            # TorchScript export is several times faster than dynamo; test_export covers the dynamo path.
+            init_untrained(network, "tiny", scale, seed=seed, models_folder=folder, exporter="torchscript")
     return folder
 
 

@@ -425,8 +425,10 @@ def test_out_of_memory_retry_is_reported(window, qtbot):
 def test_model_errors_are_messages_not_crashes(window, qtbot, small_lr):
     read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
     rp = window.run_panel
-    rp.scale.setCurrentIndex(rp.scale.findData(3))  # the tiny test models exist at ×4 only
     rp.method.setCurrentIndex(rp.method.findData("manet"))
+    assert rp.scale.findData(3) == -1  # the tiny test models exist at ×4 and ×2 only: ×3 is not offered
+    rp.scale.addItem("×3", 3)  # as if the models folder lost them after the list was made
+    rp.scale.setCurrentIndex(rp.scale.findData(3))
     with qtbot.waitSignal(window.bridge.failed, timeout=RUN_TIMEOUT_MS):
         window.start_run()
     assert "small_lr.png" in window.notice.label.text()

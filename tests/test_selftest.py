@@ -35,8 +35,12 @@ def test_selftest_passes_on_shipped_models(small_sample):
     assert text.strip().endswith("SELFTEST PASSED")
     n_cards = len([p for p in models_dir().glob("*.json") if not p.name.startswith("pca_")])
     assert text.count("sha256 ok") >= n_cards
+    from engine.modelcards import scales_with_models
+
     for method in selftest.SELFTEST_METHODS:
-        assert f"upscale {method} x4: 40x32 -> 160x128 on CPU · CPUExecutionProvider · fp32" in text
+        assert scales_with_models(method)  # every shipped scale of every blind method is checked
+        for s in scales_with_models(method):
+            assert f"upscale {method} x{s}: 40x32 -> {40 * s}x{32 * s} on CPU · CPUExecutionProvider · fp32" in text
     assert "CUDA: not used (CPU build of onnxruntime)" in text  # the dev environment has the CPU build
 
 

@@ -43,7 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=methods_for(UPSCALE), default=DEFAULT_METHOD,
                         help="manet: per-pixel kernels + RRDB-SFT (default); ikc: iterative kernel "
                              "correction; bicubic: baseline; nonblind: RRDB-SFT with --kernel-sigmas")
-    parser.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="upscaling factor (default 4)")
+    from engine.modelcards import upscale_scales
+
+    scales = upscale_scales() or (4,)
+    parser.add_argument("--scale", type=int, choices=scales, default=4 if 4 in scales else scales[-1],
+                        help="upscaling factor: the scales this installation has models for (default %(default)s)")
     parser.add_argument("--tile", default="auto", help="tile size in LR pixels, or 'auto' (default)")
     parser.add_argument("--provider", choices=DEVICES, default="auto",
                         help="execution device; auto: CUDA when it really works, else the CPU with a "
@@ -170,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         return usage(problem)
     spec = method(args.method)
+    from engine.modelcards import scales_with_models
+
+    have = scales_with_models(args.method)
+    if args.scale not in have:
+        return usage(f"--scale {args.scale}: {args.method} has no models at x{args.scale} "
+                     f"(it has {', '.join(f'x{s}' for s in have) or 'none'})")
     if spec.user_kernel:
         try:
             KernelParams(*args.kernel_sigmas).checked()
