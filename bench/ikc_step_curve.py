@@ -34,13 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", type=Path, default=[Path("models")], help="models folders to compare")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--crop", type=int, default=256, help="HR crop side in px")
-    parser.add_argument("--sigmas", type=int, default=4, help="σ values spread evenly over the scale's range")
+    parser.add_argument("--sigmas", type=int, default=4, help="σ values spread evenly over the range")
+    parser.add_argument("--sigma-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                        help="σ range in HR px (default: the scale's training range, IKC_SIGMA_RANGE)")
     parser.add_argument("--steps", type=int, default=7)
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--sets", nargs="+", default=["bsds400", "sunhays80"])
     args = parser.parse_args(argv)
     cond = require_idle(True)  # quality only; no timing is reported
-    lo, hi = IKC_SIGMA_RANGE[args.scale]
+    lo, hi = args.sigma_range or IKC_SIGMA_RANGE[args.scale]
     edges = np.linspace(lo, hi, args.sigmas + 1)
     sigmas = (edges[:-1] + edges[1:]) / 2  # the middle of each of --sigmas equal parts of the range
     crops = training_centre_crops(args.images, args.crop, args.scale, args.sets)

@@ -72,7 +72,7 @@ def ship(cfg: TrainConfig, result: TrainResult) -> Path:
     }
     if cfg.init_from_scale is not None and cfg.init_from_scale != cfg.scale:
         run_entry["init_from"] = (f"{card_id(spec.network, cfg.preset, cfg.init_from_scale)} weights "
-                                  "(every tensor whose shape matches; the upsampler initialised afresh)")
+                                  "(every tensor whose name and shape match; any other initialised afresh)")
     runs = list(previous.get("runs", [])) if continued else []
     runs.append(run_entry)
     card.training = {
