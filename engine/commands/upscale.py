@@ -160,8 +160,30 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+class _NoBar:
+    """Stands in for a tqdm bar under ``--no-progress``: importing tqdm reads installed package
+    metadata (tens of ms of process start that a scripted run does not need)."""
+
+    n = 0.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def update(self, n: float = 1) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    if args.no_progress:
+        tqdm = _NoBar
+    else:
+        from tqdm import tqdm
 
     from engine.atomic import InterruptedAfterWrite
     from engine.errors import DeviceUnavailable, ModelError
