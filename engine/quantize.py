@@ -144,7 +144,7 @@ def calibration_lr(method: str, scale: int, n: int, hr_px: int, rng: np.random.G
     return [np.ascontiguousarray(maker(rng)["lr"][0].transpose(1, 2, 0)) for _ in range(n)]
 
 
-class _Recorder:
+class RecordingRunner:
     """Wraps a runner; keeps a copy of every feed it is given."""
 
     def __init__(self, runner: Any, store: list[dict[str, np.ndarray]]) -> None:
@@ -172,7 +172,7 @@ def calibration_feeds(method: str, scale: int = 4, *, images: int = CALIBRATION_
     lrs = calibration_lr(method, scale, images, hr_px, rng, models_dir)
     models = load_for_method(method, scale, device="cpu", backend="onnx", models_dir=models_dir, precision="fp32")
     feeds: dict[str, list[dict[str, np.ndarray]]] = defaultdict(list)
-    models.runners = {name: _Recorder(r, feeds[name]) for name, r in models.runners.items()}
+    models.runners = {name: RecordingRunner(r, feeds[name]) for name, r in models.runners.items()}
     for lr in lrs:
         if method == "manet":
             run_manet(lr, models)
@@ -232,6 +232,8 @@ def quantize_graph(card: ModelCard, feeds: Sequence[dict[str, np.ndarray]], targ
         "calibration": calibration,
         "op_types": list(op_types) if op_types else "onnxruntime default",
         "pre_process": "onnxruntime quant_pre_process (shape inference, basic optimisation)",
+        "fp32_tail": fp32_tail,
+        "keep_conditioning_fp32": keep_conditioning,
         "fp32_nodes": exclude,
         "onnxruntime": _ort_version(),
     }

@@ -14,7 +14,9 @@ import pytest
 
 from app import selftest
 from engine.imageio import read_image, write_image
+from engine.modelcards import find_card
 from engine.paths import models_dir, resources_dir
+from engine.pipeline.models import METHOD_NETWORKS
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,10 @@ def test_selftest_passes_on_shipped_models(small_sample):
     assert text.strip().endswith("SELFTEST PASSED")
     n_cards = len([p for p in models_dir().glob("*.json") if not p.name.startswith("pca_")])
     assert text.count("sha256 ok") >= n_cards
-    for method in selftest.SELFTEST_METHODS:
-        assert f"upscale {method} x4: 40x32 -> 160x128 on CPU · CPUExecutionProvider · fp32" in text
+    for method in selftest.SELFTEST_METHODS:  # the CPU default: int8 where a card ships it
+        cards = [find_card(n, 4) for n in METHOD_NETWORKS[method]]
+        precision = "+".join(sorted({"int8" if "int8" in c.precisions else "fp32" for c in cards}))
+        assert f"upscale {method} x4: 40x32 -> 160x128 on CPU · CPUExecutionProvider · {precision}" in text
     assert "CUDA: not used (CPU build of onnxruntime)" in text  # the dev environment has the CPU build
 
 
