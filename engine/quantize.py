@@ -81,14 +81,16 @@ def conditioning_entry(graph_path: Path, input_names: Sequence[str] = ("kernel_c
     return entry
 
 
-def last_layers(graph_path: Path, n: int) -> list[str]:
-    """Names of the last ``n`` weighted layers (Conv, ConvTranspose, Gemm, MatMul) in graph order."""
+def last_layers(graph_path: Path, n: int, *, first: bool = False) -> list[str]:
+    """Names of the last (``first``: the first) ``n`` weighted layers (Conv, ConvTranspose, Gemm,
+    MatMul) in graph order."""
     import onnx
 
     if n <= 0:
         return []
     graph = onnx.load(str(graph_path), load_external_data=False).graph
-    return [node.name for node in graph.node if node.op_type in _COMPUTE_OPS][-n:]
+    layers = [node.name for node in graph.node if node.op_type in _COMPUTE_OPS]
+    return layers[:n] if first else layers[-n:]
 
 
 def output_head(graph_path: Path) -> list[str]:
@@ -184,9 +186,9 @@ def calibration_feeds(method: str, scale: int = 4, *, images: int = CALIBRATION_
 # --- quantization ------------------------------------------------------------------------------------
 def quantize_graph(card: ModelCard, feeds: Sequence[dict[str, np.ndarray]], target: Path, *,
                    op_types: Sequence[str] | None = None, calibration: str = "minmax",
-                   keep_conditioning: bool = False, fp32_tail: int = 0) -> dict[str, Any]:
+                   keep_conditioning: bool = False, fp32_tail: int = 0, fp32_first: int = 0) -> dict[str, Any]:
     """Quantize ``card``'s fp32 graph with ``feeds`` as calibration data into ``target`` (atomic),
-    its :func:`output_head`, its last ``fp32_tail`` weighted layers (and with ``keep_conditioning``
+    its :func:`output_head`, its first ``fp32_first`` and last ``fp32_tail`` weighted layers (and with ``keep_conditioning``
     its :func:`conditioning_entry`) left in fp32; ``op_types``: the op types to quantize (None: onnxruntime's default set); ``calibration``:
     ``minmax``, ``percentile`` (99.999 %) or ``entropy``. Returns the settings (recorded in the card)."""
     from onnxruntime.quantization import (
@@ -219,6 +221,7 @@ def quantize_graph(card: ModelCard, feeds: Sequence[dict[str, np.ndarray]], targ
         out = Path(tmp) / "int8.onnx"
         quant_pre_process(str(card.graph_path), str(pre), skip_symbolic_shape=True)
         exclude = list(dict.fromkeys(output_head(pre) + last_layers(pre, fp32_tail)
+                                     + last_layers(pre, fp32_first, first=True)
                                      + (conditioning_entry(pre) if keep_conditioning else [])))
         quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -233,6 +236,7 @@ def quantize_graph(card: ModelCard, feeds: Sequence[dict[str, np.ndarray]], targ
         "op_types": list(op_types) if op_types else "onnxruntime default",
         "pre_process": "onnxruntime quant_pre_process (shape inference, basic optimisation)",
         "fp32_tail": fp32_tail,
+        "fp32_first": fp32_first,
         "keep_conditioning_fp32": keep_conditioning,
         "fp32_nodes": exclude,
         "onnxruntime": _ort_version(),
@@ -281,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="activation range calibration (default minmax)")
     parser.add_argument("--fp32-tail", type=int, default=0, metavar="N",
                         help="leave the last N weighted layers in fp32 (default 0: only the output head)")
+    parser.add_argument("--fp32-first", type=int, default=0, metavar="N",
+                        help="leave the first N weighted layers in fp32 (default 0)")
     parser.add_argument("--keep-conditioning-fp32", action="store_true",
                         help="leave the kernel code's first layers in fp32 (see conditioning_entry)")
     args = parser.parse_args(argv)
@@ -308,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         target = (folder if args.ship else args.out) / int8_graph_name(card)
         target.parent.mkdir(parents=True, exist_ok=True)
         settings = quantize_graph(card, feeds, target, op_types=args.op_types, calibration=args.calibration,
-                                  keep_conditioning=args.keep_conditioning_fp32, fp32_tail=args.fp32_tail)
+                                  keep_conditioning=args.keep_conditioning_fp32, fp32_tail=args.fp32_tail,
+                                  fp32_first=args.fp32_first)
         calibration = {"images": args.images, "hr_px": args.hr_px, "seed": args.seed, "feeds": len(feeds),
                        "source": f"training pool, degraded as {SR_NETWORK[method]} was trained, fp32 {method} pipeline"}
         if args.ship:
