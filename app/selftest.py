@@ -76,7 +76,8 @@ def _environment_lines() -> list[str]:
 
 
 def check_model_cards(models_folder: Path) -> list[str]:
-    """Load every network card in ``models_folder`` and verify its graph's sha256.
+    """Load every network card in ``models_folder`` and verify the sha256 of its graphs (fp32, and the
+    int8 one where the card lists it).
 
     Returns one line per card; raises :class:`~engine.errors.ModelError` on the first bad card, and
     when there are no cards at all.
@@ -89,9 +90,10 @@ def check_model_cards(models_folder: Path) -> list[str]:
         raise ModelError(f"no model cards found in {models_folder}")
     lines = []
     for card in cards:
-        verify(card)
-        size_kib = card.graph_path.stat().st_size / 1024
-        lines.append(f"card {card.id}: graph {card.graph} sha256 ok ({size_kib:.0f} KiB)")
+        for graph in [card] + [card.at_precision(p) for p in card.precisions if p != "fp32"]:
+            verify(graph)
+            size_kib = graph.graph_path.stat().st_size / 1024
+            lines.append(f"card {card.id}: {graph.precision} graph {graph.graph} sha256 ok ({size_kib:.0f} KiB)")
     return lines
 
 

@@ -25,7 +25,10 @@ TRAINING_MODULES = {"torch", "onnx", "onnxscript", "yaml"}
 """Packages of the ``train`` extra: sub-commands that need them say so instead of a traceback."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``command``, only that sub-command's options are declared (the others
+    are listed with their help line): declaring ``evaluate``'s choices imports the evaluation code,
+    which an ``upscale`` run does not need (issue 18: process start of ``kernelscope-cli upscale``)."""
     parser = argparse.ArgumentParser(
         prog="kernelscope-cli",
         description="Kernelscope: blind super-resolution that shows the blur it found.",
@@ -35,13 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _command_modules():
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
+        if command is None or command == module.NAME:
+            module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv``: its first word that is not an option (the top-level options
+    take no values); None when there is none (``--help``, ``--version``)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

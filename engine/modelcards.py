@@ -14,6 +14,16 @@ graph's inputs and outputs, and how it may be tiled. Example::
      "training": {"steps": 0, "note": "…"}, "metrics": {}}
 
 PCA bases have cards of their own (``"kind": "pca"``); :func:`find_cards` skips them.
+
+Reduced-precision graphs of the same network are listed under ``"precisions"`` (the main graph is
+fp32)::
+
+    "precisions": {"int8": {"graph": "manet_small_x4_int8.onnx", "graph_sha256": "…",
+                            "source_graph_sha256": "<the fp32 graph it was quantized from>",
+                            "quantization": {…}, "command": "python -m engine.quantize …"}}
+
+:meth:`ModelCard.at_precision` gives the card of such a graph (same id, ``extra["precision"]`` set),
+verified like any other; one quantized from another fp32 graph than the card's is refused.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +56,7 @@ __all__ = [
     "verify",
     "verify_weights",
     "regenerate_hint",
+    "PRECISIONS",
     "IKC_STEPS_FALLBACK",
     "ikc_steps_from_card",
     "default_ikc_steps",
@@ -55,6 +66,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 NETWORKS = ("manet", "rrdb_sft", "sftmd", "ikc_predictor", "ikc_corrector")
+
+PRECISIONS = ("fp32", "int8")
+"""Numeric precisions a card may ship graphs at: the main graph (fp32) and those under ``"precisions"``."""
 
 _REQUIRED = ("schema", "id", "network", "preset", "scale", "graph", "graph_sha256", "inputs", "outputs")
 _TENSOR_REQUIRED = ("name", "shape")
@@ -149,6 +163,49 @@ class ModelCard:
         except (TypeError, ValueError):
             return 0
 
+    @property
+    def precision(self) -> str:
+        """The precision of this card's graph: ``fp32``, or the one :meth:`at_precision` selected."""
+        return str(self.extra.get("precision", "fp32"))
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """The precisions shipped for this network: ``fp32`` and each key of ``"precisions"``."""
+        listed = self.extra.get("precisions")
+        return ("fp32",) + tuple(p for p in PRECISIONS[1:] if isinstance(listed, dict) and p in listed)
+
+    def at_precision(self, precision: str) -> "ModelCard":
+        """The card of this network's graph at ``precision`` (``fp32``: this card).
+
+        Same id, ``graph``/``graph_sha256`` of the listed graph and ``extra["precision"]`` set, so
+        :func:`verify` checks that file and runners report the precision. Raises :class:`ModelError`
+        when the precision is not shipped, its entry is malformed, or it was made from another fp32
+        graph than this card's (a retrained or re-exported network whose int8 graph is stale).
+        """
+        if precision == self.precision:
+            return self
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if precision == "fp32" or self.precision != "fp32":
+            raise ValueError(f"at_precision is asked of the fp32 card (this one is {self.precision})")
+        entry = (self.extra.get("precisions") or {}).get(precision)
+        where = f"model card {self.path or self.id}"
+        if entry is None:
+            raise ModelError(f"model {self.id} has no {precision} graph (shipped: {', '.join(self.precisions)})")
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in
+                                                  ("graph", "graph_sha256", "source_graph_sha256")):
+            raise ModelError(f"{where}: precisions.{precision} needs 'graph', 'graph_sha256' and "
+                             "'source_graph_sha256' strings")
+        if entry["source_graph_sha256"].lower() != self.graph_sha256:
+            raise ModelError(
+                f"{precision} graph {self.folder / entry['graph']} of model {self.id} was made from another "
+                f"fp32 graph (sha256 {entry['source_graph_sha256'][:12]}…, the card's is "
+                f"{self.graph_sha256[:12]}…); regenerate it with {regenerate_hint(self.id, precision)}"
+            )
+        extra = {k: v for k, v in self.extra.items() if k != "precisions"}
+        extra["precision"] = precision
+        return replace(self, graph=entry["graph"], graph_sha256=entry["graph_sha256"].lower(), extra=extra)
+
     def describe(self) -> str:
         """Short human label, e.g. ``manet_small_x4 (manet, small, x4)``."""
         return f"{self.id} ({self.network}, {self.preset}, x{self.scale})"
@@ -179,8 +236,10 @@ class ModelCard:
         return data
 
 
-def regenerate_hint(card_id: str) -> str:
-    """The command that rebuilds a card's graph (used in error messages)."""
+def regenerate_hint(card_id: str, precision: str = "fp32") -> str:
+    """The command that rebuilds a card's graph at ``precision`` (used in error messages)."""
+    if precision == "int8":
+        return f"`python -m engine.quantize --card {card_id} --ship`"
     return f"`kernelscope-cli export --card {card_id}`"
 
 
@@ -390,7 +449,7 @@ def cached_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def _verify_file(card: ModelCard, what: str, path: Path, expected: str | None) -> None:
-    hint = regenerate_hint(card.id)
+    hint = regenerate_hint(card.id, card.precision if what == "model graph" else "fp32")
     if not path.is_file():
         raise ModelError(f"{what} {path} of model {card.id} is missing; regenerate it with {hint}")
     if not expected:

@@ -18,9 +18,9 @@ def models_copy(tmp_path, monkeypatch):
     """The shipped ×4 MANet + RRDB-SFT models and their PCA basis, copied to a folder of our own."""
     folder = tmp_path / "models"
     folder.mkdir()
-    for stem in NEEDED:
-        for suffix in (".json", ".onnx"):
-            shutil.copy(models_dir() / f"{stem}{suffix}", folder)
+    for stem in NEEDED:  # the card, its fp32 graph and any other precision's graph (<stem>_int8.onnx)
+        for path in [models_dir() / f"{stem}.json", *models_dir().glob(f"{stem}*.onnx")]:
+            shutil.copy(path, folder)
     for suffix in (".json", ".npz"):
         shutil.copy(models_dir() / f"pca_manet_x4{suffix}", folder)
     monkeypatch.setenv("KERNELSCOPE_MODELS", str(folder))

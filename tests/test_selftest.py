@@ -14,6 +14,7 @@ import pytest
 
 from app import selftest
 from engine.imageio import read_image, write_image
+from engine.modelcards import find_card
 from engine.paths import models_dir, resources_dir
 
 
@@ -36,11 +37,14 @@ def test_selftest_passes_on_shipped_models(small_sample):
     n_cards = len([p for p in models_dir().glob("*.json") if not p.name.startswith("pca_")])
     assert text.count("sha256 ok") >= n_cards
     from engine.modelcards import scales_with_models
+    from engine.methods import networks_for
 
-    for method in selftest.SELFTEST_METHODS:
-        assert scales_with_models(method)  # every shipped scale of every blind method is checked
+    for method in selftest.SELFTEST_METHODS:  # every shipped scale; the CPU default: int8 where a card ships it
+        assert scales_with_models(method)
         for s in scales_with_models(method):
-            assert f"upscale {method} x{s}: 40x32 -> {40 * s}x{32 * s} on CPU · CPUExecutionProvider · fp32" in text
+            cards = [find_card(n, s) for n in networks_for(method)]
+            precision = "+".join(sorted({"int8" if "int8" in c.precisions else "fp32" for c in cards}))
+            assert f"upscale {method} x{s}: 40x32 -> {40 * s}x{32 * s} on CPU · CPUExecutionProvider · {precision}" in text
     assert "CUDA: not used (CPU build of onnxruntime)" in text  # the dev environment has the CPU build
 
 

@@ -44,12 +44,14 @@ def get_backend(
     *,
     device: str = "auto",
     threads: int | None = None,
+    precision: str = "auto",
 ) -> Backend:
     """The backend to run ``card`` with.
 
     ``kind="auto"``: ONNX Runtime when onnxruntime imports and the card's graph file exists (or no
     card is given), else PyTorch; the choice and its reason are logged. ``"onnx"`` / ``"torch"``
-    force one (:class:`ModelError` when its library is not installed).
+    force one (:class:`ModelError` when its library is not installed). ``precision`` (``auto`` |
+    ``fp32`` | ``int8``) is the ONNX backend's (see :mod:`engine.backends.onnx_backend`); PyTorch runs fp32.
     """
     from engine.backends.onnx_backend import OnnxBackend, onnxruntime_available
     from engine.backends.torch_backend import TorchBackend, torch_available
@@ -59,7 +61,7 @@ def get_backend(
     if kind == "onnx":
         if not onnxruntime_available():
             raise ModelError("onnxruntime is not installed; install kernelscope[cpu] or kernelscope[gpu]")
-        return OnnxBackend(device, threads)
+        return OnnxBackend(device, threads, precision=precision)
     if kind == "torch":
         if not torch_available():
             raise ModelError("PyTorch is not installed; the torch backend needs kernelscope[train]")
@@ -72,7 +74,7 @@ def get_backend(
         reason = f"graph {card.graph_path} is missing"
     else:
         log.debug("backend for %s: onnxruntime", what)
-        return OnnxBackend(device, threads)
+        return OnnxBackend(device, threads, precision=precision)
     if not torch_available():
         raise ModelError(
             f"cannot run {what}: {reason}, and PyTorch (the fallback) is not installed"
@@ -83,7 +85,8 @@ def get_backend(
 
 
 def load_runner(
-    card: ModelCard, kind: str = "auto", *, device: str = "auto", threads: int | None = None
+    card: ModelCard, kind: str = "auto", *, device: str = "auto", threads: int | None = None,
+    precision: str = "auto",
 ) -> Runner:
-    """``get_backend(kind, card, device=..., threads=...).load(card)``."""
-    return get_backend(kind, card, device=device, threads=threads).load(card)
+    """``get_backend(kind, card, device=..., threads=..., precision=...).load(card)``."""
+    return get_backend(kind, card, device=device, threads=threads, precision=precision).load(card)

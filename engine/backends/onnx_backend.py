@@ -14,6 +14,12 @@ machines without a usable GPU and silently runs on the CPU. When ``auto`` expect
 build is installed, or an NVIDIA GPU is present) and did not get it, one warning with the reason is
 logged per process; a plain CPU machine with the CPU build gets none. onnxruntime's own C++ log
 lines are silenced. Sessions are cached per (graph path, sha256, providers, threads).
+
+Precision (:data:`PRECISION_CHOICES`): ``auto`` runs a card's int8 graph (``precisions.int8``,
+:meth:`~engine.modelcards.ModelCard.at_precision`) when the session runs on the CPU and the card
+ships one, else the fp32 graph — GPUs keep fp32; ``fp32`` always runs the fp32 graph; ``int8`` runs
+the int8 graph where shipped (fp32 elsewhere), on the CPU only. A stale or missing int8 graph under
+``auto`` falls back to fp32 with one logged warning; under ``int8`` it is an error.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ __all__ = [
     "clear_session_cache",
     "onnxruntime_available",
     "ORT_LOG_SEVERITY",
+    "PRECISION_CHOICES",
+    "cpu_graph_card",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,8 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
 GPU_PROVIDERS = (TENSORRT, CUDA)
+PRECISION_CHOICES = ("auto", "fp32", "int8")
+"""What callers may ask for (see the module docstring); cards ship :data:`engine.modelcards.PRECISIONS`."""
 
 ORT_LOG_SEVERITY = 4
 """onnxruntime log level used for our sessions and the default logger (4 = fatal only).
@@ -111,6 +121,29 @@ def _warn_cuda_fallback(reason: str | Callable[[], str]) -> None:
     log.warning("CUDA not used (%s); running on the CPU", reason() if callable(reason) else reason)
 
 
+def cpu_graph_card(card: ModelCard, precision: str) -> ModelCard:
+    """The card whose graph a CPU session runs for ``precision`` (``auto`` | ``fp32`` | ``int8``).
+
+    ``auto`` and ``int8``: the card's int8 graph when it ships one, else ``card`` (fp32). Under ``auto``
+    an int8 graph that is missing or was quantized from another fp32 graph gives one warning and
+    ``card``; under ``int8`` it raises :class:`ModelError`.
+    """
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+    if precision == "fp32" or "int8" not in card.precisions:
+        return card
+    try:
+        chosen = card.at_precision("int8")
+        if precision == "auto" and not chosen.graph_path.is_file():
+            raise ModelError(f"int8 graph {chosen.graph_path} of model {card.id} is missing")
+    except ModelError as exc:
+        if precision == "int8":
+            raise
+        log.warning("%s; running %s in fp32", exc, card.id)
+        return card
+    return chosen
+
+
 def clear_session_cache() -> None:
     """Forget all cached sessions (they are freed once no runner holds them)."""
     with _SESSIONS_LOCK:
@@ -122,7 +155,7 @@ def _model_error(card: ModelCard, exc: BaseException) -> ModelError:
     return ModelError(
         f"model graph {card.graph_path} of model {card.id} cannot be loaded by onnxruntime "
         f"({type(exc).__name__}: {first}); the file is corrupt or incomplete — regenerate it with "
-        f"{regenerate_hint(card.id)}"
+        f"{regenerate_hint(card.id, card.precision)}"
     )
 
 
@@ -169,6 +202,8 @@ class OnnxBackend(Backend):
             build engines for minutes).
         device_id: the CUDA device index.
         cuda_options: extra CUDA provider options, e.g. ``{"gpu_mem_limit": 2 << 30}``.
+        precision: ``auto`` (int8 where shipped when running on the CPU), ``fp32`` or ``int8``
+            (CPU only: ``device="cuda"`` raises :class:`~engine.errors.DeviceUnavailable`).
     """
 
     name = "onnx"
@@ -181,36 +216,38 @@ class OnnxBackend(Backend):
         tensorrt: bool = False,
         device_id: int = 0,
         cuda_options: dict[str, Any] | None = None,
+        precision: str = "auto",
     ) -> None:
         if device not in DEVICES:
             raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+        if precision not in PRECISION_CHOICES:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
         self.device = device
+        self.precision = precision
         self.threads = int(threads) if threads else physical_cores()
         self.tensorrt = tensorrt
         self.device_id = device_id
         self.cuda_options = dict(cuda_options or {})
 
     def load(self, card: ModelCard) -> OnnxRunner:
-        """Verify the card's graph (exists, sha256) and return a runner on a cached session."""
+        """Verify the graph that will run (exists, sha256) and return a runner on a cached session."""
         ort = _ort()
-        verify(card)
+        device = self.device
+        if self.precision == "int8":
+            if device == "cuda":
+                raise DeviceUnavailable("cuda", "int8 graphs run on the CPU only (use precision fp32 or auto)")
+            device = "cpu"
         available = list(ort.get_available_providers())
-        if self.device == "cuda" and CUDA not in available:
+        if device == "cuda" and CUDA not in available:
             raise DeviceUnavailable("cuda", cuda_env.cuda_unavailable_reason(available, ort))
-        providers = choose_providers(self.device, available, tensorrt=self.tensorrt, device_id=self.device_id,
+        providers = choose_providers(device, available, tensorrt=self.tensorrt, device_id=self.device_id,
                                      cuda_options=self.cuda_options)
         names = tuple(_provider_name(p) for p in providers)
         missing: tuple[str, ...] = ()
         if CUDA in names:
             missing = cuda_env.preload_cuda_libraries(ort)  # once per process, before the first CUDA session
-        options = tuple(sorted((k, str(v)) for k, v in self.cuda_options.items()))
-        key = (str(card.graph_path.resolve()), card.graph_sha256, names, self.device_id, self.threads, options)
-        with _SESSIONS_LOCK:
-            cached = _SESSIONS.get(key)
-            if cached is None:
-                cached = self._create_session(ort, card, providers)
-                _SESSIONS[key] = cached
-        session, gpu_error = cached
+        graph = card if CUDA in names else cpu_graph_card(card, self.precision)
+        session, gpu_error = self._cached_session(ort, graph, providers)
         provider = session.get_providers()[0]
         if CUDA in names and provider not in GPU_PROVIDERS:
             reason = cuda_env.cuda_unavailable_reason(available, ort, session_error=gpu_error,
@@ -218,11 +255,29 @@ class OnnxBackend(Backend):
             if self.device == "cuda":
                 raise DeviceUnavailable("cuda", reason)
             _warn_cuda_fallback(reason)
-        elif self.device == "auto" and CUDA not in available and cuda_env.driver_info().usable:
+            cpu_graph = cpu_graph_card(card, self.precision)
+            if cpu_graph is not graph:  # CUDA did not start: the CPU gets its own precision
+                graph = cpu_graph
+                session, _ = self._cached_session(ort, graph, [CPU])
+                provider = session.get_providers()[0]
+        elif device == "auto" and CUDA not in available and cuda_env.driver_info().usable:
             _warn_cuda_fallback(lambda: "an NVIDIA GPU is present, but " + cuda_env.cuda_unavailable_reason(
                 available, ort))
-        log.debug("model %s on %s (%d threads)", card.id, provider, self.threads)
-        return OnnxRunner(card, session, provider, self.device_id)
+        log.debug("model %s (%s) on %s (%d threads)", card.id, graph.precision, provider, self.threads)
+        return OnnxRunner(graph, session, provider, self.device_id)
+
+    def _cached_session(self, ort: Any, card: ModelCard, providers: list) -> tuple[Any, str | None]:
+        """(session, GPU start error) for ``card``'s graph on ``providers``, verified and cached."""
+        verify(card)
+        names = tuple(_provider_name(p) for p in providers)
+        options = tuple(sorted((k, str(v)) for k, v in self.cuda_options.items()))
+        key = (str(card.graph_path.resolve()), card.graph_sha256, names, self.device_id, self.threads, options)
+        with _SESSIONS_LOCK:
+            cached = _SESSIONS.get(key)
+            if cached is None:
+                cached = self._create_session(ort, card, providers)
+                _SESSIONS[key] = cached
+        return cached
 
     def _session_options(self, ort: Any) -> Any:
         so = ort.SessionOptions()
@@ -270,6 +325,6 @@ def _check_io(card: ModelCard, session: Any) -> None:
         raise ModelError(
             f"model graph {card.graph_path} does not fit its model card {card.id}: graph inputs "
             f"{graph_inputs} / outputs {graph_outputs}, card inputs {card.input_names} / outputs "
-            f"{card.output_names}; regenerate it with {regenerate_hint(card.id)}"
+            f"{card.output_names}; regenerate it with {regenerate_hint(card.id, card.precision)}"
         )
 

@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the reason")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="runtime: onnxruntime (default when installed) or PyTorch")
+    parser.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
+                        help="auto: the int8 graphs on the CPU where the model cards ship them, fp32 on a GPU "
+                             "(default); fp32: always fp32; int8: the int8 graphs where shipped, CPU only. "
+                             "The device line printed before the run names the precision that ran")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
     parser.add_argument("--ikc-steps", type=int, default=None,
                         help="IKC correction iterations (default: the step the evaluation chose, from the IKC "
@@ -144,6 +148,8 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"--ikc-steps must be in 0..{IKC_STEPS_MAX}, got {args.ikc_steps}"
     if args.threads is not None and args.threads < 1:
         return f"--threads must be at least 1, got {args.threads}"
+    if args.precision == "int8" and args.provider == "cuda":
+        return "--precision int8 runs on the CPU only; with --provider cuda use --precision fp32 or auto"
     problem = check_name_pattern(args.name, {"stem": "image", "scale": args.scale, "method": args.method,
                                              "ext": "png"})
     if problem:
@@ -153,8 +159,30 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+class _NoBar:
+    """Stands in for a tqdm bar under ``--no-progress``: importing tqdm reads installed package
+    metadata (tens of ms of process start that a scripted run does not need)."""
+
+    n = 0.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def update(self, n: float = 1) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    if args.no_progress:
+        tqdm = _NoBar
+    else:
+        from tqdm import tqdm
 
     from engine.atomic import InterruptedAfterWrite
     from engine.errors import DeviceUnavailable, ModelError
@@ -223,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     if spec.needs_models and jobs:
         try:
             models = load_for_method(args.method, args.scale, device=args.provider, backend=args.backend,
-                                     threads=args.threads)
+                                     threads=args.threads, precision=args.precision)
         except DeviceUnavailable as exc:  # --provider cuda where CUDA cannot run: a bad argument here
             print(f"kernelscope-cli upscale: error: --provider {exc.device}: {exc.reason}", file=sys.stderr)
             return 2

@@ -116,7 +116,7 @@ def run_evaluation(
         networks = config.networks(previous)
         folder = config.previous_models_dir if previous else config.models_dir
         return (load_models(networks, config.scale, device=config.device, backend=config.backend,
-                            threads=config.threads, models_dir=folder)
+                            threads=config.threads, models_dir=folder, precision="fp32")  # the trained networks
                 if networks else ModelSet(scale=config.scale))
 
     models = load(False)

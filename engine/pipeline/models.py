@@ -69,19 +69,23 @@ def load_models(
     threads: int | None = None,
     models_dir: str | Path | None = None,
     check_sha256: bool = True,
+    precision: str = "auto",
 ) -> ModelSet:
     """Find each network's card for ``scale``, check it, and load a runner (and its PCA basis).
 
     With ``check_sha256`` every file the cards name is checked against its recorded sha256 as it is
     loaded: the graph here and in the backend, torch weights in the torch backend, and the PCA basis
-    against its own card (:func:`engine.pca.load_checked_basis`)."""
+    against its own card (:func:`engine.pca.load_checked_basis`). ``precision`` (``auto`` | ``fp32`` |
+    ``int8``): which graph runs, see :mod:`engine.backends.onnx_backend` (``auto``: int8 on the CPU
+    where a card ships one)."""
     models = ModelSet(scale=int(scale))
     for network in networks:
         card = find_card(network, scale, models_dir=models_dir)
         if check_sha256 and card.graph_path.is_file():
             verify(card)
         models.cards[network] = card
-        models.runners[network] = load_runner(card, backend, device=device, threads=threads)
+        models.runners[network] = load_runner(card, backend, device=device, threads=threads,
+                                                precision=precision)
         load_basis = load_checked_basis if check_sha256 else KernelPCA.load
         if card.pca_path is not None:
             models.pcas[network] = load_basis(card.pca_path)
