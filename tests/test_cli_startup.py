@@ -16,7 +16,7 @@ from engine.cli import build_parser, main
 from engine.imageio import Image, write_image
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_NEEDED = ("engine.evaluation", "engine.data", "engine.training", "engine.export", "engine.quantize", "tqdm",
+NOT_NEEDED = ("engine.evaluation", "engine.data", "engine.training.trainer", "engine.training.stages", "engine.export", "engine.quantize", "tqdm",
               "torch", "onnx", "scipy")
 
 PROBE = """
