@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import PHOTO_PROTOCOLS, base_protocol, benchmark_paths
+from engine.data import GAUSSIAN8_SIGMAS_BY_SCALE, PHOTO_PROTOCOLS, base_protocol, benchmark_paths
 from engine.evaluation.bars import BAR_BY_ID
 from engine.evaluation.config import not_applicable
 from engine.evaluation.diagnosis import diagnosis
@@ -16,7 +16,7 @@ from engine.methods import METHOD_TABLE
 
 
 _FAMILY_TITLES = {
-    "gaussian8": "Gaussian8 (IKC protocol: isotropic σ 1.8 … 3.2, blur + bicubic ↓)",
+    "gaussian8": "Gaussian8 (IKC protocol: isotropic σ {g8_lo:g} … {g8_hi:g}, blur + bicubic ↓)",
     "manet9": "MANet's nine anisotropic kernels (blur + direct subsampling)",
     "variant": "MANet's spatially variant modes 1–5 (blur per pixel + direct subsampling)",
 }
@@ -181,9 +181,15 @@ def _ikc_step_section(results: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _family_title(family: str, scale: int) -> str:
+    """The section heading of a protocol family; Gaussian8's names the σ of its ``scale``."""
+    sigmas = GAUSSIAN8_SIGMAS_BY_SCALE[int(scale)]
+    return _FAMILY_TITLES[family].format(g8_lo=min(sigmas), g8_hi=max(sigmas))
+
+
 def _invariant_section(results: Mapping[str, Any], protocol: str) -> list[str]:
     """One spatially invariant protocol ("gaussian8" or "manet9"): its table, checks and photo-like variants."""
-    lines = [f"## {_FAMILY_TITLES[protocol]}", ""]
+    lines = [f"## {_family_title(protocol, results['scale'])}", ""]
     lines += _table(results, protocol)
     lines += _kernel_rows(results, protocol)
     lines.append("")
@@ -238,7 +244,7 @@ def _photo_section(results: Mapping[str, Any], family: str) -> list[str]:
     if not present:
         return []
     benches = results["benchmarks"]
-    out = [f"## {_FAMILY_TITLES[family]} — with photo-like noise / JPEG", "",
+    out = [f"## {_family_title(family, results['scale'])} — with photo-like noise / JPEG", "",
            "| Protocol | Added after the blur (per-channel noise on the 8-bit scale, fixed per-image seed) |",
            "|---|---|"]
     out += [f"| `{p}` | {PHOTO_PROTOCOLS[p].label} (blur of `{PHOTO_PROTOCOLS[p].base}`) |" for p in present]
