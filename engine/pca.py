@@ -34,6 +34,7 @@ import numpy as np
 from engine.degradation.kernels import (
     IKC_SIGMA_RANGE,
     KERNEL_SIZE,
+    N_TAPS,
     MANET_VARIANCE_RANGE,
     anisotropic_gaussian_kernels,
     isotropic_gaussian_kernels,
@@ -48,7 +49,6 @@ from engine.errors import ModelError
 FORMAT = "kernelscope-kernel-pca/1"
 """Value of the ``format`` entry of every basis file."""
 
-N_TAPS = KERNEL_SIZE * KERNEL_SIZE
 _CHUNK = 10_000
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 

@@ -29,6 +29,8 @@ import numpy as np
 
 KERNEL_SIZE = 21
 """Side of every blur kernel (pixels)."""
+N_TAPS = KERNEL_SIZE * KERNEL_SIZE
+"""Taps of a flattened (row-major) kernel: 441."""
 
 KERNEL_RADIUS = KERNEL_SIZE // 2
 """Index of the central tap (10); also the reflect-padding width used when blurring."""

@@ -17,15 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.degradation.kernels import KERNEL_SIZE, KernelParams, anisotropic_gaussian_kernel
+from engine.degradation.kernels import KERNEL_SIZE, N_TAPS, KernelParams, anisotropic_gaussian_kernel
 from engine.degradation.resize import bicubic_upsample
+from engine.errors import ModelError
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet
 from engine.progress import NULL_PROGRESS, Progress
 from engine.tiling import tile_size_for_budget, tiled_apply
 
-MANET_MULTIPLE = 8
-MANET_CONTEXT = 12
 NEIGHBOURHOOD = 32  # LR px fed to MANet to recompute one kernel exactly
 # Peak memory of one network run per LR pixel of its input (bytes), by preset. "small": measured on
 # the shipped graphs (growth of peak RSS over one onnxruntime CPU run on 128² and 256² inputs: MANet
@@ -42,7 +41,6 @@ GPU_BUDGET_BYTES = 2 << 30
 MAX_AUTO_TILE = 1024
 MIN_AUTO_TILE = 128
 KEEP_KERNELS_MAX_BYTES = 192 * 1024 * 1024  # build the full float16 kernels on request only up to this
-N_TAPS = KERNEL_SIZE * KERNEL_SIZE
 
 
 def _chw(rgb_f32: np.ndarray) -> np.ndarray:
@@ -101,6 +99,15 @@ def _tile_for(network: str, models: ModelSet, tile: int | None, context: int = 0
     return min(side, MAX_AUTO_TILE)
 
 
+def _manet_geometry(models: ModelSet) -> tuple[int, int]:
+    """MANet's exact-tiling geometry from its model card: (context in LR px, input multiple in LR px)."""
+    tiling = models.cards["manet"].tiling
+    try:
+        return int(tiling["context_lr_px"]), int(tiling["multiple_of"])
+    except KeyError as exc:
+        raise ModelError(f"the MANet card {models.cards['manet'].id} records no tiling {exc}") from None
+
+
 def _context_for(models: ModelSet, network: str, default: int) -> int:
     card = models.cards.get(network)
     if card is not None:
@@ -115,8 +122,9 @@ def _context_for(models: ModelSet, network: str, default: int) -> int:
 # ---------------------------------------------------------------------------------------------
 def manet_kernels(models: ModelSet, lr_chw: np.ndarray) -> np.ndarray:
     """Run MANet on a (3, h, w) crop of any size: (441, h, w) kernels (edge-padded to multiples of 8)."""
+    context_px, multiple = _manet_geometry(models)
     h, w = lr_chw.shape[-2:]
-    padded = _pad_edge(lr_chw, MANET_MULTIPLE)
+    padded = _pad_edge(lr_chw, multiple)
     out = models.runner("manet").run({"lr_rgb": padded[None]})["kernels"][0]
     return out[:, :h, :w]
 
@@ -128,6 +136,7 @@ def _recompute_fn(models: ModelSet, lr_chw: np.ndarray, cache_windows: int = 32)
     windows are cached (LRU, float32 kernels, 1.8 MB each), and a hover that moves within a block (or back to a
     recent one) is answered without running the network again.
     """
+    context_px, multiple = _manet_geometry(models)
     from collections import OrderedDict
 
     h, w = lr_chw.shape[-2:]
@@ -135,8 +144,8 @@ def _recompute_fn(models: ModelSet, lr_chw: np.ndarray, cache_windows: int = 32)
 
     def window_origin(row: int, col: int) -> tuple[int, int]:
         return (
-            max(0, (row - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE),
-            max(0, (col - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE),
+            max(0, (row - context_px) // multiple * multiple),
+            max(0, (col - context_px) // multiple * multiple),
         )
 
     def recompute(row: int, col: int) -> np.ndarray:
@@ -164,17 +173,18 @@ def _manet_kernels_tiled(models: ModelSet, lr_chw: np.ndarray, per_tile, out_cha
     ``per_tile`` gets the network's contiguous (441, H, W) output for a tile padded to multiples of
     8 and may return any (out_channels, H, W) array; the padding is cropped afterwards.
     """
+    context_px, multiple = _manet_geometry(models)
     runner = models.runner("manet")
 
     def run_tile(crops: list[np.ndarray]) -> np.ndarray:
         th, tw = crops[0].shape[-2:]
-        kernels = runner.run({"lr_rgb": _pad_edge(crops[0], MANET_MULTIPLE)[None]})["kernels"][0]
+        kernels = runner.run({"lr_rgb": _pad_edge(crops[0], multiple)[None]})["kernels"][0]
         return per_tile(kernels)[:, :th, :tw]
 
     return tiled_apply(
         run_tile, [lr_chw], scale=1, out_channels=out_channels,
-        tile=_tile_for("manet", models, tile, MANET_CONTEXT, MANET_MULTIPLE, hw=lr_chw.shape[-2:]),
-        context=MANET_CONTEXT, align=MANET_MULTIPLE, progress=progress,
+        tile=_tile_for("manet", models, tile, context_px, multiple, hw=lr_chw.shape[-2:]),
+        context=context_px, align=multiple, progress=progress,
     )
 
 
@@ -185,21 +195,22 @@ def _kernels_at_fn(models: ModelSet, lr_chw: np.ndarray, tile: int | None):
     in, or once over the image (tile by tile, keeping only the requested pixels), whichever feeds the
     network fewer pixels; both give the kernels of the full run (MANet's tiling is exact).
     """
+    context_px, multiple = _manet_geometry(models)
     from engine.tiling import plan_tiles
 
     h, w = lr_chw.shape[-2:]
     runner = models.runner("manet")
 
     def network(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        crop = _pad_edge(lr_chw[:, y0:y1, x0:x1], MANET_MULTIPLE)
+        crop = _pad_edge(lr_chw[:, y0:y1, x0:x1], multiple)
         return runner.run({"lr_rgb": crop[None]})["kernels"][0]
 
     def kernels_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, np.int64).reshape(-1)
         cols = np.asarray(cols, np.int64).reshape(-1)
         out = np.empty((rows.size, N_TAPS), np.float32)
-        wy = np.maximum(0, (rows - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
-        wx = np.maximum(0, (cols - MANET_CONTEXT) // MANET_MULTIPLE * MANET_MULTIPLE)
+        wy = np.maximum(0, (rows - context_px) // multiple * multiple)
+        wx = np.maximum(0, (cols - context_px) // multiple * multiple)
         windows = np.unique(np.stack([wy, wx], axis=1), axis=0) if rows.size else np.zeros((0, 2), np.int64)
         if len(windows) * NEIGHBOURHOOD**2 <= h * w:
             for y0, x0 in windows:
@@ -207,8 +218,8 @@ def _kernels_at_fn(models: ModelSet, lr_chw: np.ndarray, tile: int | None):
                 k = network(y0, min(h, y0 + NEIGHBOURHOOD), x0, min(w, x0 + NEIGHBOURHOOD))
                 out[sel] = k[:, rows[sel] - y0, cols[sel] - x0].T
             return out
-        side = _tile_for("manet", models, tile, MANET_CONTEXT, MANET_MULTIPLE, hw=(h, w))
-        for t in plan_tiles(h, w, side, MANET_CONTEXT, MANET_MULTIPLE):
+        side = _tile_for("manet", models, tile, context_px, multiple, hw=(h, w))
+        for t in plan_tiles(h, w, side, context_px, multiple):
             sel = np.flatnonzero((rows >= t.y0) & (rows < t.y1) & (cols >= t.x0) & (cols < t.x1))
             if sel.size:
                 k = network(t.iy0, t.iy1, t.ix0, t.ix1)

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.degradation.kernels import N_TAPS as KERNEL_TAPS
 from engine.pca import KernelPCA
-
-KERNEL_TAPS = 441
 
 
 class KernelCodec:
