@@ -13,8 +13,7 @@ import onnxruntime as ort
 import pytest
 
 import engine.backends.cuda as cuda_env
-import engine.backends.onnx_backend as onnx_backend
-from engine.backends.onnx_backend import OnnxBackend, clear_session_cache
+from engine.backends.onnx_backend import OnnxBackend
 from engine.cli import main
 from engine.errors import DeviceUnavailable, ModelError
 from engine.imageio import Image, read_image, write_image
@@ -22,10 +21,9 @@ from engine.modelcards import find_card, find_cards, load_card, sha256_file
 from engine.paths import models_dir, resources_dir
 from engine.pipeline.models import load_for_method
 from engine.quantize import quantize_graph, record_int8
+from tests.backend_env import GPU_DRIVER, fresh_backend_state  # noqa: F401 (autouse fixture: empty caches, no driver)
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
-NO_DRIVER = cuda_env.DriverInfo(loaded=False, error="libcuda.so.1 cannot be loaded (not found)")
-GPU_DRIVER = cuda_env.DriverInfo(loaded=True, cuda_version=(13, 0), gpus=("NVIDIA Test GPU",))
 RealSession = ort.InferenceSession
 
 # |int8 − fp32| accepted for a shipped int8 graph on the 64×64 crop of the bundled sample (inputs as the
@@ -40,17 +38,6 @@ MAX_MEAN_ABS_DIFF = {"manet": 2.8e-4, "rrdb_sft": 0.0038, "ikc_predictor": 0.003
 # The tiny random-weight MANet of the tests, int8 against fp32 on a 32×32 input (measured: max |diff|
 # 1.2e-4 = 1.1 % of the largest tap, mean 9.6e-6 = 0.09 %, kernel sums off by 1e-6).
 TINY_MAX_REL, TINY_MEAN_REL, TINY_SUM_ATOL = 0.03, 0.0025, 1e-4
-
-
-@pytest.fixture(autouse=True)
-def fresh_state(monkeypatch):
-    clear_session_cache()
-    monkeypatch.setattr(onnx_backend, "_CUDA_WARNED", False)
-    monkeypatch.setattr(cuda_env, "driver_info", lambda: NO_DRIVER)
-    cuda_env._reset_preload_for_tests()
-    yield
-    clear_session_cache()
-    cuda_env._reset_preload_for_tests()
 
 
 @pytest.fixture(scope="module")
