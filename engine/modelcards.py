@@ -378,17 +378,26 @@ SCALES = (2, 3, 4)
 def scales_with_models(method: str, models_dir: str | os.PathLike[str] | None = None) -> tuple[int, ...]:
     """Method name → the scales at which every network it runs has a card in ``models_dir``
     (bicubic, which runs none: the scales :func:`upscale_scales` offers)."""
+    have = _networks_by_scale(models_dir)
     networks = METHOD_TABLE[method].networks
     if not networks:
-        return upscale_scales(models_dir)
-    have = {(card.network, card.scale) for card in find_cards(models_dir)}
+        return _offered(have)
     return tuple(s for s in SCALES if all((n, s) in have for n in networks))
 
 
 def upscale_scales(models_dir: str | os.PathLike[str] | None = None) -> tuple[int, ...]:
     """The scales offered to users (``upscale --scale``, the studio's list): those at which at least
     one upscale method that runs networks has all its cards."""
-    have = {(card.network, card.scale) for card in find_cards(models_dir)}
+    return _offered(_networks_by_scale(models_dir))
+
+
+def _networks_by_scale(models_dir: str | os.PathLike[str] | None) -> set[tuple[str, int]]:
+    """``(network, scale)`` of every card in ``models_dir`` (read once per call)."""
+    return {(card.network, card.scale) for card in find_cards(models_dir)}
+
+
+def _offered(have: set[tuple[str, int]]) -> tuple[int, ...]:
+    """The scales at which some upscale method that runs networks finds all of them in ``have``."""
     return tuple(s for s in SCALES if any(
         all((n, s) in have for n in METHOD_TABLE[m].networks)
         for m in methods_for(UPSCALE) if METHOD_TABLE[m].needs_models))
