@@ -174,19 +174,22 @@ class RRDBSFT(nn.Module):
 
     def adapt_state_from_scale(self, state: dict[str, torch.Tensor], source_scale: int) -> dict[str, torch.Tensor]:
         """``state`` of an RRDB-SFT at ``source_scale`` → the same with the upsampling conv made for
-        this scale when ``source_scale`` is a multiple of it (×4 → ×2): each output sub-pixel's filter
-        is the mean of the source sub-pixels it covers, so the start is the ×4 output box-averaged to
-        ×2. Otherwise the upsampling conv is left out (initialised afresh)."""
+        this scale: each output sub-pixel's filter is the area-weighted mean of the source sub-pixels
+        its footprint overlaps inside the LR pixel (:func:`subpixel_overlap`), so the start is the
+        source network's output area-resampled to this scale (×4 → ×2: the 2×2 box mean; ×4 → ×3:
+        fractional overlaps). The conv is linear and PixelShuffle only rearranges, so this is exact
+        before the clamp."""
         out = dict(state)
         s, src = self.scale, int(source_scale)
+        weights_1d = subpixel_overlap(src, s).to(dtype=torch.float64)  # (s, src), rows sum to 1
         for key in ("upsample.0.weight", "upsample.0.bias"):
             tensor = out.pop(key, None)
-            if tensor is None or src % s:
+            if tensor is None:
                 continue
-            f = src // s  # source sub-pixels per output sub-pixel along each axis
             rest = tensor.shape[1:]
-            grid = tensor.reshape(3, s, f, s, f, *rest)  # channel c·src² + (a·f+i)·src + (b·f+j)
-            out[key] = grid.mean(dim=(2, 4)).reshape(3 * s * s, *rest)
+            grid = tensor.to(torch.float64).reshape(3, src, src, -1)  # channel c·src² + row·src + col
+            resampled = torch.einsum("ak,bl,cklr->cabr", weights_1d, weights_1d, grid)
+            out[key] = resampled.reshape(3 * s * s, *rest).to(tensor.dtype)
         return out
 
     def forward(self, lr_rgb: torch.Tensor, kernel_code: torch.Tensor) -> torch.Tensor:
@@ -196,6 +199,17 @@ class RRDBSFT(nn.Module):
             x = group(x, kernel_code)
         sr = self.upsample(self.trunk(x) + f0)
         return sr.clamp(0.0, 1.0) if self.clamp_output else sr
+
+
+def subpixel_overlap(source_scale: int, scale: int) -> torch.Tensor:
+    """``(scale, source_scale)`` matrix: entry ``(a, k)`` is the share of output sub-pixel ``a``'s
+    footprint ``[a/scale, (a+1)/scale)`` (in LR-pixel units) covered by source sub-pixel ``k``'s
+    ``[k/source_scale, (k+1)/source_scale)``; each row sums to 1."""
+    a = torch.arange(scale, dtype=torch.float64)[:, None]
+    k = torch.arange(source_scale, dtype=torch.float64)[None, :]
+    lo = torch.maximum(a / scale, k / source_scale)
+    hi = torch.minimum((a + 1) / scale, (k + 1) / source_scale)
+    return (hi - lo).clamp(min=0.0) * scale
 
 
 def build(preset: str, scale: int, clamp_output: bool = True) -> RRDBSFT:
