@@ -536,3 +536,29 @@ def test_shipped_graphs_run_and_agree_with_torch():
             for name in card.output_names:
                 scale = max(1.0, float(np.abs(want[name]).max()))
                 np.testing.assert_allclose(got[name], want[name], atol=1e-4 * scale, err_msg=f"{card.id}: {name}")
+
+
+def test_onnx_sessions_share_one_cpu_arena_and_runs_give_memory_back_unless_kept(tiny_card):
+    """Every session uses the process's registered CPU arena (so RRDB-SFT reuses the pages MANet's
+    run touched); a run gives the arena back unless the caller keeps it for the next network."""
+    backend = OnnxBackend("cpu", threads=1)
+    options = backend._session_options(ort)
+    assert options.get_session_config_entry("session.use_env_allocators") == "1"
+    seen = []
+
+    class Session:
+        def run(self, names, feed, run_options=None):
+            try:
+                seen.append(run_options.get_run_config_entry("memory.enable_memory_arena_shrinkage"))
+            except RuntimeError:  # no such entry: the arena is kept
+                seen.append(None)
+            return [feed["lr_rgb"]]
+
+    runner = OnnxRunner(tiny_card, Session(), "CPUExecutionProvider")
+    runner.run({"lr_rgb": lr_batch(0)})
+    runner.run({"lr_rgb": lr_batch(0)}, keep_memory=True)
+    assert seen == ["cpu:0", None]
+    # a real session built with the shared arena gives the tiny model's result
+    real = backend.load(tiny_card)
+    out = real.run({"lr_rgb": lr_batch(0)}, keep_memory=True)
+    assert all(np.isfinite(v).all() for v in out.values())

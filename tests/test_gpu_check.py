@@ -88,7 +88,7 @@ class TightBackend(OnnxBackend):
         limit = self.limit
 
         class Tight(OnnxRunner):
-            def _run(self, feed):
+            def _run(self, feed, *, keep_memory=False):
                 if max(a.shape[-1] * a.shape[-2] for a in feed.values() if a.ndim == 4) > limit:
                     raise DeviceOutOfMemory("out of memory on test", device="test")
                 return super()._run(feed)

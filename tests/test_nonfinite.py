@@ -68,7 +68,7 @@ def test_a_network_output_with_nan_is_an_error_naming_the_model():
     from engine.errors import ModelError
 
     class NanRunner(Runner):
-        def _run(self, feed):
+        def _run(self, feed, *, keep_memory=False):
             out = np.zeros((1, 441) + feed["lr_rgb"].shape[2:], np.float32)
             out[0, 5, 1, 2] = np.nan
             return {"kernels": out}

@@ -26,10 +26,12 @@ class CountingRunner:
     def __init__(self, runner):
         self._runner = runner
         self.calls = 0
+        self.kept = []  # keep_memory of every run
 
-    def run(self, inputs):
+    def run(self, inputs, *, keep_memory=False):
         self.calls += 1
-        return self._runner.run(inputs)
+        self.kept.append(keep_memory)
+        return self._runner.run(inputs, keep_memory=keep_memory)
 
     def __getattr__(self, name):
         return getattr(self._runner, name)
@@ -82,6 +84,8 @@ def test_images_that_fit_the_budget_run_as_one_tile(manet_models, monkeypatch):
     monkeypatch.setattr(manet_models, "runners", counting)
     run_manet(lr, manet_models)
     assert counting["manet"].calls == 1 and counting["rrdb_sft"].calls == 1
+    # MANet leaves its working memory to RRDB-SFT, which gives it back at the end of the job
+    assert counting["manet"].kept == [True] and counting["rrdb_sft"].kept == [False]
     # an image too large for the memory budget is still tiled
     assert blind._tile_for("manet", manet_models, None, 12, 8, hw=(1000, 900)) < 900
     assert blind._tile_for("manet", manet_models, None, 12, 8, hw=(100, 90)) == 104  # padded to 8

@@ -80,15 +80,18 @@ class Runner(abc.ABC):
         """Where it runs, for people: ``CPU``, or the GPU's name (subclasses know it)."""
         return "GPU" if self.on_gpu else "CPU"
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, inputs: Mapping[str, np.ndarray], *, keep_memory: bool = False) -> dict[str, np.ndarray]:
         """Run the model on float32 arrays shaped as the card says; returns float32 arrays by name.
+
+        ``keep_memory``: keep the run's working memory for the next run (another network of the same
+        job, which then reuses it instead of faulting in fresh pages); by default it is given back.
 
         Raises :class:`ModelError` for inputs that do not fit the card or an output holding NaN or
         inf (never passed on, where it would end as black pixels), and
         :class:`~engine.errors.DeviceOutOfMemory` when the device runs out of memory.
         """
         feed = validate_inputs(self.card, inputs)
-        outputs = self._run(feed)
+        outputs = self._run(feed, keep_memory=keep_memory)
         for name, value in outputs.items():
             # min/max propagate NaN and reach ±inf: two reductions, no full-size mask per tile
             if value.size and not (np.isfinite(value.min()) and np.isfinite(value.max())):
@@ -100,8 +103,8 @@ class Runner(abc.ABC):
         return outputs
 
     @abc.abstractmethod
-    def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run on validated, C-contiguous float32 inputs."""
+    def _run(self, feed: dict[str, np.ndarray], *, keep_memory: bool = False) -> dict[str, np.ndarray]:
+        """Run on validated, C-contiguous float32 inputs (``keep_memory``: see :meth:`run`)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.card.id!r}, provider={self.provider!r})"

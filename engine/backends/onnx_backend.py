@@ -67,6 +67,11 @@ _SESSIONS: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
 """(session, why a GPU provider failed to start or None) by cache key."""
 _SESSIONS_LOCK = threading.Lock()
 _CUDA_WARNED = False
+# One CPU arena for every session of the process ("session.use_env_allocators"): the pages one
+# network's run touched are reused by the next network instead of being faulted in again (MANet
+# then RRDB-SFT on a 512² image: 0.27 s less, idle, bench/bench_upscale_overhead.py). Registered once.
+_SHARED_ARENA = False
+_SHARED_ARENA_LOCK = threading.Lock()
 _CUDA_WARN_LOCK = threading.Lock()
 
 
@@ -167,10 +172,12 @@ class OnnxRunner(Runner):
         self.device_id = device_id
         self.session = session
         self.run_options = _ort().RunOptions()
-        # Give the CPU arena back after every run: otherwise it keeps the largest tile's activations
-        # for the life of the session (hundreds of MB per network), which dominated peak RSS on
-        # large images. Measured: same speed, peak RSS of an RRDB-SFT tile 726 → 432 MB.
+        # Give the CPU arena back after a run: otherwise it keeps the largest tile's activations for
+        # the life of the process (hundreds of MB), which dominated peak RSS on large images.
+        # Measured: same speed, peak RSS of an RRDB-SFT tile 726 → 432 MB. A run whose memory the
+        # next network of the job will reuse (MANet before RRDB-SFT) keeps it: see _SHARED_ARENA.
         self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self.keep_options = _ort().RunOptions()
 
     @property
     def device_name(self) -> str:
@@ -180,9 +187,10 @@ class OnnxRunner(Runner):
         name = gpus[self.device_id] if self.device_id < len(gpus) else "NVIDIA GPU"
         return f"{name} (GPU {self.device_id})"
 
-    def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, feed: dict[str, np.ndarray], *, keep_memory: bool = False) -> dict[str, np.ndarray]:
+        options = self.keep_options if keep_memory else self.run_options
         try:
-            results = self.session.run(self.output_names, feed, self.run_options)
+            results = self.session.run(self.output_names, feed, options)
         except Exception as exc:
             err = classify_device_error(exc, self.provider)
             if err is exc:
@@ -286,6 +294,8 @@ class OnnxBackend(Backend):
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
         so.log_severity_level = ORT_LOG_SEVERITY
+        if _register_shared_arena(ort):
+            so.add_session_config_entry("session.use_env_allocators", "1")
         return so
 
     def _create_session(self, ort: Any, card: ModelCard, providers: list) -> tuple[Any, str | None]:
@@ -310,6 +320,22 @@ class OnnxBackend(Backend):
             gpu_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         _check_io(card, session)
         return session, gpu_error
+
+
+def _register_shared_arena(ort: Any) -> bool:
+    """Register the process-wide CPU arena with onnxruntime once; False where it cannot be (the
+    sessions then keep one arena each, as before)."""
+    global _SHARED_ARENA
+    with _SHARED_ARENA_LOCK:
+        if not _SHARED_ARENA:
+            try:
+                info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+                ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))  # defaults
+                _SHARED_ARENA = True
+            except Exception as exc:  # an onnxruntime without the API: per-session arenas
+                log.debug("shared CPU arena not registered (%s: %s)", type(exc).__name__, exc)
+                return False
+        return True
 
 
 def _is_graph_error(exc: BaseException) -> bool:

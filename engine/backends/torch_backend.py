@@ -87,7 +87,7 @@ class TorchRunner(Runner):
             return "CPU"
         return f"{_torch().cuda.get_device_name(self.device)} (GPU {self.device.index or 0})"
 
-    def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, feed: dict[str, np.ndarray], *, keep_memory: bool = False) -> dict[str, np.ndarray]:
         torch = _torch()
         try:
             with torch.inference_mode():

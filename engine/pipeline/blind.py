@@ -178,7 +178,8 @@ def _manet_kernels_tiled(models: ModelSet, lr_chw: np.ndarray, per_tile, out_cha
 
     def run_tile(crops: list[np.ndarray]) -> np.ndarray:
         th, tw = crops[0].shape[-2:]
-        kernels = runner.run({"lr_rgb": _pad_edge(crops[0], multiple)[None]})["kernels"][0]
+        # keep_memory: RRDB-SFT runs next and reuses MANet's working memory (one shared CPU arena)
+        kernels = runner.run({"lr_rgb": _pad_edge(crops[0], multiple)[None]}, keep_memory=True)["kernels"][0]
         return per_tile(kernels)[:, :th, :tw]
 
     return tiled_apply(
