@@ -76,3 +76,10 @@ def test_studio_lists_the_chosen_methods_scales(qtbot, partial_models):
     panel.method.setCurrentIndex(panel.method.findData("ikc"))
     assert scales() == [4] and panel.scale.currentData() == 4
     assert panel.options().scale == 4
+
+
+def test_the_shipped_models_offer_x2_x3_and_x4_for_both_blind_methods():
+    """What this installation ships (models/): every scale of the papers for MANet + RRDB-SFT and IKC."""
+    for method in ("manet", "ikc"):
+        assert scales_with_models(method) == (2, 3, 4), method
+    assert upscale_scales() == (2, 3, 4)
