@@ -255,26 +255,9 @@ def test_unknown_names_are_reported() -> None:
         build_network("sftmd", "small", 8)
 
 
-def test_rrdb_sft_x2_from_x4_weights_starts_as_the_box_averaged_x4_output():
-    """A ×2 RRDB-SFT started from ×4 weights (upsampling conv averaged over the covered sub-pixels)
-    gives the ×4 network's output box-averaged to ×2 (unclamped)."""
-    import torch.nn.functional as F
-
-    from engine.archs import rrdb_sft
-
-    torch.manual_seed(0)
-    m4 = rrdb_sft.build("tiny", 4, clamp_output=False)
-    m2 = rrdb_sft.build("tiny", 2, clamp_output=False)
-    m2.load_state_dict(m2.adapt_state_from_scale(m4.state_dict(), 4), strict=True)
-    x = torch.rand(1, 3, 12, 12)
-    code = 0.1 * torch.randn(1, m4.code_len, 12, 12)
-    with torch.no_grad():
-        assert torch.allclose(F.avg_pool2d(m4(x, code), 2), m2(x, code), atol=1e-5)
-
-
 def _area_matrix(n_lr: int, src: int, dst: int) -> torch.Tensor:
     """(n_lr·dst, n_lr·src) matrix resampling a row of n_lr LR pixels' src sub-samples to dst by
-    exact footprint overlap, built from fractions on a common 1/(src·dst) grid."""
+    exact footprint overlap, built from fractions on a common 1/(src·dst) grid (×4 → ×2: pairs)."""
     fine = src * dst  # one LR pixel = src·dst fine cells; a source sub-pixel spans dst, an output one src
     m = torch.zeros(n_lr * dst, n_lr * src, dtype=torch.float64)
     for cell in range(n_lr * fine):
@@ -282,23 +265,33 @@ def _area_matrix(n_lr: int, src: int, dst: int) -> torch.Tensor:
     return m
 
 
-def test_rrdb_sft_x3_from_x4_weights_starts_as_the_area_resampled_x4_output():
-    """×4 → ×3: the ×3 network's first output is the ×4 output with each ×3 pixel the area-weighted
-    mean of the ×4 pixels its footprint overlaps (unclamped), and a ×4 → ×4 'adaptation' changes nothing."""
+@pytest.mark.parametrize("scale", [2, 3])
+def test_rrdb_sft_from_x4_weights_starts_as_the_area_resampled_x4_output(scale):
+    """An RRDB-SFT at ×2 or ×3 started from ×4 weights (upsampling conv resampled to its sub-pixel
+    grid) gives the ×4 network's output with each pixel the area-weighted mean of the ×4 pixels its
+    footprint overlaps (unclamped): the 2×2 box mean at ×2, fractional overlaps at ×3."""
     from engine.archs import rrdb_sft
 
-    torch.manual_seed(1)
+    torch.manual_seed(scale)
     m4 = rrdb_sft.build("tiny", 4, clamp_output=False)
-    m3 = rrdb_sft.build("tiny", 3, clamp_output=False)
-    m3.load_state_dict(m3.adapt_state_from_scale(m4.state_dict(), 4), strict=True)
+    m = rrdb_sft.build("tiny", scale, clamp_output=False)
+    m.load_state_dict(m.adapt_state_from_scale(m4.state_dict(), 4), strict=True)
     x = torch.rand(1, 3, 10, 10)
     code = 0.1 * torch.randn(1, m4.code_len, 10, 10)
     with torch.no_grad():
         sr4 = m4(x, code).to(torch.float64)[0]
-        sr3 = m3(x, code).to(torch.float64)[0]
-    a = _area_matrix(10, 4, 3)
+        sr = m(x, code).to(torch.float64)[0]
+    a = _area_matrix(10, 4, scale)
     expected = torch.einsum("ih,chw,jw->cij", a, sr4, a)
-    assert sr3.shape == expected.shape == (3, 30, 30)
-    assert torch.allclose(sr3, expected, atol=1e-5)
+    assert sr.shape == expected.shape == (3, 10 * scale, 10 * scale)
+    assert torch.allclose(sr, expected, atol=1e-5)
+    if scale == 2:  # the same as plain 2×2 average pooling
+        assert torch.allclose(torch.nn.functional.avg_pool2d(sr4, 2), sr, atol=1e-5)
+
+
+def test_rrdb_sft_adapting_to_its_own_scale_changes_nothing():
+    from engine.archs import rrdb_sft
+
+    m4 = rrdb_sft.build("tiny", 4)
     same = m4.adapt_state_from_scale(m4.state_dict(), 4)
     assert torch.equal(same["upsample.0.weight"], m4.state_dict()["upsample.0.weight"])
