@@ -1,4 +1,5 @@
-"""The quality bars of issues 4 and 15 (×4): one row per bar gives its text, what it reads and its check.
+"""The quality bars of issues 4 and 15 (×4) and 20 (×2, ×3): one row per bar gives its text, what it
+reads, its check and the scales it applies at.
 
 A :class:`QualityBar` names the measured quantity, the threshold (a target in dB, or dB added to a
 reference quantity) and whether it must be beaten strictly; :func:`check_bars` reads each row off a
@@ -18,6 +19,8 @@ from engine.evaluation.values import VARIANTS, fmt, results_key, value, variant_
 PHOTO_ISSUE = 15
 """The issue whose bars (noise robustness, the previous models) are listed only when a photo-like
 protocol or the previous models were evaluated."""
+SCALES_ISSUE = 20
+"""The issue whose bars hold at ×2 and ×3 (IKC's gain over bicubic, MANet against bicubic and IKC)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class QualityBar:
         where: the detail line's context; ``{modes}``: the variant modes present, ``{ikc_step}``:
             IKC's fixed step (a bar without reference: the whole detail line).
         paired: measured and reference come from one curve: no target without the measured value.
+        scales: the SR factors the bar holds at (a report at another scale does not list it).
     """
 
     id: str
@@ -88,6 +92,7 @@ class QualityBar:
     strict: bool = False
     where: str = ""
     paired: bool = False
+    scales: tuple[int, ...] = (4,)
 
     @property
     def statement(self) -> str:
@@ -123,6 +128,9 @@ class QualityBar:
 _VARIANTS_BSD100 = "BSD100, mean over {modes}"
 _MANET_VARIANTS = variant_psnr("MANet", "manet")
 _MANET_NOISY = psnr("MANet", "manet", "gaussian8_n15")
+_IKC_GAUSSIAN8 = "Blind IKC on Gaussian8 (BSD100) ≥ bicubic + {threshold} dB"
+_MANET_OVER_BICUBIC = "MANet + RRDB-SFT on the variant modes (BSD100) ≥ bicubic + {threshold} dB"
+_MANET_OVER_IKC = "MANet + RRDB-SFT on the variant modes (BSD100) better than IKC"
 
 QUALITY_BARS: tuple[QualityBar, ...] = (
     QualityBar("ikc_set5", 4, "Blind IKC on Gaussian8, Set5 ≥ {threshold} dB",
@@ -130,12 +138,12 @@ QUALITY_BARS: tuple[QualityBar, ...] = (
                where="IKC at fixed t = {ikc_step}, Set5 Gaussian8 PSNR-Y"),
     QualityBar("ikc_bsd100", 4, "Blind IKC on Gaussian8, BSD100 ≥ {threshold} dB",
                psnr("IKC", "ikc", "gaussian8"), 26.5, where="IKC at fixed t = {ikc_step}, BSD100 Gaussian8 PSNR-Y"),
-    QualityBar("manet_vs_bicubic", 4, "MANet + RRDB-SFT on the variant modes (BSD100) ≥ bicubic + {threshold} dB",
+    QualityBar("manet_vs_bicubic", 4, _MANET_OVER_BICUBIC,
                _MANET_VARIANTS, 1.5, variant_psnr("bicubic", "bicubic"), where=_VARIANTS_BSD100),
     QualityBar("manet_vs_oracle", 4,
                "MANet + RRDB-SFT on the variant modes (BSD100) within {threshold} dB of the oracle",
                _MANET_VARIANTS, -0.5, variant_psnr("oracle", "manet_oracle"), where=_VARIANTS_BSD100),
-    QualityBar("manet_vs_ikc", 4, "MANet + RRDB-SFT on the variant modes (BSD100) better than IKC",
+    QualityBar("manet_vs_ikc", 4, _MANET_OVER_IKC,
                _MANET_VARIANTS, 0.0, variant_psnr("IKC (fixed t = {ikc_step})", "ikc"), strict=True,
                where=_VARIANTS_BSD100),
     QualityBar("lr_psnr", 4, "MANet LR-PSNR ≥ {threshold} dB on nine-kernel BSD100",
@@ -167,6 +175,17 @@ QUALITY_BARS: tuple[QualityBar, ...] = (
                where="Set5 Gaussian8"),
     QualityBar("ikc_t7_bsd100", PHOTO_ISSUE, "IKC at t = 7 ≥ IKC at t = 1 − {threshold} dB on BSD100 Gaussian8",
                ikc_iteration("IKC t = 7", 7), -0.02, ikc_iteration("t = 1", 1), paired=True, where="BSD100 Gaussian8"),
+    QualityBar("ikc_vs_bicubic_x2", SCALES_ISSUE, _IKC_GAUSSIAN8, psnr("IKC", "ikc", "gaussian8"), 2.5,
+               psnr("bicubic", "bicubic", "gaussian8"), where="BSD100 Gaussian8, IKC at fixed t = {ikc_step}",
+               scales=(2,)),
+    QualityBar("ikc_vs_bicubic_x3", SCALES_ISSUE, _IKC_GAUSSIAN8, psnr("IKC", "ikc", "gaussian8"), 2.0,
+               psnr("bicubic", "bicubic", "gaussian8"), where="BSD100 Gaussian8, IKC at fixed t = {ikc_step}",
+               scales=(3,)),
+    QualityBar("manet_vs_bicubic_x2_x3", SCALES_ISSUE, _MANET_OVER_BICUBIC, _MANET_VARIANTS, 1.5,
+               variant_psnr("bicubic", "bicubic"), where=_VARIANTS_BSD100, scales=(2, 3)),
+    QualityBar("manet_vs_ikc_x2_x3", SCALES_ISSUE, _MANET_OVER_IKC, _MANET_VARIANTS, 0.0,
+               variant_psnr("IKC (fixed t = {ikc_step})", "ikc"), strict=True, where=_VARIANTS_BSD100,
+               scales=(2, 3)),
 )
 """The quality bars, in report order; :func:`check_bars` checks them."""
 
@@ -181,9 +200,10 @@ def _subsample(results: Mapping[str, Any], bench: str) -> str | None:
 def check_bars(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A results dict → each quality bar with the measured value, the target and ``met`` (None: not measured).
 
-    The bars of :data:`PHOTO_ISSUE` are listed only when a photo-like protocol or the previous
-    models were evaluated.
+    Only the bars of the results' scale (default ×4) are listed; those of :data:`PHOTO_ISSUE` only
+    when a photo-like protocol or the previous models were evaluated.
     """
     photo = any(p in PHOTO_PROTOCOLS for p in results["protocols"]) or "models_previous" in results
+    scale = int(results.get("scale", 4))
     return [bar.check(results, _subsample(results, bar.measured.bench)) for bar in QUALITY_BARS
-            if bar.issue != PHOTO_ISSUE or photo]
+            if scale in bar.scales and (bar.issue != PHOTO_ISSUE or photo)]
