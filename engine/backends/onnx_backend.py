@@ -67,12 +67,13 @@ _SESSIONS: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
 """(session, why a GPU provider failed to start or None) by cache key."""
 _SESSIONS_LOCK = threading.Lock()
 _CUDA_WARNED = False
+_CUDA_WARN_LOCK = threading.Lock()
 # One CPU arena for every session of the process ("session.use_env_allocators"): the pages one
 # network's run touched are reused by the next network instead of being faulted in again (MANet
-# then RRDB-SFT on a 512² image: 0.27 s less, idle, bench/bench_upscale_overhead.py). Registered once.
-_SHARED_ARENA = False
+# then RRDB-SFT on a 512² image: 0.27 s less, idle, bench/bench_upscale_overhead.py). Registered
+# once; None until tried, then whether it worked.
+_SHARED_ARENA: bool | None = None
 _SHARED_ARENA_LOCK = threading.Lock()
-_CUDA_WARN_LOCK = threading.Lock()
 
 
 def onnxruntime_available() -> bool:
@@ -327,15 +328,15 @@ def _register_shared_arena(ort: Any) -> bool:
     sessions then keep one arena each, as before)."""
     global _SHARED_ARENA
     with _SHARED_ARENA_LOCK:
-        if not _SHARED_ARENA:
+        if _SHARED_ARENA is None:  # tried once per process: a failure is not retried for every session
             try:
                 info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
                 ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))  # defaults
                 _SHARED_ARENA = True
             except Exception as exc:  # an onnxruntime without the API: per-session arenas
                 log.debug("shared CPU arena not registered (%s: %s)", type(exc).__name__, exc)
-                return False
-        return True
+                _SHARED_ARENA = False
+        return _SHARED_ARENA
 
 
 def _is_graph_error(exc: BaseException) -> bool:
