@@ -315,6 +315,43 @@ def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
     assert result.step == 2 and math.isfinite(result.loss)
 
 
+def test_corrector_image_loss_adds_the_sr_error_of_the_corrected_code(tmp_path, models_tmp):
+    """``corrector_image_loss`` λ: loss = code L2 + λ · L1(SFTMD(LR, current + Δ), HR), with gradients
+    reaching the corrector through the frozen SFTMD; batches then carry the HR patch."""
+    import torch.nn.functional as F
+
+    from engine.training.stage_table import get_stage
+    from engine.training.stages import _corrector_inputs, build_context, compute_loss
+
+    lam = 0.5
+    ctx = build_context(get_stage("ikc_corrector"), "tiny", 4, torch.device("cpu"), models_tmp, corrector_image_loss=lam)
+    plain = build_context(get_stage("ikc_corrector"), "tiny", 4, torch.device("cpu"), models_tmp)
+    corrector = build_network("ikc_corrector", "tiny", 4, generator=torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(1)
+    kernels = np.stack([deg.isotropic_gaussian_kernel(s).reshape(-1) for s in (1.5, 3.0)])
+    batch = {
+        "lr": torch.rand((2, 3, 8, 8), generator=gen),
+        "hr": torch.rand((2, 3, 32, 32), generator=gen),
+        "kernel": torch.as_tensor(kernels, dtype=torch.float32),
+        "code_noise": torch.randn((2, 10), generator=gen),
+        "use_predictor": torch.tensor([0.9, 0.9]),
+    }
+    code_only = compute_loss(corrector, batch, plain)
+    both = compute_loss(corrector, batch, ctx)
+    sr, current, _ = _corrector_inputs(ctx, batch, corrector)
+    with torch.no_grad():
+        expect = F.l1_loss(ctx.frozen["sftmd"](batch["lr"], current + corrector(sr, current)), batch["hr"])
+    torch.testing.assert_close(both - code_only, lam * expect, atol=1e-5, rtol=1e-4)
+    corrector.zero_grad()
+    (both - code_only).backward()  # the image term alone moves the corrector's weights
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in corrector.parameters())
+
+    with pytest.raises(ConfigError, match="corrector_image_loss"):
+        tiny_config(tmp_path, models_tmp, stage="ikc_corrector", corrector_image_loss=-1.0)
+    result = train(tiny_config(tmp_path, models_tmp, stage="ikc_corrector", name="imgloss", corrector_image_loss=lam))
+    assert result.step == 2 and math.isfinite(result.loss)
+
+
 def test_a_x2_run_starts_from_the_x4_weights_where_shapes_match(tmp_path, models_tmp):
     """``init_from_scale``: every ×4 tensor whose name and shape match is copied into the ×2 network,
     the second upsampling stage is dropped, the rest stays fresh, and the step count starts at 0."""

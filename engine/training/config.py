@@ -70,6 +70,10 @@ class TrainConfig(CorruptionSettings):
             by k steps of the corrector being trained (no gradients, its SR image re-made by the
             frozen SFTMD each time), k drawn per patch uniformly from 0..corrector_unroll; so the
             corrector also learns to correct its own iterates, as it meets them at inference (0: off).
+        corrector_image_loss: corrector stage: weight of a second loss term, the L1 distance between the
+            HR patch and the frozen SFTMD's SR image made with the corrected code (gradients flow
+            through SFTMD into the correction). The code L2 alone is blind to what a step does to the
+            image; with this term a step is also judged by the image it leads to (0: off).
         log_every: steps between CSV rows.
         ckpt_every: steps between checkpoints (``ckpt_last.pt``, replaced atomically).
         val_every: steps between validations on Set5 (0: only at the end).
@@ -111,6 +115,7 @@ class TrainConfig(CorruptionSettings):
     code_noise: float = 0.5
     predictor_prob: float = 0.5
     corrector_unroll: int = 0
+    corrector_image_loss: float = 0.0
     log_every: int = 10
     ckpt_every: int = 200
     val_every: int = 500
@@ -146,6 +151,8 @@ class TrainConfig(CorruptionSettings):
             raise ConfigError(f"patch_size {self.patch_size} is not a multiple of the scale {self.scale}")
         if self.workers < 0 or self.threads < 0 or self.val_every < 0 or self.corrector_unroll < 0:
             raise ConfigError("workers, threads, val_every and corrector_unroll must be >= 0")
+        if not self.corrector_image_loss >= 0.0:
+            raise ConfigError(f"corrector_image_loss must be >= 0, got {self.corrector_image_loss!r}")
         if not 1 <= self.val_images <= 5:
             raise ConfigError(f"val_images must be in 1..5 (Set5), got {self.val_images}")
         if self.betas is not None and len(self.betas) != 2:

@@ -83,8 +83,7 @@ def ship(cfg: TrainConfig, result: TrainResult) -> Path:
         "batch_size": cfg.batch_size,
         "optimizer": f"Adam lr {run_entry['lr']:g}, betas {tuple(cfg.betas or spec.betas)}, "
                      f"halved at steps {cfg.resolved_milestones()}",
-        "loss": {"manet": "L1 per-pixel kernels", "ikc_predictor": "L2 code", "ikc_corrector": "L2 code delta"}
-        .get(spec.network, "L1 image"),
+        "loss": _loss_words(cfg, spec.network),
         "datasets": list(cfg.train_sets) if cfg.max_images is None else
         [*cfg.train_sets, f"first {cfg.max_images} images only"],
         "degradation": "MANet anisotropic Gaussian, blur + direct subsampling, 8-bit"
@@ -115,6 +114,17 @@ def ship(cfg: TrainConfig, result: TrainResult) -> Path:
     card = export_card(card)
     assert card.path is not None
     return card.path
+
+
+def _loss_words(cfg: TrainConfig, network: str) -> str:
+    """The training loss in words, for the card."""
+    words = {"manet": "L1 per-pixel kernels", "ikc_predictor": "L2 code", "ikc_corrector": "L2 code delta"}.get(
+        network, "L1 image")
+    if network == "ikc_corrector" and cfg.corrector_unroll > 0:
+        words += f" after 0..{cfg.corrector_unroll} of its own curve-projected steps"
+    if network == "ikc_corrector" and cfg.corrector_image_loss > 0:
+        words += f" + {cfg.corrector_image_loss:g} x L1(SFTMD SR with the corrected code, HR)"
+    return words
 
 
 def _noise_settings(cfg: TrainConfig) -> dict[str, object]:

@@ -8,10 +8,11 @@ stage                   network        loss                                     
 ``rrdb_sft_blind``      rrdb_sft       L1(SR, HR), codes of the frozen MANet's kernels        MANet
 ``sftmd``               sftmd          L1(SR, HR), true kernel's 10-d PCA code                IKC
 ``ikc_predictor``       ikc_predictor  L2(predicted code, true code)                          IKC
-``ikc_corrector``       ikc_corrector  L2(Δ, true − current) on the frozen SFTMD's SR         IKC
+``ikc_corrector``       ikc_corrector  L2(Δ, true − current) on the frozen SFTMD's SR [#]_    IKC
 ======================  =============  =====================================================  ==========
 
 .. [#] summed over the 441 taps of each kernel, averaged over LR pixels and the batch.
+.. [#] plus, with ``corrector_image_loss`` λ > 0, λ · L1(SFTMD(LR, current + Δ), HR).
 
 Validation (monitoring only, on a fixed degraded Set5 from ``engine.data.build_test_set``; never
 used to select anything): one case per image, the kernel chosen by a fixed rule
@@ -69,6 +70,7 @@ class StageContext:
         corrector_unroll: corrector: largest number of its own (gradient-free) steps applied to the
             starting code before the trained step (see ``TrainConfig.corrector_unroll``).
         kernel_loss: MANet: ``l1`` or ``l2`` (see ``TrainConfig.kernel_loss``).
+        corrector_image_loss: corrector: weight of the image term (see ``TrainConfig.corrector_image_loss``).
         curve_codes: corrector with unrolling: (M, d) codes of isotropic Gaussians over the scale's σ
             range (``IsotropicCodeCurve``); the current codes are moved to their nearest point, as
             ``run_ikc`` does with every code at inference.
@@ -85,6 +87,7 @@ class StageContext:
     predictor_prob: float = 0.5
     corrector_unroll: int = 0
     kernel_loss: str = "l1"
+    corrector_image_loss: float = 0.0
     curve_codes: torch.Tensor | None = None
     val_cases: list[ValCase] | None = None
 
@@ -123,10 +126,12 @@ def build_context(
     predictor_prob: float = 0.5,
     corrector_unroll: int = 0,
     kernel_loss: str = "l1",
+    corrector_image_loss: float = 0.0,
 ) -> StageContext:
     """Load the PCA codec and the frozen networks a stage needs (see :class:`StageContext` for the rest)."""
     ctx = StageContext(spec, scale, device, code_noise=code_noise, predictor_prob=predictor_prob,
-                       corrector_unroll=corrector_unroll, kernel_loss=kernel_loss)
+                       corrector_unroll=corrector_unroll, kernel_loss=kernel_loss,
+                       corrector_image_loss=corrector_image_loss)
     if spec.pca is not None:
         ctx.codec = load_codec(models_dir / pca_file_name(spec.pca, scale)).to(device)
         ctx.code_std = _codes_spread(ctx.codec, scale, spec.pca)
@@ -224,7 +229,12 @@ def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: StageCon
         return F.mse_loss(model(lr).float(), ctx.codec.project(batch["kernel"]))
     if name == "ikc_corrector":
         sr, current, true = _corrector_inputs(ctx, batch, model)
-        return F.mse_loss(model(sr, current).float(), true - current)
+        step = model(sr, current).float()
+        loss = F.mse_loss(step, true - current)
+        if ctx.corrector_image_loss > 0:  # judge the step also by the image it leads to
+            corrected_sr = ctx.frozen["sftmd"](lr, current + step)
+            loss = loss + ctx.corrector_image_loss * F.l1_loss(corrected_sr.float(), batch["hr"])
+        return loss
     raise KeyError(name)
 
 

@@ -232,7 +232,7 @@ def _start(cfg: TrainConfig, info: DistInfo, resume: bool, command: str) -> _Run
     model.to(device)
     ctx = build_context(spec, cfg.preset, cfg.scale, device, models_dir, code_noise=cfg.code_noise,
                         predictor_prob=cfg.predictor_prob, corrector_unroll=cfg.corrector_unroll,
-                        kernel_loss=cfg.kernel_loss)
+                        kernel_loss=cfg.kernel_loss, corrector_image_loss=cfg.corrector_image_loss)
     betas = tuple(cfg.betas) if cfg.betas is not None else spec.betas
     optimizer = torch.optim.Adam(model.parameters(), lr=_initial_lr(cfg, spec), betas=betas)
     run = _Run(
@@ -327,7 +327,7 @@ def _batches(run: _Run) -> Iterator[dict[str, Any]]:
     pool = TrainPool(train_paths(cfg.train_sets), max_images=cfg.max_images, min_size=cfg.patch_size)
     code_len = run.ctx.codec.code_len if run.spec.name == "ikc_corrector" and run.ctx.codec is not None else None
     maker = make_batch_maker(cfg, run.spec.protocol, pool, cfg.batch_size // run.info.world_size,
-                             with_hr=run.spec.with_hr, code_len=code_len)
+                             with_hr=run.spec.with_hr or run.ctx.corrector_image_loss > 0, code_len=code_len)
     if cfg.workers == 0:
         return batch_stream(maker, run.data_rng)
     loader = DataLoader(
