@@ -156,9 +156,9 @@ class RecordingRunner:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._runner, name)
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, inputs: dict[str, np.ndarray], *, keep_memory: bool = False) -> dict[str, np.ndarray]:
         self._store.append({k: np.array(v, np.float32, copy=True) for k, v in inputs.items()})
-        return self._runner.run(inputs)
+        return self._runner.run(inputs, keep_memory=keep_memory)
 
 
 def calibration_feeds(method: str, scale: int = 4, *, images: int = CALIBRATION_IMAGES,

@@ -223,3 +223,26 @@ def test_shipped_int8_graph_is_verified_and_close_to_fp32(card_id):
     diff = np.abs(int8.run(feeds[0])[name] - fp32.run(feeds[0])[name])
     assert diff.max() <= MAX_ABS_DIFF[card.network], diff.max()
     assert diff.mean() <= MAX_MEAN_ABS_DIFF[card.network], diff.mean()
+
+
+def test_recording_runner_keeps_the_runner_contract():
+    """Calibration wraps every network's runner, MANet's included, which the pipeline runs with
+    ``keep_memory=True``: the wrapper records the feed and passes the flag on."""
+    from engine.quantize import RecordingRunner
+
+    calls = []
+
+    class Runner:
+        precision = "fp32"
+
+        def run(self, inputs, *, keep_memory=False):
+            calls.append(keep_memory)
+            return {"y": inputs["x"] * 2}
+
+    feeds: list = []
+    rec = RecordingRunner(Runner(), feeds)
+    x = np.ones((1, 2), np.float32)
+    assert rec.run({"x": x}, keep_memory=True)["y"].sum() == 4 and rec.run({"x": x})["y"].sum() == 4
+    assert calls == [True, False] and len(feeds) == 2 and rec.precision == "fp32"
+    feeds[0]["x"][0, 0] = 5  # a copy, not the caller's array
+    assert x[0, 0] == 1
