@@ -166,15 +166,27 @@ def _photos(folder: Path, names: list[str] | None) -> list[Path]:
 
 
 # --- Markdown ----------------------------------------------------------------------------------------
-NOT_WRITTEN = "*Observations:* (not written yet — to be written after looking at the panels.)\n"
+NOT_WRITTEN = "*Observations:* (not written yet — to be written after looking at the panels.)"
+SUMMARY_NOT_WRITTEN = "**Summary:** (not written yet — to be written after looking at every photo.)"
 _OBS = re.compile(r"<!-- observations:(?P<stem>[^ ]+) -->\n(?P<text>.*?)<!-- /observations:(?P=stem) -->", re.S)
 
 
+_SUMMARY = re.compile(r"<!-- summary -->\n(?P<text>.*?)<!-- /summary -->", re.S)
+SUMMARY_KEY = ":summary"
+"""Key of the whole-gallery summary (written by a person, like the observations) in ``kept_observations``."""
+
+
 def kept_observations(md_path: Path) -> dict[str, str]:
-    """The human-written text between the observation markers of an existing REAL.md, by photo stem."""
+    """The human-written texts of an existing REAL.md: the observations by photo stem, and the summary
+    under :data:`SUMMARY_KEY`; a re-render keeps them."""
     if not md_path.is_file():
         return {}
-    return {m["stem"]: m["text"] for m in _OBS.finditer(md_path.read_text(encoding="utf-8"))}
+    text = md_path.read_text(encoding="utf-8")
+    kept = {m["stem"]: m["text"].rstrip("\n") for m in _OBS.finditer(text)}
+    summary = _SUMMARY.search(text)
+    if summary is not None:
+        kept[SUMMARY_KEY] = summary["text"].rstrip("\n")
+    return kept
 
 
 def _entry_md(info: dict, kept: str | None, rel: str) -> list[str]:
@@ -216,7 +228,8 @@ def render_md(entries: list[dict], md_path: Path, out_dir: Path, command: str, n
              f"({notes['new_ids']}). IKC runs the step recorded in each corrector's card: previous t = "
              f"{notes['ikc_steps']['previous']}, new t = {notes['ikc_steps']['new']}.",
              "- Alpha is ignored (the RGB is shown); greyscale photos run as RGB with three equal channels.",
-             f"- Wall time of the render: {notes['seconds']:.0f} s on {notes['provider']}.", ""]
+             f"- Wall time of the render: {notes['seconds']:.0f} s on {notes['provider']}.", "",
+             "<!-- summary -->", kept.get(SUMMARY_KEY, SUMMARY_NOT_WRITTEN), "<!-- /summary -->", ""]
     for info in entries:
         lines += _entry_md(info, kept.get(info["stem"]), rel.as_posix())
     return "\n".join(lines).rstrip() + "\n"
@@ -240,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = args.real_dir or shared_data_dir() / "real"
     photos = _photos(folder, args.photos)
-    orphans = sorted(stem for stem, text in kept_observations(args.md).items()
+    orphans = sorted(stem for stem, text in kept_observations(args.md).items() if stem != SUMMARY_KEY
                      if text != NOT_WRITTEN and stem not in {p.stem for p in photos})
     if orphans:  # a render of fewer photos would drop what a person wrote about the others
         raise SystemExit(f"real_gallery: error: {args.md} holds observations of {', '.join(orphans)}, which this "

@@ -44,10 +44,17 @@ def test_gallery_renders_panels_and_keeps_written_observations(gallery, shared_d
     assert "not written yet" in text and "0014.jpg" in text
     # a person writes what they saw; a re-render keeps it
     md.write_text(text.replace("*Observations:* (not written yet — to be written after looking at the panels.)",
-                               "Grain on the cap; bicubic is smoother."))
+                               "Grain on the cap; bicubic is smoother.")
+                  .replace("**Summary:** (not written yet — to be written after looking at every photo.)",
+                           "**Summary.** Every method keeps the blocks."))
     assert gallery.main(argv) == 0
     again = md.read_text()
     assert "Grain on the cap; bicubic is smoother." in again and "not written yet" not in again
+    assert "<!-- summary -->\n**Summary.** Every method keeps the blocks.\n<!-- /summary -->" in again
+    assert gallery.main(argv) == 0  # re-rendering again changes nothing but the wall time (no blank lines pile up)
+    def drop_time(t):
+        return [line for line in t.splitlines() if not line.startswith("- Wall time")]
+    assert drop_time(md.read_text()) == drop_time(again)
     other = argv[:4] + ["--photos", "0030.jpg", "--md", str(md), "--out-dir", str(out)]
     with pytest.raises(SystemExit, match="holds observations of 0014"):  # would drop what was written
         gallery.main(other)
