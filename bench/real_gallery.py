@@ -253,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = args.real_dir or shared_data_dir() / "real"
     photos = _photos(folder, args.photos)
-    orphans = sorted(stem for stem, text in kept_observations(args.md).items() if stem != SUMMARY_KEY
-                     if text != NOT_WRITTEN and stem not in {p.stem for p in photos})
+    orphans = sorted(stem for stem, text in kept_observations(args.md).items()
+                     if stem != SUMMARY_KEY and text != NOT_WRITTEN and stem not in {p.stem for p in photos})
     if orphans:  # a render of fewer photos would drop what a person wrote about the others
         raise SystemExit(f"real_gallery: error: {args.md} holds observations of {', '.join(orphans)}, which this "
                          "render leaves out; include them (--photos) or write to another --md")
