@@ -90,6 +90,8 @@ def bare_feed(network: str, card, size: int) -> dict[str, np.ndarray]:
     if code is not None:
         shape = (1, code.shape[1]) + ((size, size) if code.rank == 4 else ())
         feed["kernel_code"] = np.zeros(shape, np.float32)
+    if "noise_sigma_255" in {spec.name for spec in card.inputs}:
+        feed["noise_sigma_255"] = np.zeros((1, 1, size, size), np.float32)
     return feed
 
 

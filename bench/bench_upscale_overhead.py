@@ -42,10 +42,11 @@ def _bare(models, lr_rgb_f32: np.ndarray):
     lr = np.ascontiguousarray(lr_rgb_f32.transpose(2, 0, 1)[None])
     manet, rrdb = models.runner("manet").session, models.runner("rrdb_sft").session
     codes = np.zeros((1, models.pca("rrdb_sft").n_components) + lr.shape[2:], np.float32)
+    noise = np.zeros((1, 1) + lr.shape[2:], np.float32)
 
     def run() -> None:
         manet.run(["kernels"], {"lr_rgb": lr})
-        rrdb.run(["sr_rgb"], {"lr_rgb": lr, "kernel_code": codes})
+        rrdb.run(["sr_rgb"], {"lr_rgb": lr, "kernel_code": codes, "noise_sigma_255": noise})
 
     return run
 

@@ -70,6 +70,7 @@ _LAYOUTS = {
     "sr_rgb": ("NCHW, RGB", [0.0, 1.0]),
     "kernels": ("NCHW, 21x21 kernel per LR pixel (row-major), softmax over channels", [0.0, 1.0]),
     "kernel_code": ("kernel PCA code", None),
+    "noise_sigma_255": ("estimated noise std per LR pixel, 8-bit scale (engine.noise)", [0.0, 255.0]),
     "code_delta": ("kernel PCA code correction", None),
 }
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "DEFAULT_BLOCK_PX", "NoiseEstimate", "highpass_response", "estimate_noise"]
+__all__ = ["MAD_TO_SIGMA", "DEFAULT_BLOCK_PX", "NoiseEstimate", "highpass_response", "estimate_noise",
+           "noise_map_255"]
 
 MAD_TO_SIGMA = 1.0 / 0.6744897501960817
 """σ of a zero-mean Gaussian per unit of its median absolute value (1 / Φ⁻¹(0.75))."""
@@ -95,3 +96,22 @@ def estimate_noise(rgb_f32: np.ndarray, *, block_px: int = DEFAULT_BLOCK_PX) -> 
     blocks = grid.reshape(resp.shape[0], rows, block_px, cols, block_px).transpose(1, 3, 0, 2, 4)
     block_map = np.median(blocks.reshape(rows, cols, -1), axis=2).astype(np.float32)
     return NoiseEstimate(sigma_255=sigma, map_255=block_map, block_px=int(block_px))
+
+
+def noise_map_255(rgb_f32: np.ndarray, *, block_px: int = DEFAULT_BLOCK_PX) -> np.ndarray:
+    """A smooth per-pixel noise level (H×W float32, σ on the 8-bit scale) for conditioning RRDB-SFT.
+
+    The per-block medians of :func:`estimate_noise` sit at their blocks' centres and are
+    interpolated bilinearly between them (held constant beyond the outer centres), so the map has no
+    steps at block edges. RRDB-SFT was trained with the median of each 20×20 LR training patch, the
+    same estimate at about this block size.
+    """
+    est = estimate_noise(rgb_f32, block_px=block_px)
+    h, w = np.asarray(rgb_f32).shape[:2]
+    rows, cols = est.map_255.shape
+    cy = (np.arange(rows) + 0.5) * block_px - 0.5
+    cx = (np.arange(cols) + 0.5) * block_px - 0.5
+    ys, xs = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
+    along_x = np.stack([np.interp(xs, cx, est.map_255[r]) for r in range(rows)])  # (rows, w)
+    out = np.stack([np.interp(ys, cy, along_x[:, c]) for c in range(w)], axis=1)  # (h, w)
+    return out.astype(np.float32)

@@ -51,9 +51,9 @@ _PASS_OPS = ("Concat", "Expand", "Unsqueeze", "Reshape", "Tile", "Cast", "Shape"
 """Ops that only move or join a tensor: the kernel code passes through them unchanged to its first layer."""
 
 
-def conditioning_entry(graph_path: Path, input_names: Sequence[str] = ("kernel_code",)) -> list[str]:
-    """Names of the nodes from the ``kernel_code`` input to its first weighted layer on every path:
-    the Expand/Concat that joins the code to image features (an 8-bit tensor shared with features
+def conditioning_entry(graph_path: Path, input_names: Sequence[str] = ("kernel_code", "noise_sigma_255")) -> list[str]:
+    """Names of the nodes from the ``kernel_code`` input (and RRDB-SFT's ``noise_sigma_255``) to its first
+    weighted layer on every path: the Expand/Concat that joins the code to image features (an 8-bit tensor shared with features
     tens of times larger leaves the small code values a few levels) and the Conv/Gemm that reads it
     (its input is one quantized tensor, so it would do the same). RRDB-SFT: the ``[F, H]`` concat and
     the first conv of each SFT layer's scale and shift branches; SFTMD likewise; the IKC corrector: the

@@ -21,9 +21,13 @@ from engine.archs import (  # noqa: E402
     rrdb_sft,
 )
 
+NOISE_CHANNEL_WEIGHTS = 10 * 2 * 32 * 9
+"""RRDB-SFT's noise-level input (our addition): one more input channel in the first conv of the scale
+and shift branches (32 hidden, 3×3) of each of the 10 SFT layers."""
+
 PAPER_COUNTS = {
     ("manet", 4): 1_810_361,
-    ("rrdb_sft", 4): 8_086_256,
+    ("rrdb_sft", 4): 8_086_256 + NOISE_CHANNEL_WEIGHTS,  # the paper's count + the noise channel
     ("sftmd", 4): 4_234_691,
     ("ikc_predictor", 4): 430_730,
     ("ikc_corrector", 4): 649_930,
@@ -42,6 +46,22 @@ def test_paper_parameter_counts(network: str, scale: int) -> None:
     assert count_parameters(build_network(network, "paper", scale)) == PAPER_COUNTS[(network, scale)]
 
 
+def test_noise_input_added_with_zero_weights_changes_nothing() -> None:
+    """Weights trained without the noise channel, loaded through ``with_noise_input``, give the same SR
+    whatever the noise map; a noise weight then changes the output."""
+    model = build_network("rrdb_sft", "tiny", 2, generator=_gen(3)).eval()
+    old = {k: (v[:, :-1] if ".sft." in k and k.endswith(".0.weight") else v) for k, v in model.state_dict().items()}
+    model.load_state_dict(rrdb_sft.with_noise_input(old, model.code_len))
+    lr, code, _ = example_inputs("rrdb_sft", "tiny", 2, 1, 12, 10, _gen(4))
+    with torch.no_grad():
+        quiet = model(lr, code, torch.zeros(1, 1, 12, 10))
+        loud = model(lr, code, torch.full((1, 1, 12, 10), 15.0))
+        assert torch.equal(quiet, loud)
+        model.groups[0].sft.shift[0].weight[:, -1] += 0.5
+        assert not torch.allclose(model(lr, code, torch.zeros(1, 1, 12, 10)), model(lr, code, torch.full((1, 1, 12, 10), 15.0)))
+    assert rrdb_sft.with_noise_input(model.state_dict(), model.code_len).keys() == model.state_dict().keys()
+
+
 def test_maconv_is_lighter_than_a_plain_conv() -> None:
     assert count_parameters(manet.MAConv(128, 128)) == 86_464
     assert count_parameters(nn.Conv2d(128, 128, 3, padding=1)) == 147_584
@@ -49,7 +69,7 @@ def test_maconv_is_lighter_than_a_plain_conv() -> None:
     total = count_parameters(build_network("manet", "paper", 4)) + count_parameters(
         build_network("rrdb_sft", "paper", 4)
     )
-    assert total == 9_896_617
+    assert total == 9_896_617 + NOISE_CHANNEL_WEIGHTS  # as published, plus our noise input
 
 
 def test_sr_parameter_counts_depend_on_scale_only_through_the_upsampler() -> None:
@@ -278,9 +298,10 @@ def test_rrdb_sft_from_x4_weights_starts_as_the_area_resampled_x4_output(scale):
     m.load_state_dict(m.adapt_state_from_scale(m4.state_dict(), 4), strict=True)
     x = torch.rand(1, 3, 10, 10)
     code = 0.1 * torch.randn(1, m4.code_len, 10, 10)
+    noise = torch.full((1, 1, 10, 10), 5.0)
     with torch.no_grad():
-        sr4 = m4(x, code).to(torch.float64)[0]
-        sr = m(x, code).to(torch.float64)[0]
+        sr4 = m4(x, code, noise).to(torch.float64)[0]
+        sr = m(x, code, noise).to(torch.float64)[0]
     a = _area_matrix(10, 4, scale)
     expected = torch.einsum("ih,chw,jw->cij", a, sr4, a)
     assert sr.shape == expected.shape == (3, 10 * scale, 10 * scale)

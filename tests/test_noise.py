@@ -57,3 +57,37 @@ def test_block_map_localises_noise_and_grey_images_count_once():
     assert estimate_noise(as_rgb).sigma_255 == pytest.approx(8.0, rel=0.2)
     with pytest.raises(ValueError, match="at least 3×3"):
         estimate_noise(np.zeros((2, 8, 3), np.float32))
+
+
+def test_noise_map_is_smooth_and_passes_through_the_block_estimates():
+    """The per-pixel map RRDB-SFT reads: the block medians at the block centres, in between a bilinear
+    blend (no step larger than the blocks' own difference), one value per pixel."""
+    from engine.noise import noise_map_255
+
+    rng = np.random.default_rng(4)
+    img = smooth_image(64, 80)
+    img[:, 40:] = add_gaussian_noise(img[:, 40:], 12.0, rng, per_channel=True)  # quiet left, noisy right
+    est = estimate_noise(img)
+    m = noise_map_255(img)
+    assert m.shape == (64, 80) and m.dtype == np.float32
+    # block (r, c) has its centre between pixels 16r + 7 and 16r + 8: the mean of the 2×2 pixels there
+    centre = m[7:9, 7:9].mean(), m[23:25, 71:73].mean()
+    assert centre[0] == pytest.approx(est.map_255[0, 0], abs=0.3)
+    assert centre[1] == pytest.approx(est.map_255[1, 4], abs=0.3)
+    assert m[:, :20].max() < 2.0 and m[:, 60:].min() > 8.0
+    assert np.abs(np.diff(m, axis=1)).max() < (est.map_255.max() - est.map_255.min()) / 16 + 1e-3
+
+
+def test_training_patch_estimate_equals_the_numpy_estimator():
+    """engine.training.noise_level (torch, per training patch) gives estimate_noise's whole-image σ."""
+    torch = pytest.importorskip("torch")
+    from engine.training.noise_level import noise_condition, patch_sigma_255
+
+    rng = np.random.default_rng(5)
+    patches = [quantize_u8(add_gaussian_noise(smooth_image(20, 20), s, rng, per_channel=True)) for s in (0.0, 4.0, 14.0)]
+    batch = torch.from_numpy(np.stack([p.transpose(2, 0, 1) for p in patches]))
+    got = patch_sigma_255(batch).numpy()
+    np.testing.assert_allclose(got, [estimate_noise(p).sigma_255 for p in patches], rtol=1e-4, atol=1e-4)
+    assert got[0] < got[1] < got[2]
+    cond = noise_condition(batch)
+    assert cond.shape == (3, 1, 20, 20) and torch.equal(cond[:, 0, 5, 7], cond[:, 0, 0, 0])

@@ -47,12 +47,17 @@ def network_kernels(models, lr):
 
 
 def test_manet_pipeline_equals_the_plain_computation(manet_models):
-    """Codes projected tile by tile and the SR image: as computed whole, with pca.project."""
+    """Codes projected tile by tile and the SR image: as computed whole, with pca.project and the
+    input's noise map."""
+    from engine.noise import noise_map_255
+
     lr = lr_image(45, 61, seed=1)
     reference_codes = manet_models.pca("rrdb_sft").project(network_kernels(manet_models, lr))
     chw = np.ascontiguousarray(lr.transpose(2, 0, 1))
     code_chw = np.ascontiguousarray(np.moveaxis(reference_codes, -1, 0))
-    reference_sr = manet_models.runner("rrdb_sft").run({"lr_rgb": chw[None], "kernel_code": code_chw[None]})
+    noise = noise_map_255(lr)[None, None]  # the input's estimated noise level, as the pipeline feeds it
+    reference_sr = manet_models.runner("rrdb_sft").run({"lr_rgb": chw[None], "kernel_code": code_chw[None],
+                                                        "noise_sigma_255": noise})
     reference_sr = np.clip(reference_sr["sr_rgb"][0].transpose(1, 2, 0), 0, 1)
     for tile in (None, 16):
         result = run_manet(lr, manet_models, tile=tile)

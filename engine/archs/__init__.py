@@ -49,7 +49,7 @@ class NetworkSpec:
 
 def _shape(kind: str, presets: Mapping[str, Any], preset: str, scale: int) -> Shape:
     """The symbolic shape of one graph tensor of ``kind``: ``image`` (N, 3, H, W), ``sr`` (the
-    ``scale``× image), ``code`` (N, L), ``code_map`` (N, L, H, W) or ``kernels`` (N, k², H, W)."""
+    ``scale``× image), ``code`` (N, L), ``code_map`` (N, L, H, W), ``noise_map`` (N, 1, H, W) or ``kernels`` (N, k², H, W)."""
     if kind == "image":
         return ("N", 3, "H", "W")
     if kind == "sr":
@@ -59,6 +59,8 @@ def _shape(kind: str, presets: Mapping[str, Any], preset: str, scale: int) -> Sh
         return ("N", config.code_len)
     if kind == "code_map":
         return ("N", config.code_len, "H", "W")
+    if kind == "noise_map":
+        return ("N", 1, "H", "W")
     if kind == "kernels":
         return ("N", config.kernel_size**2, "H", "W")
     raise KeyError(f"unknown tensor kind {kind!r}")
@@ -81,7 +83,7 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
     _network("manet", manet.PRESETS, manet.build, (manet.INPUT_NAMES, manet.OUTPUT_NAMES),
              (("image",), ("kernels",)), multiple_of=manet.MULTIPLE_OF),
     _network("rrdb_sft", rrdb_sft.PRESETS, rrdb_sft.build, (rrdb_sft.INPUT_NAMES, rrdb_sft.OUTPUT_NAMES),
-             (("image", "code_map"), ("sr",))),
+             (("image", "code_map", "noise_map"), ("sr",))),
     _network("sftmd", ikc.SFTMD_PRESETS, ikc.build_sftmd, (ikc.SFTMD_INPUT_NAMES, ikc.SFTMD_OUTPUT_NAMES),
              (("image", "code"), ("sr",))),
     _network("ikc_predictor", ikc.PREDICTOR_PRESETS, ikc.build_predictor,
@@ -165,7 +167,8 @@ def example_inputs(
 ) -> tuple[torch.Tensor, ...]:
     """Random float32 inputs in ``forward`` order for an LR (or SR, corrector) image of ``height × width``.
 
-    Images are uniform in [0, 1]; codes are standard normal (PCA codes are centred).
+    Images are uniform in [0, 1]; noise maps (one channel) uniform in [0, 15] (σ on the 8-bit scale);
+    codes are standard normal (PCA codes are centred).
     """
     spec = get_spec(network)
     tensors = []
@@ -175,6 +178,8 @@ def example_inputs(
         ]
         if concrete[1] == 3 and len(concrete) == 4:
             tensors.append(torch.rand(concrete, generator=generator))
+        elif concrete[1] == 1 and len(concrete) == 4:
+            tensors.append(torch.rand(concrete, generator=generator) * 15.0)
         else:
             tensors.append(torch.randn(concrete, generator=generator))
     return tuple(tensors)

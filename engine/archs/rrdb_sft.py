@@ -1,8 +1,15 @@
 """RRDB-SFT: non-blind super-resolution conditioned on a per-pixel kernel PCA code map (MANet paper).
 
-Graph contract: ``lr_rgb`` (N, 3, h, w) float32 RGB in [0, 1] and ``kernel_code`` (N, L, h, w) — the
-kernel of every LR pixel projected on the PCA basis (L = 15 in the paper) — → ``sr_rgb``
-(N, 3, s·h, s·w) RGB, clamped to [0, 1] unless built with ``clamp_output=False``.
+Graph contract: ``lr_rgb`` (N, 3, h, w) float32 RGB in [0, 1], ``kernel_code`` (N, L, h, w) — the
+kernel of every LR pixel projected on the PCA basis (L = 15 in the paper) — and ``noise_sigma_255``
+(N, 1, h, w), the input's estimated noise std per LR pixel on the 8-bit scale (``engine.noise``)
+→ ``sr_rgb`` (N, 3, s·h, s·w) RGB, clamped to [0, 1] unless built with ``clamp_output=False``.
+
+The noise map is our addition, after SRMD's degradation map (kernel code + noise level): the paper's
+network sees the kernel code only, and trained on noisy inputs it cannot tell noise from texture
+(given true kernels on noisy input it sharpens the noise). Every SFT layer sees the condition
+``[kernel_code, noise_sigma_255 / NOISE_UNIT_255]``; weights trained without the noise channel load
+through :func:`with_noise_input`, which adds that channel with zero weights (same output).
 
 Layout (``nf`` features, ``gc`` growth; paper 64 / 32, 10 groups of 3 RDBs)::
 
@@ -25,9 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-INPUT_NAMES: tuple[str, ...] = ("lr_rgb", "kernel_code")
+INPUT_NAMES: tuple[str, ...] = ("lr_rgb", "kernel_code", "noise_sigma_255")
 OUTPUT_NAMES: tuple[str, ...] = ("sr_rgb",)
 RESIDUAL_SCALE = 0.2
+NOISE_UNIT_255 = 15.0
+"""The noise map enters the condition as ``noise_sigma_255 / NOISE_UNIT_255`` (σ 15/255 → 1)."""
+NOISE_CHANNELS = 1
 
 
 class SFTLayer(nn.Module):
@@ -129,7 +139,7 @@ class RRDBSFTConfig:
 
 
 PRESETS: dict[str, RRDBSFTConfig] = {
-    "paper": RRDBSFTConfig(nf=64, gc=32, num_groups=10),  # 8,086,256 parameters at ×4
+    "paper": RRDBSFTConfig(nf=64, gc=32, num_groups=10),  # 8,086,256 parameters at ×4 + 5,760 (noise input)
     "small": RRDBSFTConfig(nf=32, gc=16, num_groups=4, sft_hidden=16),
     "tiny": RRDBSFTConfig(nf=8, gc=4, num_groups=1, num_rdb=1, sft_hidden=8),
 }
@@ -167,7 +177,7 @@ class RRDBSFT(nn.Module):
         self.clamp_output = clamp_output
         self.head = nn.Conv2d(3, nf, 3, padding=1)
         self.groups = nn.ModuleList(
-            [SFTRRDBGroup(nf, gc, code_len, sft_hidden, num_rdb) for _ in range(num_groups)]
+            [SFTRRDBGroup(nf, gc, code_len + NOISE_CHANNELS, sft_hidden, num_rdb) for _ in range(num_groups)]
         )
         self.trunk = nn.Conv2d(nf, nf, 3, padding=1)
         self.upsample = nn.Sequential(nn.Conv2d(nf, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
@@ -192,13 +202,29 @@ class RRDBSFT(nn.Module):
             out[key] = resampled.reshape(3 * s * s, *rest).to(tensor.dtype)
         return out
 
-    def forward(self, lr_rgb: torch.Tensor, kernel_code: torch.Tensor) -> torch.Tensor:
+    def forward(self, lr_rgb: torch.Tensor, kernel_code: torch.Tensor, noise_sigma_255: torch.Tensor) -> torch.Tensor:
+        condition = torch.cat([kernel_code, noise_sigma_255 * (1.0 / NOISE_UNIT_255)], dim=1)
         f0 = self.head(lr_rgb)
         x = f0
         for group in self.groups:
-            x = group(x, kernel_code)
+            x = group(x, condition)
         sr = self.upsample(self.trunk(x) + f0)
         return sr.clamp(0.0, 1.0) if self.clamp_output else sr
+
+
+def with_noise_input(state: dict[str, torch.Tensor], code_len: int) -> dict[str, torch.Tensor]:
+    """A state dict of an RRDB-SFT without the noise channel (SFT input convs of ``nf + code_len``
+    input channels) → the same with a zero-weight noise channel appended to each of those convs, so
+    the network's output is unchanged whatever the noise map. States that already have it are
+    returned as they are."""
+    out = dict(state)
+    for key, tensor in state.items():
+        if ".sft." in key and key.endswith(".0.weight"):
+            nf = state["head.weight"].shape[0]
+            if tensor.shape[1] == nf + code_len:
+                zeros = tensor.new_zeros(tensor.shape[0], NOISE_CHANNELS, *tensor.shape[2:])
+                out[key] = torch.cat([tensor, zeros], dim=1)
+    return out
 
 
 def subpixel_overlap(source_scale: int, scale: int) -> torch.Tensor:

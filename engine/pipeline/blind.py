@@ -20,6 +20,7 @@ import numpy as np
 from engine.degradation.kernels import KERNEL_SIZE, N_TAPS, KernelParams, anisotropic_gaussian_kernel
 from engine.degradation.resize import bicubic_upsample
 from engine.errors import ModelError
+from engine.noise import noise_map_255 as estimate_noise_map_255
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet
 from engine.progress import NULL_PROGRESS, Progress
@@ -279,18 +280,27 @@ def sr_from_codes(
     *,
     tile: int | None = None,
     progress: Progress = NULL_PROGRESS,
+    noise_map_255: np.ndarray | None = None,
 ) -> np.ndarray:
-    """RRDB-SFT on an LR image and its (h, w, 15) code map: SR rgb_f32 (s·h, s·w, 3)."""
+    """RRDB-SFT on an LR image, its (h, w, 15) code map and its noise level: SR rgb_f32 (s·h, s·w, 3).
+
+    ``noise_map_255``: the (h, w) noise std on the 8-bit scale; by default estimated from the LR
+    image itself (:func:`engine.noise.noise_map_255`), as the network was trained.
+    """
     lr_chw = _chw(lr_rgb_f32)
     code_chw = np.ascontiguousarray(np.moveaxis(np.asarray(codes_hwd, np.float32), -1, 0))
+    if noise_map_255 is None:
+        noise_map_255 = estimate_noise_map_255(np.asarray(lr_rgb_f32, np.float32))
+    noise_chw = np.asarray(noise_map_255, np.float32)[None]
     runner = models.runner("rrdb_sft")
 
     def per_tile(crops: list[np.ndarray]) -> np.ndarray:
-        return runner.run({"lr_rgb": crops[0][None], "kernel_code": crops[1][None]})["sr_rgb"][0]
+        feed = {"lr_rgb": crops[0][None], "kernel_code": crops[1][None], "noise_sigma_255": crops[2][None]}
+        return runner.run(feed)["sr_rgb"][0]
 
     context = _context_for(models, "rrdb_sft", 16)
     out = tiled_apply(
-        per_tile, [lr_chw, code_chw], scale=models.scale, out_channels=3,
+        per_tile, [lr_chw, code_chw, noise_chw], scale=models.scale, out_channels=3,
         tile=_tile_for("rrdb_sft", models, tile, context, hw=lr_chw.shape[-2:]), context=context,
         progress=progress, channels_last=True,
     )

@@ -11,6 +11,8 @@ stage                   network        loss                                     
 ``ikc_corrector``       ikc_corrector  L2(Δ, true − current) on the frozen SFTMD's SR [#]_    IKC
 ======================  =============  =====================================================  ==========
 
+RRDB-SFT also sees each LR patch's estimated noise level (``engine.training.noise_level``).
+
 .. [#] summed over the 441 taps of each kernel, averaged over LR pixels and the batch.
 .. [#] plus, with ``corrector_image_loss`` λ > 0, λ · L1(SFTMD(LR, current + Δ), HR).
 
@@ -41,6 +43,7 @@ from engine.modelcards import find_card
 from engine.pca import KernelPCA
 from engine.pipeline.ikc import IsotropicCodeCurve
 from engine.training.codes import KernelCodec, load_codec, pca_file_name
+from engine.training.noise_level import noise_condition
 from engine.training.stage_table import StageSpec
 
 
@@ -163,6 +166,15 @@ def _sr_input_code(ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.T
     return codes
 
 
+def _sr(model: nn.Module, ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """An SR network's output for a batch: SFTMD on the code, RRDB-SFT on the code map and the
+    LR patches' estimated noise level (:func:`noise_condition`)."""
+    code = _sr_input_code(ctx, batch)
+    if ctx.spec.network == "rrdb_sft":
+        return model(batch["lr"], code, noise_condition(batch["lr"]))
+    return model(batch["lr"], code)
+
+
 def unroll_depths(ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Per patch, how many of the corrector's own steps precede the trained one: (B,) int64 in 0..N."""
     n = ctx.corrector_unroll
@@ -222,8 +234,7 @@ def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: StageCon
             return diff.square().sum(dim=1).mean() * diff.shape[1]
         return diff.abs().sum(dim=1).mean()
     if name in ("rrdb_sft", "rrdb_sft_blind", "sftmd"):
-        sr = model(lr, _sr_input_code(ctx, batch))
-        return F.l1_loss(sr.float(), batch["hr"])
+        return F.l1_loss(_sr(model, ctx, batch).float(), batch["hr"])
     if name == "ikc_predictor":
         assert ctx.codec is not None
         return F.mse_loss(model(lr).float(), ctx.codec.project(batch["kernel"]))
@@ -288,7 +299,7 @@ def validate(model: nn.Module, ctx: StageContext, images: int = 5) -> float:
             # L1 distance between kernels (sum over the 441 taps), averaged over LR pixels
             values.append(float((est - case.kernel[:, :, None, None]).abs().sum(dim=1).mean()))
         elif name in ("rrdb_sft", "rrdb_sft_blind", "sftmd"):
-            sr = model(case.lr, _sr_input_code(ctx, batch))
+            sr = _sr(model, ctx, batch)
             values.append(psnr(_to_hwc(sr), case.hr_rgb_f32, crop_border=ctx.scale, test_y_channel=True))
         elif name == "ikc_predictor":
             assert ctx.codec is not None
