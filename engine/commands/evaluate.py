@@ -120,6 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--previous-results", type=Path, default=None, metavar="JSON",
                         help="an earlier results JSON of the previous models (same seed, scale, IKC steps): the "
                              "cells it covers are copied, not run again (e.g. docs/results.json before retraining)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON[:METHODS]",
+                        help="run nothing: join these results files' per-case records into one report (later "
+                             "files win); JSON:m1,m2 takes only those methods, JSON:manet=manet_previous renames")
     parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="Markdown output")
     parser.add_argument("--json", type=Path, default=Path("docs/results.json"), help="JSON output")
     parser.add_argument("--update-cards", action="store_true",
@@ -178,6 +181,34 @@ def _update_cards(results: dict, models_dir: Path | None) -> list[Path]:
     return written
 
 
+def _merge(args: argparse.Namespace, fail) -> int:
+    """``--merge``: join the given results files into ``--out`` / ``--json`` (and the cards' metrics)."""
+    from engine.evaluation.merge import load_merge_source, merge_results, parse_merge_source
+    from engine.outputs import OutputPlan, OutputRefused
+
+    try:
+        sources = [parse_merge_source(text) for text in args.merge]
+        plan = OutputPlan([s.path for s in sources], overwrite=True)  # never write over a source
+        plan.claim_all([(args.out, "--out report"), (args.json, "--json results")])
+        command = shlex.join(["kernelscope-cli", NAME, "--merge", *args.merge, "--out", str(args.out),
+                              "--json", str(args.json)] + (["--update-cards"] if args.update_cards else []))
+        results = merge_results([(s, load_merge_source(s)) for s in sources], command=command)
+    except OutputRefused as exc:
+        print(f"kernelscope-cli {NAME}: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        return fail(str(exc))
+    _write(results, args.out, args.json)
+    print(f"wrote {args.out} and {args.json} (merged {len(sources)} results files)")
+    if args.update_cards:
+        for path in _update_cards(results, args.models_dir):
+            print(f"metrics recorded in {path}")
+    for bar_info in results["bars"]:
+        state = "not measured" if bar_info["met"] is None else ("met" if bar_info["met"] else "NOT met")
+        print(f"  {bar_info['bar']}: {state} ({bar_info['detail']})")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write ``--out`` and ``--json`` (and the cards' metrics); 0 on success, 1 on errors."""
     from tqdm import tqdm
@@ -192,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"kernelscope-cli {NAME}: error: {message}", file=sys.stderr)
         return 1
 
+    if args.merge:
+        return _merge(args, fail)
     try:
         args.methods = with_previous_methods(args.methods, args.previous_models is not None
                                              or args.previous_results is not None)

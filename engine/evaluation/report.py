@@ -110,6 +110,14 @@ def _header(results: Mapping[str, Any]) -> list[str]:
         lines += ["> **Preliminary:** this table was written while the evaluation was still running; cells "
                   "marked “(not run yet)” have no measurement.", ""]
     lines += ["Produced by:", "", "```", results.get("command") or "(command not recorded)", "```", ""]
+    if results.get("merged_from"):
+        lines += ["Merged (`--merge`: per-case records joined in this order, a later file's record of a method "
+                  "replacing an earlier one's) from:", ""]
+        for src in results["merged_from"]:
+            take = src["take"] if isinstance(src["take"], str) else ", ".join(
+                k if k == v else f"{k} as {v}" for k, v in src["take"].items())
+            lines.append(f"- `{src['path']}` ({take}; {src.get('date')}): `{src.get('command')}`")
+        lines.append("")
     env = results.get("environment", {})
     device = env.get("provider", "?")
     if env.get("gpu"):
