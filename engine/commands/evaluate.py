@@ -181,6 +181,17 @@ def _update_cards(results: dict, models_dir: Path | None) -> list[Path]:
     return written
 
 
+def _finish(results: dict, args: argparse.Namespace) -> int:
+    """After the reports are written: the cards' metrics (``--update-cards``) and the bars, printed; 0."""
+    if args.update_cards:
+        for path in _update_cards(results, args.models_dir):
+            print(f"metrics recorded in {path}")
+    for bar_info in results["bars"]:
+        state = "not measured" if bar_info["met"] is None else ("met" if bar_info["met"] else "NOT met")
+        print(f"  {bar_info['bar']}: {state} ({bar_info['detail']})")
+    return 0
+
+
 def _merge(args: argparse.Namespace, fail) -> int:
     """``--merge``: join the given results files into ``--out`` / ``--json`` (and the cards' metrics)."""
     from engine.evaluation.merge import load_merge_source, merge_results, parse_merge_source
@@ -200,13 +211,7 @@ def _merge(args: argparse.Namespace, fail) -> int:
         return fail(str(exc))
     _write(results, args.out, args.json)
     print(f"wrote {args.out} and {args.json} (merged {len(sources)} results files)")
-    if args.update_cards:
-        for path in _update_cards(results, args.models_dir):
-            print(f"metrics recorded in {path}")
-    for bar_info in results["bars"]:
-        state = "not measured" if bar_info["met"] is None else ("met" if bar_info["met"] else "NOT met")
-        print(f"  {bar_info['bar']}: {state} ({bar_info['detail']})")
-    return 0
+    return _finish(results, args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -265,10 +270,4 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         return fail(str(exc))
     print(f"wrote {args.out} and {args.json} ({total} cases, {results['timing'].get('total_seconds', 0):.0f} s)")
-    if args.update_cards:
-        for path in _update_cards(results, args.models_dir):
-            print(f"metrics recorded in {path}")
-    for bar_info in results["bars"]:
-        state = "not measured" if bar_info["met"] is None else ("met" if bar_info["met"] else "NOT met")
-        print(f"  {bar_info['bar']}: {state} ({bar_info['detail']})")
-    return 0
+    return _finish(results, args)
