@@ -68,3 +68,11 @@ def test_cli_merge_never_writes_over_a_source(tmp_path, capsys):
     assert rc != 0 and src.read_bytes() == before
     rc = main(["evaluate", "--merge", str(src), "--out", str(tmp_path / "r.md"), "--json", str(tmp_path / "r.json")])
     assert rc == 0 and "Merged (`--merge`" in (tmp_path / "r.md").read_text(encoding="utf-8")
+
+
+def test_card_metrics_name_the_report_they_come_from(photo):
+    from engine.evaluation import card_metrics
+
+    block = card_metrics(photo, "rrdb_sft", "docs/RESULTS_PHOTO.md, docs/results_photo.json")
+    assert block["source"] == "kernelscope-cli evaluate (docs/RESULTS_PHOTO.md, docs/results_photo.json)"
+    assert "results.json" in card_metrics(photo, "rrdb_sft")["source"]

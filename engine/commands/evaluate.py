@@ -168,7 +168,7 @@ def _write(results: dict, md_path: Path, json_path: Path) -> None:
         write_bytes_atomically(path, text.encode("utf-8"), overwrite=True)  # a report is regenerated
 
 
-def _update_cards(results: dict, models_dir: Path | None) -> list[Path]:
+def _update_cards(results: dict, models_dir: Path | None, reports: str) -> list[Path]:
     from engine.evaluation import card_metrics
     from engine.modelcards import find_cards, save_card
 
@@ -176,7 +176,7 @@ def _update_cards(results: dict, models_dir: Path | None) -> list[Path]:
     written = []
     for card in find_cards(models_dir):
         if card.id in used:
-            card.metrics = card_metrics(results, card.network)
+            card.metrics = card_metrics(results, card.network, reports)
             written.append(save_card(card))
     return written
 
@@ -184,7 +184,7 @@ def _update_cards(results: dict, models_dir: Path | None) -> list[Path]:
 def _finish(results: dict, args: argparse.Namespace) -> int:
     """After the reports are written: the cards' metrics (``--update-cards``) and the bars, printed; 0."""
     if args.update_cards:
-        for path in _update_cards(results, args.models_dir):
+        for path in _update_cards(results, args.models_dir, f"{args.out}, {args.json}"):
             print(f"metrics recorded in {path}")
     for bar_info in results["bars"]:
         state = "not measured" if bar_info["met"] is None else ("met" if bar_info["met"] else "NOT met")

@@ -19,10 +19,12 @@ def _card_methods(network: str) -> tuple[str, ...]:
     return tuple(m for m in METHODS if network in METHOD_TABLE[m].networks)
 
 
-def card_metrics(results: Mapping[str, Any], network: str) -> dict[str, Any]:
-    """A results dict and a network name → the measured numbers for its model card's ``metrics`` block."""
+def card_metrics(results: Mapping[str, Any], network: str,
+                 reports: str = "docs/RESULTS.md, docs/results.json") -> dict[str, Any]:
+    """A results dict and a network name → the measured numbers for its model card's ``metrics`` block
+    (``reports``: the files the results were written to, named in its ``source``)."""
     block: dict[str, Any] = {
-        "source": "kernelscope-cli evaluate (docs/RESULTS.md, docs/results.json)",
+        "source": f"kernelscope-cli evaluate ({reports})",
         "command": results.get("command"),
         "date": results.get("date"),
         "complete": results.get("complete"),
