@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "DEFAULT_BLOCK_PX", "NoiseEstimate", "highpass_response", "estimate_noise",
+__all__ = ["MAD_TO_SIGMA", "MASK_NORM", "DEFAULT_BLOCK_PX", "NoiseEstimate", "highpass_response", "estimate_noise",
            "noise_map_255"]
 
 MAD_TO_SIGMA = 1.0 / 0.6744897501960817
 """σ of a zero-mean Gaussian per unit of its median absolute value (1 / Φ⁻¹(0.75))."""
 
-_MASK_NORM = 6.0  # sqrt(sum of the squared mask taps 1, 4, 16, …) = sqrt(36)
+MASK_NORM = 6.0
+"""L2 norm of the 3×3 mask: sqrt(sum of its squared taps 1, 4, 16, …) = sqrt(36)."""
 
 DEFAULT_BLOCK_PX = 16
 """Side of the square blocks of the noise map, in image pixels."""
@@ -40,7 +41,7 @@ def highpass_response(channel_f32: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected an H×W channel of at least 3×3 pixels, got shape {x.shape}")
     # separable: [1, -2, 1] along the rows, then along the columns
     rows = x[:, :-2] - 2.0 * x[:, 1:-1] + x[:, 2:]
-    return (rows[:-2] - 2.0 * rows[1:-1] + rows[2:]) / np.float32(_MASK_NORM)
+    return (rows[:-2] - 2.0 * rows[1:-1] + rows[2:]) / np.float32(MASK_NORM)
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,14 @@ def noise_map_255(rgb_f32: np.ndarray, *, block_px: int = DEFAULT_BLOCK_PX) -> n
     est = estimate_noise(rgb_f32, block_px=block_px)
     h, w = np.asarray(rgb_f32).shape[:2]
     rows, cols = est.map_255.shape
-    cy = (np.arange(rows) + 0.5) * block_px - 0.5
-    cx = (np.arange(cols) + 0.5) * block_px - 0.5
-    ys, xs = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
-    along_x = np.stack([np.interp(xs, cx, est.map_255[r]) for r in range(rows)])  # (rows, w)
-    out = np.stack([np.interp(ys, cy, along_x[:, c]) for c in range(w)], axis=1)  # (h, w)
-    return out.astype(np.float32)
+    along_y = _interpolation_matrix(h, rows, block_px)  # (h, rows)
+    along_x = _interpolation_matrix(w, cols, block_px)  # (w, cols)
+    return (along_y @ est.map_255.astype(np.float64) @ along_x.T).astype(np.float32)
+
+
+def _interpolation_matrix(n_px: int, n_blocks: int, block_px: int) -> np.ndarray:
+    """(n_px, n_blocks) weights of linear interpolation from block centres to pixels (constant beyond
+    the outer centres): column ``b`` is the interpolant of the ``b``-th unit vector."""
+    centres = (np.arange(n_blocks) + 0.5) * block_px - 0.5
+    pixels = np.arange(n_px, dtype=np.float64)
+    return np.stack([np.interp(pixels, centres, unit) for unit in np.eye(n_blocks)], axis=1)

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from engine.noise import MAD_TO_SIGMA
-
-_MASK_NORM = 6.0
+from engine.noise import MAD_TO_SIGMA, MASK_NORM
 
 
 def patch_sigma_255(lr: torch.Tensor) -> torch.Tensor:
     """(B, C, h, w) images in [0, 1] → (B,) estimated noise std of each, on the 8-bit scale."""
     x = lr.float()
     rows = x[..., :, :-2] - 2.0 * x[..., :, 1:-1] + x[..., :, 2:]
-    resp = (rows[..., :-2, :] - 2.0 * rows[..., 1:-1, :] + rows[..., 2:, :]).abs() / _MASK_NORM
+    resp = (rows[..., :-2, :] - 2.0 * rows[..., 1:-1, :] + rows[..., 2:, :]).abs() / MASK_NORM
     return torch.quantile(resp.reshape(resp.shape[0], -1), 0.5, dim=1) * (255.0 * MAD_TO_SIGMA)
 
 
