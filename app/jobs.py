@@ -46,7 +46,9 @@ def run_for_display(models_for: ModelsFor, image: Image, options: UpscaleOptions
     changes = None
     if result.ikc is not None:
         changes = result.ikc.changes()  # measured in the loop: renders no iteration
-    noise = estimate_noise(image.rgb_f32)  # the input's noise level, shown beside the kernel on hover
+    noise = result.noise  # the input's noise level, shown beside the kernel on hover (MANet measured it)
+    if noise is None:
+        noise = estimate_noise(image.rgb_f32)
     return RunOutput(result, to_u8(result.image.rgb_f32), lattice, changes, noise)
 
 

@@ -57,6 +57,17 @@ class NoiseEstimate:
     map_255: np.ndarray
     block_px: int
 
+    def smooth_map_255(self, height: int, width: int) -> np.ndarray:
+        """A per-pixel map (``height``×``width`` float32) of the block estimates: each sits at its block's
+        centre and is interpolated bilinearly between centres (held constant beyond the outer ones), so
+        the map has no steps at block edges. ``height``/``width``: the estimated image's size."""
+        rows, cols = self.map_255.shape
+        if -(-height // self.block_px) != rows or -(-width // self.block_px) != cols:
+            raise ValueError(f"a {width}×{height} image does not have {cols}×{rows} blocks of {self.block_px} px")
+        along_y = _interpolation_matrix(height, rows, self.block_px)  # (height, rows)
+        along_x = _interpolation_matrix(width, cols, self.block_px)  # (width, cols)
+        return (along_y @ self.map_255.astype(np.float64) @ along_x.T).astype(np.float32)
+
     def at(self, x: float, y: float) -> float:
         """The block estimate at image pixel (x, y) (clamped to the image)."""
         rows, cols = self.map_255.shape
@@ -100,19 +111,11 @@ def estimate_noise(rgb_f32: np.ndarray, *, block_px: int = DEFAULT_BLOCK_PX) -> 
 
 
 def noise_map_255(rgb_f32: np.ndarray, *, block_px: int = DEFAULT_BLOCK_PX) -> np.ndarray:
-    """A smooth per-pixel noise level (H×W float32, σ on the 8-bit scale) for conditioning RRDB-SFT.
-
-    The per-block medians of :func:`estimate_noise` sit at their blocks' centres and are
-    interpolated bilinearly between them (held constant beyond the outer centres), so the map has no
-    steps at block edges. RRDB-SFT was trained with the median of each 20×20 LR training patch, the
-    same estimate at about this block size.
-    """
-    est = estimate_noise(rgb_f32, block_px=block_px)
+    """A smooth per-pixel noise level (H×W float32, σ on the 8-bit scale) for conditioning RRDB-SFT:
+    :meth:`NoiseEstimate.smooth_map_255` of :func:`estimate_noise`. RRDB-SFT was trained with the
+    median of each 20×20 LR training patch, the same estimate at about this block size."""
     h, w = np.asarray(rgb_f32).shape[:2]
-    rows, cols = est.map_255.shape
-    along_y = _interpolation_matrix(h, rows, block_px)  # (h, rows)
-    along_x = _interpolation_matrix(w, cols, block_px)  # (w, cols)
-    return (along_y @ est.map_255.astype(np.float64) @ along_x.T).astype(np.float32)
+    return estimate_noise(rgb_f32, block_px=block_px).smooth_map_255(h, w)
 
 
 def _interpolation_matrix(n_px: int, n_blocks: int, block_px: int) -> np.ndarray:

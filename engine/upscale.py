@@ -18,6 +18,7 @@ from engine.degradation.kernels import KernelParams
 from engine.degradation.resize import imresize_strips, output_length
 from engine.imageio import Image, IntegerImage, to_u8, to_u16
 from engine.methods import DEFAULT_METHOD, UPSCALE, method, methods_for
+from engine.noise import NoiseEstimate
 from engine.pipeline.blind import run_bicubic, run_manet, run_nonblind
 from engine.pipeline.ikc import IKC_LOOP_PIXELS, IkcResult, run_ikc
 from engine.pipeline.kernelmap import KernelMap
@@ -85,6 +86,8 @@ class UpscaleResult:
     """Device, execution provider and precision used (:attr:`ModelSet.execution`)."""
     nonblind_sigmas: KernelParams | None = None
     """The non-blind run's kernel as it ran: σ1, σ2 (HR px) and θ (rad); None for other methods."""
+    noise: NoiseEstimate | None = None
+    """The input's noise level where the method measured it (MANet: it conditions RRDB-SFT); else None."""
 
 
 def upscale(
@@ -130,6 +133,7 @@ def upscale(
         ikc=run.ikc,
         execution=models.execution if models is not None and spec.needs_models else execution_text([]),
         nonblind_sigmas=options.nonblind_sigmas if spec.user_kernel else None,
+        noise=run.noise,
     )
 
 
@@ -141,11 +145,12 @@ class _Run:
     provider: str
     kernel_map: KernelMap | None = None
     ikc: IkcResult | None = None
+    noise: NoiseEstimate | None = None
 
 
 def _run_manet(lr: np.ndarray, options: UpscaleOptions, models: ModelSet, progress: Progress) -> _Run:
     result = run_manet(lr, models, tile=options.tile, progress=progress)
-    return _Run(result.sr_rgb_f32, result.provider, kernel_map=result.kernel_map)
+    return _Run(result.sr_rgb_f32, result.provider, kernel_map=result.kernel_map, noise=result.noise)
 
 
 def _run_ikc(lr: np.ndarray, options: UpscaleOptions, models: ModelSet, progress: Progress) -> _Run:

@@ -91,3 +91,36 @@ def test_training_patch_estimate_equals_the_numpy_estimator():
     assert got[0] < got[1] < got[2]
     cond = noise_condition(batch)
     assert cond.shape == (3, 1, 20, 20) and torch.equal(cond[:, 0, 5, 7], cond[:, 0, 0, 0])
+
+
+def test_smooth_map_refuses_a_size_with_other_blocks():
+    """The map is only defined for the image the blocks were measured on: another size is refused."""
+    est = estimate_noise(smooth_image(64, 80))
+    assert est.smooth_map_255(64, 80).shape == (64, 80)
+    with pytest.raises(ValueError, match="blocks"):
+        est.smooth_map_255(64, 96)
+
+
+def test_a_manet_run_measures_the_noise_once_and_hands_it_to_the_display(manet_models, monkeypatch):
+    """MANet's run estimates the input's noise once (it conditions RRDB-SFT) and returns it; the studio's
+    display step reuses it instead of estimating again. Other methods leave it to the display step."""
+    import app.jobs as jobs
+    import engine.pipeline.blind as blind
+    from engine.imageio import Image
+    from engine.upscale import UpscaleOptions
+
+    rng = np.random.default_rng(7)
+    lr = quantize_u8(add_gaussian_noise(smooth_image(24, 32), 9.0, rng)).astype(np.float32)
+    calls = []
+    real = blind.estimate_noise
+    monkeypatch.setattr(blind, "estimate_noise", lambda img: calls.append("pipeline") or real(img))
+    monkeypatch.setattr(jobs, "estimate_noise", lambda img: calls.append("display") or real(img))
+    out = jobs.run_for_display(lambda method, scale: manet_models, Image(lr),
+                               UpscaleOptions(method="manet", scale=4))
+    assert calls == ["pipeline"]
+    assert out.noise.sigma_255 == pytest.approx(estimate_noise(lr).sigma_255)
+    np.testing.assert_array_equal(out.noise.map_255, estimate_noise(lr).map_255)
+    calls.clear()
+    out = jobs.run_for_display(lambda method, scale: None, Image(lr),
+                               UpscaleOptions(method="bicubic", scale=4))
+    assert calls == ["display"] and out.noise.sigma_255 == pytest.approx(estimate_noise(lr).sigma_255)

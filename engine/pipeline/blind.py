@@ -20,6 +20,7 @@ import numpy as np
 from engine.degradation.kernels import KERNEL_SIZE, N_TAPS, KernelParams, anisotropic_gaussian_kernel
 from engine.degradation.resize import bicubic_upsample
 from engine.errors import ModelError
+from engine.noise import NoiseEstimate, estimate_noise
 from engine.noise import noise_map_255 as estimate_noise_map_255
 from engine.pipeline.kernelmap import KernelMap
 from engine.pipeline.models import ModelSet
@@ -309,11 +310,13 @@ def sr_from_codes(
 
 @dataclass
 class ManetResult:
-    """MANet + RRDB-SFT output: the SR image, the kernel map, and the provider used."""
+    """MANet + RRDB-SFT output: the SR image, the kernel map, the provider used, and the input's noise
+    level that conditioned RRDB-SFT (:func:`engine.noise.estimate_noise` of the LR image)."""
 
     sr_rgb_f32: np.ndarray
     kernel_map: KernelMap
     provider: str
+    noise: NoiseEstimate
 
 
 def run_manet(
@@ -326,10 +329,12 @@ def run_manet(
     """Blind SR with spatially variant kernels: MANet → PCA codes → RRDB-SFT."""
     kmap = estimate_kernel_map(lr_rgb_f32, models, tile=tile,
                                progress=progress.sub_progress(0.0, 0.3, "estimating kernels"))
-    sr = sr_from_codes(lr_rgb_f32, kmap.codes, models, tile=tile,
+    noise = estimate_noise(lr_rgb_f32)  # measured once: it conditions RRDB-SFT and is returned for display
+    h, w = lr_rgb_f32.shape[:2]
+    sr = sr_from_codes(lr_rgb_f32, kmap.codes, models, tile=tile, noise_map_255=noise.smooth_map_255(h, w),
                        progress=progress.sub_progress(0.3, 0.7, "super-resolving"))
     progress.set_progress(1.0)
-    return ManetResult(sr, kmap, models.provider)
+    return ManetResult(sr, kmap, models.provider, noise)
 
 
 def run_nonblind(
