@@ -52,6 +52,12 @@ def test_noise_input_added_with_zero_weights_changes_nothing() -> None:
     model = build_network("rrdb_sft", "tiny", 2, generator=_gen(3)).eval()
     old = {k: (v[:, :-1] if ".sft." in k and k.endswith(".0.weight") else v) for k, v in model.state_dict().items()}
     model.load_state_dict(rrdb_sft.with_noise_input(old, model.code_len))
+    direct = build_network("rrdb_sft", "tiny", 2, generator=_gen(9))
+    direct.load_state_dict(old)  # the pre-hook converts weights saved before the noise input
+    assert all(torch.equal(a, b) for a, b in zip(direct.state_dict().values(), model.state_dict().values()))
+    wrapped = nn.Sequential(build_network("rrdb_sft", "tiny", 2, generator=_gen(9)))  # under a prefix too
+    wrapped.load_state_dict({f"0.{k}": v for k, v in old.items()})
+    assert torch.equal(wrapped[0].groups[0].sft.shift[0].weight, model.groups[0].sft.shift[0].weight)
     lr, code, _ = example_inputs("rrdb_sft", "tiny", 2, 1, 12, 10, _gen(4))
     with torch.no_grad():
         quiet = model(lr, code, torch.zeros(1, 1, 12, 10))

@@ -8,8 +8,9 @@ kernel of every LR pixel projected on the PCA basis (L = 15 in the paper) — an
 The noise map is our addition, after SRMD's degradation map (kernel code + noise level): the paper's
 network sees the kernel code only, and trained on noisy inputs it cannot tell noise from texture
 (given true kernels on noisy input it sharpens the noise). Every SFT layer sees the condition
-``[kernel_code, noise_sigma_255 / NOISE_UNIT_255]``; weights trained without the noise channel load
-through :func:`with_noise_input`, which adds that channel with zero weights (same output).
+``[kernel_code, noise_sigma_255 / NOISE_UNIT_255]``; weights trained without the noise channel load as
+they are: a ``load_state_dict`` pre-hook applies :func:`with_noise_input`, which adds that channel with
+zero weights (same output).
 
 Layout (``nf`` features, ``gc`` growth; paper 64 / 32, 10 groups of 3 RDBs)::
 
@@ -181,6 +182,7 @@ class RRDBSFT(nn.Module):
         )
         self.trunk = nn.Conv2d(nf, nf, 3, padding=1)
         self.upsample = nn.Sequential(nn.Conv2d(nf, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.register_load_state_dict_pre_hook(_load_without_noise_channel)  # weights from before the noise input
 
     def adapt_state_from_scale(self, state: dict[str, torch.Tensor], source_scale: int) -> dict[str, torch.Tensor]:
         """``state`` of an RRDB-SFT at ``source_scale`` → the same with the upsampling conv made for
@@ -216,15 +218,25 @@ def with_noise_input(state: dict[str, torch.Tensor], code_len: int) -> dict[str,
     """A state dict of an RRDB-SFT without the noise channel (SFT input convs of ``nf + code_len``
     input channels) → the same with a zero-weight noise channel appended to each of those convs, so
     the network's output is unchanged whatever the noise map. States that already have it are
-    returned as they are."""
+    returned as they are. :class:`RRDBSFT` applies this to every state dict it loads."""
     out = dict(state)
-    for key, tensor in state.items():
-        if ".sft." in key and key.endswith(".0.weight"):
-            nf = state["head.weight"].shape[0]
-            if tensor.shape[1] == nf + code_len:
-                zeros = tensor.new_zeros(tensor.shape[0], NOISE_CHANNELS, *tensor.shape[2:])
-                out[key] = torch.cat([tensor, zeros], dim=1)
+    _widen_sft_inputs(out, "", state["head.weight"].shape[0], code_len)
     return out
+
+
+def _widen_sft_inputs(state: dict[str, torch.Tensor], prefix: str, nf: int, code_len: int) -> None:
+    """In place: each SFT input conv under ``prefix`` with ``nf + code_len`` input channels gains a
+    zero-weight noise channel (see :func:`with_noise_input`)."""
+    for key in list(state):
+        tensor = state[key]
+        if key.startswith(prefix) and ".sft." in key and key.endswith(".0.weight") and tensor.shape[1] == nf + code_len:
+            zeros = tensor.new_zeros(tensor.shape[0], NOISE_CHANNELS, *tensor.shape[2:])
+            state[key] = torch.cat([tensor, zeros], dim=1)
+
+
+def _load_without_noise_channel(module: "RRDBSFT", state: dict, prefix: str, *_args) -> None:
+    """``load_state_dict`` pre-hook: weights saved before the noise input load with it at zero."""
+    _widen_sft_inputs(state, prefix, module.head.out_channels, module.code_len)
 
 
 def subpixel_overlap(source_scale: int, scale: int) -> torch.Tensor:
