@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from honest import require_idle  # noqa: E402
 
-from engine.data import training_centre_crops  # noqa: E402
+from engine.data import TRAIN_SETS, holdout_split, train_paths, training_centre_crops  # noqa: E402
 from engine.degradation import IKC_SIGMA_RANGE, degrade_ikc  # noqa: E402
 from engine.metrics import psnr  # noqa: E402
 from engine.pipeline.ikc import run_ikc  # noqa: E402
@@ -40,15 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=7)
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--sets", nargs="+", default=["bsds400", "sunhays80"])
+    parser.add_argument("--holdout-every", type=int, default=0, metavar="K",
+                        help="use only the pool photographs a run with holdout_every K never trained on")
     args = parser.parse_args(argv)
     cond = require_idle(True)  # quality only; no timing is reported
     lo, hi = args.sigma_range or IKC_SIGMA_RANGE[args.scale]
     edges = np.linspace(lo, hi, args.sigmas + 1)
     sigmas = (edges[:-1] + edges[1:]) / 2  # the middle of each of --sigmas equal parts of the range
-    crops = training_centre_crops(args.images, args.crop, args.scale, args.sets)
+    held_out = None
+    if args.holdout_every:  # split as a run on the default pool (all TRAIN_SETS, in order) does
+        held_out = [p for p in holdout_split(train_paths(TRAIN_SETS), args.holdout_every)[1] if p.parent.name in args.sets]
+    crops = training_centre_crops(args.images, args.crop, args.scale, args.sets, paths=held_out)
     cases = [(hr, float(s), degrade_ikc(hr, float(s), args.scale, None)) for hr in crops for s in sigmas]
     print(cond.header())
-    print(f"{len(crops)} training crops of {args.crop} px x σ {', '.join(f'{s:.2f}' for s in sigmas)}; x{args.scale}")
+    which = f"held-out (every {args.holdout_every}th)" if args.holdout_every else "training"
+    print(f"{len(crops)} {which} crops of {args.crop} px x σ {', '.join(f'{s:.2f}' for s in sigmas)}; x{args.scale}")
     header = "| models | " + " | ".join(f"t={t}" for t in range(args.steps + 1)) + " | t=7 − t=1 |"
     print(header)
     print("|---|" + "---|" * (args.steps + 2))

@@ -152,12 +152,23 @@ def train_paths(sets: Sequence[str] = TRAIN_SETS) -> list[Path]:
     return out
 
 
-def training_centre_crops(images: int, crop_hr_px: int, multiple: int, sets: Sequence[str] = TRAIN_SETS
-                          ) -> list[np.ndarray]:
+def holdout_split(paths: Sequence[Path], every: int) -> tuple[list[Path], list[Path]]:
+    """``(kept, held_out)``: every ``every``-th path (indices 0, every, 2·every, …) held out of training,
+    so a network can be checked on pool photographs it never saw; ``every`` 0 holds none out."""
+    if every == 0:
+        return list(paths), []
+    if every < 2:
+        raise ValueError(f"holdout_every must be 0 (none) or at least 2, got {every}")
+    return [p for i, p in enumerate(paths) if i % every], list(paths[::every])
+
+
+def training_centre_crops(images: int, crop_hr_px: int, multiple: int, sets: Sequence[str] = TRAIN_SETS,
+                          *, paths: Sequence[Path] | None = None) -> list[np.ndarray]:
     """Centre crops (``rgb_f32`` HWC in [0, 1]) of ``images`` training photographs spread evenly over
-    the pool of ``sets``: squares of side ``crop_hr_px`` (at most the photo's shorter side), rounded
-    down to a multiple of ``multiple`` (the scale, or what a network's input must divide by)."""
-    pool = train_paths(sets)
+    the pool of ``sets`` (or over ``paths``): squares of side ``crop_hr_px`` (at most the photo's
+    shorter side), rounded down to a multiple of ``multiple`` (the scale, or what a network's input
+    must divide by)."""
+    pool = train_paths(sets) if paths is None else list(paths)
     crops = []
     for path in pool[:: max(1, len(pool) // images)][:images]:
         rgb = read_image(path).rgb_f32

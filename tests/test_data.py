@@ -283,3 +283,23 @@ def test_training_centre_crops_are_centred_squares_of_a_multiple():
     first = read_image(pool[0]).rgb_f32
     h, w = first.shape[:2]
     np.testing.assert_array_equal(crops[0], first[(h - 96) // 2 : (h - 96) // 2 + 96, (w - 96) // 2 : (w - 96) // 2 + 96])
+
+
+def test_holdout_split_keeps_every_kth_image_out_and_loses_none(shared_data) -> None:
+    from engine.data import holdout_split
+
+    paths = train_paths()
+    kept, held = holdout_split(paths, 8)
+    assert held == paths[::8] and len(held) == -(-len(paths) // 8)
+    assert not set(kept) & set(held) and sorted(kept + held) == sorted(paths)
+    assert holdout_split(paths, 0) == (paths, [])
+    with pytest.raises(ValueError, match="holdout_every"):
+        holdout_split(paths, 1)
+
+
+def test_a_run_with_holdout_records_it_and_rejects_one(tmp_path) -> None:
+    from engine.training.config import ConfigError, TrainConfig
+
+    assert TrainConfig(name="h", stage="ikc_corrector", holdout_every=8).holdout_every == 8
+    with pytest.raises(ConfigError, match="holdout_every"):
+        TrainConfig(name="h", stage="ikc_corrector", holdout_every=1)

@@ -60,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-every", type=int, help="steps between Set5 validations (0: end only)")
     parser.add_argument("--log-every", type=int, help="steps between CSV rows")
     parser.add_argument("--val-images", type=int, help="Set5 images used for validation (1-5)")
+    parser.add_argument("--holdout-every", type=int, help="leave every k-th pool image out of training (0: none)")
     parser.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this wall time")
     parser.add_argument("--runs-dir", help="folder of run folders (default runs)")
     parser.add_argument("--models-dir", help="models folder (default: the project's models/)")
@@ -74,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 _KEYS = (
     "name", "stage", "preset", "scale", "steps", "batch_size", "patch_size", "lr", "milestones", "seed", "kernel_loss",
-    "workers", "threads", "device", "amp", "max_images", "ckpt_every", "val_every", "log_every", "val_images",
+    "workers", "threads", "device", "amp", "max_images", "holdout_every", "ckpt_every", "val_every", "log_every", "val_images",
     "corrector_unroll", "corrector_image_loss", "max_minutes", "runs_dir", "models_dir", "init_from_models", "init_from_scale", "ship", "progress_bar", "note",
 )
 

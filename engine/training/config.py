@@ -53,6 +53,9 @@ class TrainConfig(CorruptionSettings):
             (``fp16`` is ignored there).
         train_sets: training-pool sets (see ``engine.data.TRAIN_SETS``).
         max_images: use only this many pool images (tests, quick runs).
+        holdout_every: leave every k-th pool image out of training (``engine.data.holdout_split``),
+            so that ``bench/ikc_step_curve.py --holdout-every k`` can check the network on
+            photographs it never saw (0: train on all).
         noise_prob: probability that a patch gets Gaussian noise σ ~ U[0, noise_max_255] / 255.
         noise_max_255: largest noise σ on the 8-bit scale.
         jpeg_prob: probability that a patch is JPEG-compressed with q ~ U[jpeg_min, jpeg_max].
@@ -111,6 +114,7 @@ class TrainConfig(CorruptionSettings):
     amp: str = "none"
     train_sets: list[str] = field(default_factory=lambda: ["bsds400", "t91", "sunhays80"])
     max_images: int | None = None
+    holdout_every: int = 0
     kernel_loss: str = "l1"
     code_noise: float = 0.5
     predictor_prob: float = 0.5
@@ -153,6 +157,8 @@ class TrainConfig(CorruptionSettings):
             raise ConfigError("workers, threads, val_every and corrector_unroll must be >= 0")
         if not self.corrector_image_loss >= 0.0:
             raise ConfigError(f"corrector_image_loss must be >= 0, got {self.corrector_image_loss!r}")
+        if self.holdout_every < 0 or self.holdout_every == 1:
+            raise ConfigError(f"holdout_every must be 0 (none) or at least 2, got {self.holdout_every}")
         if not 1 <= self.val_images <= 5:
             raise ConfigError(f"val_images must be in 1..5 (Set5), got {self.val_images}")
         if self.betas is not None and len(self.betas) != 2:

@@ -84,8 +84,8 @@ def ship(cfg: TrainConfig, result: TrainResult) -> Path:
         "optimizer": f"Adam lr {run_entry['lr']:g}, betas {tuple(cfg.betas or spec.betas)}, "
                      f"halved at steps {cfg.resolved_milestones()}",
         "loss": _loss_words(cfg, spec.network),
-        "datasets": list(cfg.train_sets) if cfg.max_images is None else
-        [*cfg.train_sets, f"first {cfg.max_images} images only"],
+        "datasets": [*cfg.train_sets, *([f"first {cfg.max_images} images only"] if cfg.max_images is not None else []),
+                     *([f"every {cfg.holdout_every}th image held out"] if cfg.holdout_every else [])],
         "degradation": "MANet anisotropic Gaussian, blur + direct subsampling, 8-bit"
         if spec.protocol == "manet" else "IKC isotropic Gaussian, blur + MATLAB bicubic, 8-bit",
         "noise": _noise_settings(cfg),

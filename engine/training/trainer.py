@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from engine.archs import build_network
 from engine.archs.weights import load_card_weights, read_card_weights
-from engine.data import TrainPool, train_paths
+from engine.data import TrainPool, holdout_split, train_paths
 from engine.modelcards import find_card
 from engine.paths import models_dir as default_models_dir
 from engine.progress import NULL_PROGRESS, Progress
@@ -324,7 +324,8 @@ def _batches(run: _Run) -> Iterator[dict[str, Any]]:
     cfg = run.cfg
     if run.step >= cfg.steps:  # a finished run resumed only to ship or re-plot: no data needed
         return iter(())
-    pool = TrainPool(train_paths(cfg.train_sets), max_images=cfg.max_images, min_size=cfg.patch_size)
+    kept, _held_out = holdout_split(train_paths(cfg.train_sets), cfg.holdout_every)
+    pool = TrainPool(kept, max_images=cfg.max_images, min_size=cfg.patch_size)
     code_len = run.ctx.codec.code_len if run.spec.name == "ikc_corrector" and run.ctx.codec is not None else None
     maker = make_batch_maker(cfg, run.spec.protocol, pool, cfg.batch_size // run.info.world_size,
                              with_hr=run.spec.with_hr or run.ctx.corrector_image_loss > 0, code_len=code_len)
