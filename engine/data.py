@@ -90,6 +90,7 @@ PHOTO_PROTOCOLS: dict[str, PhotoProtocol] = {
     "gaussian8_n5": PhotoProtocol("gaussian8", 5.0, None, "noise σ 5/255"),
     "gaussian8_n15": PhotoProtocol("gaussian8", 15.0, None, "noise σ 15/255"),
     "gaussian8_jpeg75": PhotoProtocol("gaussian8", 0.0, 75, "JPEG q 75"),
+    "gaussian8_n10j80": PhotoProtocol("gaussian8", 10.0, 80, "noise σ 10/255 + JPEG q 80"),
     "manet9_n15": PhotoProtocol("manet9", 15.0, None, "noise σ 15/255"),
     **{f"variant{m}_n5j85": PhotoProtocol(f"variant{m}", 5.0, 85, "noise σ 5/255 + JPEG q 85") for m in range(1, 6)},
 }

@@ -232,7 +232,7 @@ def test_bad_protocol_and_scale() -> None:
 
 
 # --- photo-like protocols (issue 15) ------------------------------------------------------------
-@pytest.mark.parametrize("name", ["gaussian8_n15", "variant5_n5j85", "manet9_n15", "gaussian8_jpeg75"])
+@pytest.mark.parametrize("name", ["gaussian8_n15", "variant5_n5j85", "manet9_n15", "gaussian8_jpeg75", "gaussian8_n10j80"])
 def test_photo_protocol_is_its_base_blur_plus_noise_and_jpeg(shared_data, name: str) -> None:
     photo = data.PHOTO_PROTOCOLS[name]
     case = next(iter_test_set("Set5", name, 4, max_images=1))

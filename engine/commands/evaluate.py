@@ -26,7 +26,7 @@ _EPILOG = (
     "separately as an oracle. --max-images takes N (every benchmark) or NAME=N (one benchmark), e.g. "
     "'--max-images BSD100=20'; the first images in file-name order are used and the table says so. "
     "Partial results are written after each protocol × benchmark group, marked preliminary. "
-    "Photo-like protocols (NAME_n5, _n15: Gaussian noise σ/255; _jpeg75: JPEG quality; _n5j85: both) reuse "
+    "Photo-like protocols (NAME_n5, _n15: Gaussian noise σ/255; _jpeg75: JPEG quality; _n5j85, _n10j80: both) reuse "
     "their clean protocol's blur; their definitions are engine.data.PHOTO_PROTOCOLS. --previous-models DIR "
     "adds manet_previous / ikc_previous rows: the same methods run with that folder's networks."
 )
