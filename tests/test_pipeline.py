@@ -191,3 +191,22 @@ def test_ikc_default_steps_come_from_the_corrector_card(ikc_models, tiny_models_
     assert ikc_steps_from_card(corrector) == 3
     models = replace(ikc_models, cards={**ikc_models.cards, "ikc_corrector": corrector})
     assert len(run_ikc(lr_image(32, 40), models).iterations) == 4  # t = 0 … 3
+
+
+def test_large_image_corrections_are_pooled_by_the_pieces_detail():
+    """IKC's corrector runs on pieces of a large SR image; their corrections are averaged with the
+    pieces' detail as weights (engine.detail), so a flat piece barely moves the code."""
+    from engine.detail import detail_weight_sum
+    from engine.pipeline.ikc import _pooled
+
+    rng = np.random.default_rng(3)
+    sr = np.full((3, 16, 32), 0.5, np.float32)
+    sr[:, :, 16:] = rng.random((3, 16, 16), dtype=np.float32)  # flat left piece, textured right piece
+
+    def correction(crops):  # +1 from a flat piece, -1 from a textured one
+        return np.array([1.0 if crops[0].std() < 1e-6 else -1.0])
+
+    assert _pooled(correction, [sr], 16 * 16)[0] == pytest.approx(0.0)  # by area
+    by_detail = _pooled(correction, [sr], 16 * 16, weight=detail_weight_sum)[0]
+    w_flat, w_textured = detail_weight_sum(sr[:, :, :16]), detail_weight_sum(sr[:, :, 16:])
+    assert by_detail == pytest.approx((w_flat - w_textured) / (w_flat + w_textured)) and by_detail < -0.8

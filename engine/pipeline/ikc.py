@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from engine.degradation.kernels import IKC_SIGMA_RANGE, isotropic_gaussian_kernels
+from engine.detail import detail_weight_sum
 from engine.modelcards import ikc_steps_from_card
 from engine.pca import KernelPCA
 from engine.pipeline.blind import _chw, _clip01, _context_for, _tile_for
@@ -163,8 +164,10 @@ class IkcResult:
         return target
 
 
-def _pooled(fn, chw_inputs: list[np.ndarray], max_pixels: int) -> np.ndarray:
-    """``fn(crops)`` on the whole image, or the area-weighted mean over pieces if it is large."""
+def _pooled(fn, chw_inputs: list[np.ndarray], max_pixels: int,
+            weight: Callable[[np.ndarray], float] | None = None) -> np.ndarray:
+    """``fn(crops)`` on the whole image, or, if it is large, the mean over pieces weighted by
+    ``weight(first crop)`` (default: the piece's area)."""
     h, w = chw_inputs[0].shape[-2:]
     if h * w <= max_pixels:
         return fn(chw_inputs)
@@ -177,10 +180,11 @@ def _pooled(fn, chw_inputs: list[np.ndarray], max_pixels: int) -> np.ndarray:
             ch, cw = crops[0].shape[-2:]
             if ch < 8 or cw < 8:
                 continue
-            value = fn(crops) * (ch * cw)
+            share = ch * cw if weight is None else weight(crops[0])
+            value = fn(crops) * share
             total = value if total.size == 0 else total + value
-            area += ch * cw
-    return total / max(area, 1)
+            area += share
+    return total / area if area else total
 
 
 def _sftmd_hwc(lr_chw: np.ndarray, code: np.ndarray, models: ModelSet, tile: int | None,
@@ -346,7 +350,8 @@ def run_ikc(
             def correct(crops, code=code):
                 return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
 
-            code = on_curve(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS))
+            # pieces of a large image count by their detail, as locations do inside a detail-pooled corrector
+            code = on_curve(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS, weight=detail_weight_sum))
             if not reduced:
                 result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
         last = i == n_stages - 1
