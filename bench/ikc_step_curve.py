@@ -24,6 +24,7 @@ from honest import require_idle  # noqa: E402
 
 from engine.data import TRAIN_SETS, holdout_split, train_paths, training_centre_crops  # noqa: E402
 from engine.degradation import IKC_SIGMA_RANGE, degrade_ikc  # noqa: E402
+from engine.detail import detail_weights_np  # noqa: E402
 from engine.metrics import psnr  # noqa: E402
 from engine.pipeline.ikc import run_ikc  # noqa: E402
 from engine.pipeline.models import load_for_method  # noqa: E402
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", default=["bsds400", "sunhays80"])
     parser.add_argument("--holdout-every", type=int, default=0, metavar="K",
                         help="use only the pool photographs a run with holdout_every K never trained on")
+    parser.add_argument("--pick", choices=("even", "smoothest", "most-detailed"), default="even",
+                        help="which crops: spread evenly over the pool, or the --images smoothest / most "
+                             "detailed (engine.detail) of --candidates crops spread evenly")
+    parser.add_argument("--candidates", type=int, default=80, help="crops to choose from with --pick")
     args = parser.parse_args(argv)
     cond = require_idle(True)  # quality only; no timing is reported
     lo, hi = args.sigma_range or IKC_SIGMA_RANGE[args.scale]
@@ -50,10 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     held_out = None
     if args.holdout_every:  # split as a run on the default pool (all TRAIN_SETS, in order) does
         held_out = [p for p in holdout_split(train_paths(TRAIN_SETS), args.holdout_every)[1] if p.parent.name in args.sets]
-    crops = training_centre_crops(args.images, args.crop, args.scale, args.sets, paths=held_out)
+    if args.pick == "even":
+        crops = training_centre_crops(args.images, args.crop, args.scale, args.sets, paths=held_out)
+    else:  # a smooth image shows little of its blur: the corrector must not drift there
+        pool = training_centre_crops(args.candidates, args.crop, args.scale, args.sets, paths=held_out)
+        pool.sort(key=lambda hr: float(detail_weights_np(hr.transpose(2, 0, 1)).mean()))
+        crops = pool[: args.images] if args.pick == "smoothest" else pool[-args.images :]
     cases = [(hr, float(s), degrade_ikc(hr, float(s), args.scale, None)) for hr in crops for s in sigmas]
     print(cond.header())
     which = f"held-out (every {args.holdout_every}th)" if args.holdout_every else "training"
+    which += "" if args.pick == "even" else f", the {args.pick} of {args.candidates},"
     print(f"{len(crops)} {which} crops of {args.crop} px x σ {', '.join(f'{s:.2f}' for s in sigmas)}; x{args.scale}")
     header = "| models | " + " | ".join(f"t={t}" for t in range(args.steps + 1)) + " | t=7 − t=1 |"
     print(header)
