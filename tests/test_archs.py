@@ -3,6 +3,7 @@ tiling exactness of MANet, seeded initialisation, no unused layers."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -322,3 +323,42 @@ def test_rrdb_sft_adapting_to_its_own_scale_changes_nothing():
     m4 = rrdb_sft.build("tiny", 4)
     same = m4.adapt_state_from_scale(m4.state_dict(), 4)
     assert torch.equal(same["upsample.0.weight"], m4.state_dict()["upsample.0.weight"])
+
+
+def test_detail_weights_match_their_numpy_definition() -> None:
+    """The corrector's pooling weights (torch) and the pipeline's piece weights (numpy) are one definition."""
+    from engine.archs.ikc import detail_weights
+    from engine.detail import DETAIL_FLOOR, detail_weights_np
+
+    rng = np.random.default_rng(0)
+    for h, w in [(16, 16), (17, 30), (5, 9)]:
+        img = rng.random((3, h, w), dtype=np.float32)
+        got = detail_weights(torch.from_numpy(img)[None])[0, 0].numpy()
+        want = detail_weights_np(img)
+        assert got.shape == want.shape == (-(-h // 4), -(-w // 4))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert detail_weights_np(np.zeros((3, 8, 8))) == pytest.approx(np.full((2, 2), DETAIL_FLOOR))
+
+
+def test_detail_pooling_listens_to_the_textured_part_of_the_image() -> None:
+    """Per-location corrections of +1 over a flat half and −1 over a textured half: the plain mean is 0,
+    the detail-weighted pooling follows the textured half."""
+    from engine.archs.ikc import Corrector, build_corrector
+
+    rng = np.random.default_rng(1)
+    img = np.full((1, 3, 32, 64), 0.5, np.float32)
+    img[..., 32:] = rng.random((1, 3, 32, 32), dtype=np.float32)
+    sr = torch.from_numpy(img)
+
+    class Halves(nn.Module):
+        def forward(self, x):  # (N, C, 8, 16) features → +1 left, −1 right, 10 components
+            out = torch.ones(x.shape[0], 10, x.shape[2], x.shape[3])
+            out[..., x.shape[3] // 2:] = -1.0
+            return out
+
+    for pooling, low, high in [(False, -0.01, 0.01), (True, -1.0, -0.9)]:
+        net = Corrector(nf=8, normalize_input=True, detail_pooling=pooling)
+        net.fuse = Halves()
+        value = float(net(sr, torch.zeros(1, 10))[0, 0])
+        assert low <= value <= high, (pooling, value)
+    assert build_corrector("small", 4).detail_pooling and not build_corrector("small", 2).detail_pooling

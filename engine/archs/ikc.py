@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.archs.rrdb_sft import SFTLayer
+from engine.detail import DETAIL_CELL_PX, DETAIL_FLOOR
 
 SFTMD_INPUT_NAMES: tuple[str, ...] = ("lr_rgb", "kernel_code")
 SFTMD_OUTPUT_NAMES: tuple[str, ...] = ("sr_rgb",)
@@ -224,11 +225,18 @@ class CodeNetConfig:
             conv (predictor: the LR image; corrector: the SR image). Not in the paper; without it
             the small predictor stayed on the mean code for 9500 CPU steps (patch contrast varies far
             more than blur does), with it a fresh one left that plateau within ~1000 steps.
+        detail_pooling_scales: corrector only: at these scales, pool its per-location corrections
+            weighted by the SR image's local detail (:func:`detail_weights`) instead of a plain mean.
+            Not in the paper: a smooth region shows nothing of the blur, so its corrections are the
+            prior's pull towards the typical kernel, and a loop that repeats that pull drifts. Only
+            the scales whose shipped weights were trained with it (×4); the ×2 and ×3 correctors keep
+            the mean until they are.
     """
 
     nf: int
     code_len: int = CODE_LEN
     normalize_input: bool = False
+    detail_pooling_scales: tuple[int, ...] = ()
 
 
 PREDICTOR_PRESETS: dict[str, CodeNetConfig] = {
@@ -238,8 +246,8 @@ PREDICTOR_PRESETS: dict[str, CodeNetConfig] = {
 }
 CORRECTOR_PRESETS: dict[str, CodeNetConfig] = {
     "paper": CodeNetConfig(nf=64),  # 649,930 parameters
-    "small": CodeNetConfig(nf=32, normalize_input=True),
-    "tiny": CodeNetConfig(nf=8, normalize_input=True),
+    "small": CodeNetConfig(nf=32, normalize_input=True, detail_pooling_scales=(4,)),
+    "tiny": CodeNetConfig(nf=8, normalize_input=True, detail_pooling_scales=(2, 3, 4)),
 }
 
 
@@ -285,18 +293,22 @@ class Corrector(nn.Module):
 
     SR branch: seven conv5×5 (3 → nf, then nf → nf; stride 2 at layers 2 and 4), LeakyReLU 0.2 after
     each. Code branch: FC code_len → nf → LReLU → FC nf → nf → LReLU, stretched to the SR feature
-    map. Concatenation (2·nf) → conv1×1 2·nf → 2·nf → LReLU → 1×1 → nf → LReLU → 1×1 → code_len;
-    global average pooling → (N, code_len).
+    map. Concatenation (2·nf) → conv1×1 2·nf → 2·nf → LReLU → 1×1 → nf → LReLU → 1×1 → code_len,
+    one correction per feature location; global average pooling → (N, code_len), or with
+    ``detail_pooling`` the mean weighted by :func:`detail_weights` of the SR image.
 
     Args:
         nf: width of both branches.
         code_len: code length (input and output).
         normalize_input: standardise each SR image first (see :class:`CodeNetConfig`).
+        detail_pooling: weight the pooling by local detail (see :class:`CodeNetConfig`).
     """
 
-    def __init__(self, nf: int = 64, code_len: int = CODE_LEN, normalize_input: bool = False) -> None:
+    def __init__(self, nf: int = 64, code_len: int = CODE_LEN, normalize_input: bool = False,
+                 detail_pooling: bool = False) -> None:
         super().__init__()
         self.normalize_input = normalize_input
+        self.detail_pooling = detail_pooling
         chans = [3] + [nf] * 7
         strides = [1, 2, 1, 2, 1, 1, 1]
         layers: list[nn.Module] = []
@@ -320,11 +332,25 @@ class Corrector(nn.Module):
     def forward(self, sr_rgb: torch.Tensor, kernel_code: torch.Tensor) -> torch.Tensor:
         features = self.image_branch(standardize_image(sr_rgb) if self.normalize_input else sr_rgb)
         code_map = _stretch(self.code_branch(kernel_code), features)
-        return self.fuse(torch.cat([features, code_map], dim=1)).mean(dim=(2, 3))
+        delta_map = self.fuse(torch.cat([features, code_map], dim=1))
+        if not self.detail_pooling:
+            return delta_map.mean(dim=(2, 3))
+        weights = detail_weights(sr_rgb)
+        return (delta_map * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3))
+
+
+def detail_weights(sr_rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) image → (N, 1, ⌈H/4⌉, ⌈W/4⌉) weights on the corrector's feature grid (two stride-2
+    convs), as :func:`engine.detail.detail_weights_np` defines them: the blur shows only where there
+    are edges and texture."""
+    grey = sr_rgb.mean(dim=1, keepdim=True)
+    detail = F.pad((grey[..., :, 1:] - grey[..., :, :-1]).abs(), (0, 1, 0, 0)) + \
+        F.pad((grey[..., 1:, :] - grey[..., :-1, :]).abs(), (0, 0, 0, 1))
+    return F.avg_pool2d(detail, DETAIL_CELL_PX, DETAIL_CELL_PX, ceil_mode=True) + DETAIL_FLOOR
 
 
 def build_corrector(preset: str, scale: int) -> Corrector:
     """A corrector of the named preset; ``scale`` is validated only (the architecture ignores it)."""
     _check_scale(scale)
     cfg = CORRECTOR_PRESETS[preset]
-    return Corrector(cfg.nf, cfg.code_len, cfg.normalize_input)
+    return Corrector(cfg.nf, cfg.code_len, cfg.normalize_input, scale in cfg.detail_pooling_scales)
