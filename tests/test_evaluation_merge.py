@@ -41,6 +41,8 @@ def test_a_later_file_replaces_a_method_and_a_rename_makes_the_previous_row(phot
     assert cell["manet_previous"]["psnr"] == pytest.approx(photo["cells"]["BSD100"]["gaussian8_n15"]["manet"]["psnr"])
     assert cell["bicubic"] == photo["cells"]["BSD100"]["gaussian8_n15"]["bicubic"]
     assert cell["manet"] == photo["cells"]["BSD100"]["gaussian8_n15"]["manet"]
+    # the report names the file the renamed rows came from, after the first file's own previous models
+    assert merged["previous_models_dir"].split("; ")[-1] == str(RESULTS)
 
 
 def test_sources_must_match_and_name_known_methods(photo, tmp_path):

@@ -99,6 +99,7 @@ def merge_results(sources: Sequence[tuple[MergeSource, Mapping[str, Any]]], *, c
     seconds = 0.0
     models: dict[str, Mapping[str, Any]] = {}
     models_previous: dict[str, Mapping[str, Any]] = {}
+    previous_from: list[str] = []  # where the "previous models" rows came from, in source order
     for source, results in sources:
         taken_any = False
         for bench, by_protocol in results["cases"].items():
@@ -126,10 +127,14 @@ def merge_results(sources: Sequence[tuple[MergeSource, Mapping[str, Any]]], *, c
                                         if m not in PREVIOUS_METHODS)
         if takes_current:
             models.update({m["id"]: m for m in results.get("models", [])})
+        takes_previous = any(source.name_of(m) in PREVIOUS_METHODS for m in results.get("methods", []))
         if takes_previous_as_current:
             models_previous.update({m["id"]: m for m in results.get("models", [])})
+            previous_from.append(str(source.path))
         else:
             models_previous.update({m["id"]: m for m in results.get("models_previous", [])})
+            if takes_previous and results.get("previous_models_dir"):
+                previous_from.extend(str(results["previous_models_dir"]).split("; "))
 
     benchmarks = _ordered(set(merged), BENCHMARKS)
     protocols = _ordered({p for by_p in merged.values() for p in by_p}, ALL_PROTOCOLS)
@@ -160,8 +165,7 @@ def merge_results(sources: Sequence[tuple[MergeSource, Mapping[str, Any]]], *, c
     results = aggregate(config, cases, environment=first.get("environment", {}), models=list(models.values()),
                         models_previous=list(models_previous.values()), complete=True, seconds=seconds)
     if models_previous:
-        results["previous_models_dir"] = "; ".join(sorted({str(r.get("previous_models_dir")) for _, r in sources
-                                                           if r.get("previous_models_dir")})) or "the merged files"
+        results["previous_models_dir"] = "; ".join(dict.fromkeys(previous_from)) or "the merged files"
         results["models_previous"] = list(models_previous.values())
     results["merged_from"] = [{"path": str(s.path), "take": dict(s.take) or "all", "command": r.get("command"),
                                "date": r.get("date")} for s, r in sources]
