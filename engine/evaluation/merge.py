@@ -121,19 +121,18 @@ def merge_results(sources: Sequence[tuple[MergeSource, Mapping[str, Any]]], *, c
         if not taken_any:
             raise ValueError(f"--merge {source.path}: none of {', '.join(source.take) or 'its methods'} is in it")
         seconds += float(results.get("timing", {}).get("total_seconds") or 0.0)
-        takes_current = any(source.name_of(m) in ALL_METHODS and source.name_of(m) not in PREVIOUS_METHODS
-                            for m in results.get("methods", []))
-        takes_previous_as_current = any(source.name_of(m) in PREVIOUS_METHODS for m in results.get("methods", [])
-                                        if m not in PREVIOUS_METHODS)
+        targets = {m: source.name_of(m) for m in results.get("methods", [])}  # method in the file → merged name
+        takes_current = any(t in ALL_METHODS and t not in PREVIOUS_METHODS for t in targets.values())
+        previous = [m for m, t in targets.items() if t in PREVIOUS_METHODS]  # methods that make "previous" rows
+        takes_previous_as_current = any(m not in PREVIOUS_METHODS for m in previous)
         if takes_current:
             models.update({m["id"]: m for m in results.get("models", [])})
-        takes_previous = any(source.name_of(m) in PREVIOUS_METHODS for m in results.get("methods", []))
         if takes_previous_as_current:
             models_previous.update({m["id"]: m for m in results.get("models", [])})
             previous_from.append(str(source.path))
         else:
             models_previous.update({m["id"]: m for m in results.get("models_previous", [])})
-            if takes_previous and results.get("previous_models_dir"):
+            if previous and results.get("previous_models_dir"):
                 previous_from.extend(str(results["previous_models_dir"]).split("; "))
 
     benchmarks = _ordered(set(merged), BENCHMARKS)
