@@ -89,6 +89,22 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, model
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
 
 
+def test_a_run_resumed_only_to_ship_keeps_the_device_its_steps_ran_on(tmp_path, models_tmp):
+    # A GPU burst is shipped on a CPU machine: the result (and so the card) must name the GPU, and a
+    # resumed session that does take steps adds its own device.
+    cfg = tiny_config(tmp_path, models_tmp, name="moved", steps=2, stage="manet")
+    train(cfg)
+    ckpt_path = tmp_path / "runs" / "moved" / CKPT_NAME
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    assert ckpt["devices"] == [ckpt["device"]]
+    ckpt["devices"] = ["cuda (NVIDIA H200)"]
+    torch.save(ckpt, ckpt_path)
+    shipped_only = train(tiny_config(tmp_path, models_tmp, name="moved", steps=2, stage="manet"), resume=True)
+    assert shipped_only.device == "cuda (NVIDIA H200)"
+    more = train(tiny_config(tmp_path, models_tmp, name="moved", steps=3, stage="manet"), resume=True)
+    assert more.device.startswith("cuda (NVIDIA H200); cpu")
+
+
 def test_csv_log_and_curve_png_are_written(tmp_path, models_tmp):
     cfg = tiny_config(tmp_path, models_tmp, name="logs", steps=3, val_every=2, stage="ikc_predictor")
     train(cfg)

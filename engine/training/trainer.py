@@ -165,6 +165,8 @@ class _Run:
     step: int = 0
     seconds_before: float = 0.0
     t_start: float = field(default_factory=time.monotonic)
+    devices_before: list[str] = field(default_factory=list)
+    step_at_start: int = 0
 
     @property
     def seconds(self) -> float:
@@ -174,6 +176,15 @@ class _Run:
     @property
     def device_words(self) -> str:
         return describe_device(self.device, self.cfg.threads)
+
+    @property
+    def devices(self) -> list[str]:
+        """Where the run's steps were taken, one entry per device (a session that only resumed to ship
+        or re-plot adds none, so a GPU run shipped on a CPU machine still says where it trained)."""
+        words = list(self.devices_before)
+        if (self.step > self.step_at_start or not words) and self.device_words not in words:
+            words.append(self.device_words)
+        return words
 
 
 def train(
@@ -287,6 +298,8 @@ def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
     run.step = int(ckpt["step"])
     run.seconds_before = float(ckpt["seconds"])
     run.base_steps = int(ckpt["base_steps"])
+    run.step_at_start = run.step
+    run.devices_before = list(ckpt.get("devices") or ([ckpt["device"]] if ckpt.get("device") else []))
     run.commands = list(ckpt.get("commands", [ckpt.get("command", "")])) + run.commands
     torch.set_rng_state(ckpt["torch_rng"])
     if ckpt.get("world_size", 1) == run.info.world_size and run.cfg.workers == 0:
@@ -314,6 +327,7 @@ def _save_checkpoint(run: _Run) -> None:
             "command": run.commands[-1],
             "commands": run.commands,
             "device": run.device_words,
+            "devices": run.devices,
         },
         run.run_dir / CKPT_NAME,
     )
@@ -431,4 +445,4 @@ def _finish(run: _Run, log: CsvLog | None, loss: float, val: float | None) -> Tr
         save_torch_atomic(state, weights_path)
         _write_curve(run, log)
     return TrainResult(run.run_dir, run.step, run.base_steps, loss, val, run.spec.val_metric, seconds,
-                       run.device_words, weights_path, run.models_dir, run.commands, state)
+                       "; ".join(run.devices), weights_path, run.models_dir, run.commands, state)
