@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="which crops: spread evenly over the pool, or the --images smoothest / most "
                              "detailed (engine.detail) of --candidates crops spread evenly")
     parser.add_argument("--candidates", type=int, default=80, help="crops to choose from with --pick")
+    parser.add_argument("--correction-step", nargs="+", choices=("card", "full", "harmonic"), default=["card"],
+                        help="the loop's correction step schedule(s) to compare (card: each corrector card's)")
     args = parser.parse_args(argv)
     cond = require_idle(True)  # quality only; no timing is reported
     lo, hi = args.sigma_range or IKC_SIGMA_RANGE[args.scale]
@@ -71,14 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|" + "---|" * (args.steps + 2))
     for folder in args.models:
         models = load_for_method("ikc", args.scale, device="cpu", models_dir=folder)
-        per_t = np.zeros((len(cases), args.steps + 1))
-        for i, (hr, _sigma, lr) in enumerate(cases):
-            res = run_ikc(lr, models, steps=args.steps, render_all=True)
-            for t, it in enumerate(res.iterations):
-                per_t[i, t] = psnr(it.sr_rgb_f32, hr, crop_border=args.scale, test_y_channel=True)
-        mean = per_t.mean(axis=0)
-        last_minus_first = mean[-1] - mean[1] if args.steps >= 1 else 0.0
-        print(f"| {folder} | " + " | ".join(f"{v:.3f}" for v in mean) + f" | {last_minus_first:+.3f} |", flush=True)
+        for schedule in args.correction_step:
+            per_t = np.zeros((len(cases), args.steps + 1))
+            for i, (hr, _sigma, lr) in enumerate(cases):
+                res = run_ikc(lr, models, steps=args.steps, render_all=True,
+                              correction_step=None if schedule == "card" else schedule)
+                for t, it in enumerate(res.iterations):
+                    per_t[i, t] = psnr(it.sr_rgb_f32, hr, crop_border=args.scale, test_y_channel=True)
+            mean = per_t.mean(axis=0)
+            last_minus_first = mean[-1] - mean[1] if args.steps >= 1 else 0.0
+            name = f"{folder} ({schedule} step)"
+            print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in mean) + f" | {last_minus_first:+.3f} |", flush=True)
     cond.finish()
     return 0
 

@@ -60,6 +60,8 @@ __all__ = [
     "IKC_STEPS_FALLBACK",
     "ikc_steps_from_card",
     "default_ikc_steps",
+    "IKC_CORRECTION_STEPS",
+    "ikc_correction_step_from_card",
 ]
 
 log = logging.getLogger(__name__)
@@ -507,6 +509,24 @@ def ikc_steps_from_card(card: ModelCard | None) -> int:
         return int(step) if step is not None and int(step) >= 0 else IKC_STEPS_FALLBACK
     except (TypeError, ValueError):
         return IKC_STEPS_FALLBACK
+
+
+IKC_CORRECTION_STEPS = ("full", "harmonic")
+"""How much of the corrector's change the IKC loop applies at correction t = 1, 2, …: ``full`` (all
+of it, as in the IKC paper) or ``harmonic`` (1/t of it: the first correction in full, later ones
+less and less, a Robbins–Monro step size for a corrector whose own error is comparable to what is
+left to correct)."""
+
+
+def ikc_correction_step_from_card(card: ModelCard | None) -> str:
+    """The IKC loop's correction step schedule (one of :data:`IKC_CORRECTION_STEPS`) recorded in the
+    corrector's card as ``ikc_loop.correction_step``; ``full`` when the card records none."""
+    loop = (card.extra.get("ikc_loop") if card is not None else None) or {}
+    step = loop.get("correction_step", "full")
+    if step not in IKC_CORRECTION_STEPS:
+        raise ModelError(f"model card {card.id if card else '?'}: ikc_loop.correction_step {step!r} is not one of "
+                         f"{', '.join(IKC_CORRECTION_STEPS)}")
+    return step
 
 
 def default_ikc_steps(scale: int = 4, models_dir: str | os.PathLike[str] | None = None) -> int:

@@ -107,3 +107,14 @@ def test_package_modules_are_small_and_import_no_cycle() -> None:
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("engine.evaluation.")}
         graph[path.stem] = deps
     list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+
+
+def test_report_says_how_the_ikc_loop_applies_corrections():
+    from engine.evaluation.report import _ikc_step_section
+
+    results = {"methods": ["ikc"], "ikc_fixed_step": {"step": 2, "rule": "auto"},
+               "models": [{"network": "ikc_corrector", "ikc_correction_step": "harmonic"}]}
+    text = "\n".join(_ikc_step_section(results))
+    assert "1/t" in text and "`harmonic`" in text
+    results["models"][0]["ikc_correction_step"] = "full"
+    assert "1/t" not in "\n".join(_ikc_step_section(results))

@@ -210,3 +210,49 @@ def test_large_image_corrections_are_pooled_by_the_pieces_detail():
     by_detail = _pooled(correction, [sr], 16 * 16, weight=detail_weight_sum)[0]
     w_flat, w_textured = detail_weight_sum(sr[:, :, :16]), detail_weight_sum(sr[:, :, 16:])
     assert by_detail == pytest.approx((w_flat - w_textured) / (w_flat + w_textured)) and by_detail < -0.8
+
+
+def test_ikc_harmonic_step_applies_one_t_th_of_each_correction(ikc_models):
+    from engine.pipeline.ikc import _code_curve
+
+    lr = lr_image(32, 40, seed=7)
+    full = run_ikc(lr, ikc_models, steps=3, correction_step="full")
+    harm = run_ikc(lr, ikc_models, steps=3, correction_step="harmonic")
+    for t in (0, 1):  # the prediction and the first correction are the same under both schedules
+        assert np.array_equal(full.iterations[t].code, harm.iterations[t].code)
+        assert np.array_equal(full.iterations[t].sr_rgb_f32, harm.iterations[t].sr_rgb_f32)
+    curve = _code_curve(ikc_models.pca("sftmd"), ikc_models.scale)
+    corrector = ikc_models.runner("ikc_corrector")
+    for t in (2, 3):
+        prev = harm.iterations[t - 1]
+        delta = corrector.run({"sr_rgb": prev.sr_rgb_f32.transpose(2, 0, 1)[None],
+                               "kernel_code": prev.code[None]})["code_delta"][0]
+        expected = curve.nearest(prev.code + delta / t)[0]
+        assert np.allclose(harm.iterations[t].code, expected, atol=1e-6)
+        assert not np.allclose(curve.nearest(prev.code + delta)[0], expected, atol=1e-6)  # a full step lands elsewhere
+    with pytest.raises(ValueError):
+        run_ikc(lr, ikc_models, steps=1, correction_step="half")
+
+
+def test_ikc_correction_step_defaults_to_the_corrector_card(ikc_models):
+    from dataclasses import replace
+
+    from engine.modelcards import ModelError, ikc_correction_step_from_card
+
+    card = ikc_models.cards["ikc_corrector"]
+    assert ikc_correction_step_from_card(card) == "full" and ikc_correction_step_from_card(None) == "full"
+    harmonic_card = replace(card, extra={**card.extra, "ikc_loop": {"correction_step": "harmonic"}})
+    assert ikc_correction_step_from_card(harmonic_card) == "harmonic"
+    with pytest.raises(ModelError, match="correction_step"):
+        ikc_correction_step_from_card(replace(card, extra={"ikc_loop": {"correction_step": "half"}}))
+    models = replace(ikc_models, cards={**ikc_models.cards, "ikc_corrector": harmonic_card})
+    lr = lr_image(32, 40, seed=8)
+    by_card = run_ikc(lr, models, steps=2)
+    explicit = run_ikc(lr, ikc_models, steps=2, correction_step="harmonic")
+    assert np.array_equal(by_card.final.code, explicit.final.code)
+
+
+def test_shipped_x4_corrector_card_names_its_correction_step():
+    from engine.modelcards import find_card, ikc_correction_step_from_card
+
+    assert ikc_correction_step_from_card(find_card("ikc_corrector", 4)) == "harmonic"

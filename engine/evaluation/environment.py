@@ -63,4 +63,8 @@ def describe_models(models: Any) -> list[dict[str, Any]]:
             "training_date": tr.get("date"),
             "graph_sha256": card.graph_sha256,
         })
+        if network == "ikc_corrector":  # how the loop applies its corrections (the card says)
+            from engine.modelcards import ikc_correction_step_from_card
+
+            out[-1]["ikc_correction_step"] = ikc_correction_step_from_card(card)
     return out

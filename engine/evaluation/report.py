@@ -178,6 +178,13 @@ def _ikc_step_section(results: Mapping[str, Any]) -> list[str]:
         if "set5_gaussian8_psnr_per_iteration" in step_info:
             per = ", ".join(f"t={t}: {fmt(v)}" for t, v in enumerate(step_info["set5_gaussian8_psnr_per_iteration"]))
             lines.append(f"Set5 Gaussian8 mean PSNR-Y per iteration: {per}.")
+        schedule = next((m.get("ikc_correction_step") for m in results.get("models", [])
+                         if m.get("network") == "ikc_corrector" and m.get("ikc_correction_step")), None)
+        if schedule == "harmonic":
+            lines.append("The loop applies 1/t of the corrector's change at correction t (the corrector card's "
+                         "`ikc_loop.correction_step`: `harmonic`), so t = 0 and t = 1 are as with full steps.")
+        elif schedule is not None:
+            lines.append(f"The loop applies the corrector's changes with the card's `{schedule}` step.")
         prev = results.get("ikc_fixed_step_previous")
         if prev is not None:
             lines.append(f"The previous models' IKC is reported at **t = {prev['step']}**, "

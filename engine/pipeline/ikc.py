@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.degradation.kernels import IKC_SIGMA_RANGE, isotropic_gaussian_kernels
 from engine.detail import detail_weight_sum
-from engine.modelcards import ikc_steps_from_card
+from engine.modelcards import IKC_CORRECTION_STEPS, ikc_correction_step_from_card, ikc_steps_from_card
 from engine.pca import KernelPCA
 from engine.pipeline.blind import _chw, _clip01, _context_for, _tile_for
 from engine.pipeline.models import ModelSet
@@ -280,6 +280,7 @@ def run_ikc(
     keep_images_max_bytes: int = KEEP_IKC_IMAGES_MAX_BYTES,
     loop_max_pixels: int | None = None,
     render_all: bool = False,
+    correction_step: str | None = None,
 ) -> IkcResult:
     """IKC with every iteration kept: ``h0 = P(LR)``, ``SR_i = F(LR, h_i)``, ``h_i = h_{i-1} + C(SR_{i-1}, h_{i-1})``.
 
@@ -306,9 +307,19 @@ def run_ikc(
 
     ``steps`` (corrections after the prediction) defaults to the step the evaluation chose, recorded in
     the corrector's model card (:func:`engine.modelcards.ikc_steps_from_card`).
+
+    ``correction_step`` (``full`` or ``harmonic``; default: the corrector card's
+    ``ikc_loop.correction_step``, :func:`engine.modelcards.ikc_correction_step_from_card`) is the share
+    of the corrector's change applied at correction t: all of it, or 1/t of it
+    (``h_t = h_{t-1} + C(SR_{t-1}, h_{t-1}) / t``).
     """
+    corrector_card = models.cards.get("ikc_corrector")
     if steps is None:  # the step the evaluation chose, from the corrector's card
-        steps = ikc_steps_from_card(models.cards.get("ikc_corrector"))
+        steps = ikc_steps_from_card(corrector_card)
+    if correction_step is None:
+        correction_step = ikc_correction_step_from_card(corrector_card)
+    if correction_step not in IKC_CORRECTION_STEPS:
+        raise ValueError(f"correction_step must be one of {', '.join(IKC_CORRECTION_STEPS)}, got {correction_step!r}")
     if steps < 0:
         raise ValueError("steps must be ≥ 0")
     lr_chw = _chw(lr_rgb_f32)
@@ -351,7 +362,8 @@ def run_ikc(
                 return corrector.run({"sr_rgb": crops[0][None], "kernel_code": code[None]})["code_delta"][0]
 
             # pieces of a large image count by their detail, as locations do inside a detail-pooled corrector
-            code = on_curve(code + _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS, weight=detail_weight_sum))
+            share = 1.0 if correction_step == "full" else 1.0 / i
+            code = on_curve(code + share * _pooled(correct, [prev_sr_chw], CORRECTOR_PIXELS, weight=detail_weight_sum))
             if not reduced:
                 result.iterations[-1].compact(keep_f16)  # the previous image is no longer needed in full
         last = i == n_stages - 1
