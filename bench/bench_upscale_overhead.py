@@ -55,7 +55,8 @@ def _bare_sftmd(models, lr_rgb_f32: np.ndarray):
     lr = np.ascontiguousarray(lr_rgb_f32.transpose(2, 0, 1)[None])
     sftmd = models.runner("sftmd").session
     code = np.zeros((1, models.pca("sftmd").n_components), np.float32)
-    return lambda: sftmd.run(["sr_rgb"], {"lr_rgb": lr, "kernel_code": code})
+    noise = np.zeros((1, 1) + lr.shape[2:], np.float32)
+    return lambda: sftmd.run(["sr_rgb"], {"lr_rgb": lr, "kernel_code": code, "noise_sigma_255": noise})
 
 
 def main(argv: list[str] | None = None) -> int:

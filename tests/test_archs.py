@@ -26,10 +26,14 @@ NOISE_CHANNEL_WEIGHTS = 10 * 2 * 32 * 9
 """RRDB-SFT's noise-level input (our addition): one more input channel in the first conv of the scale
 and shift branches (32 hidden, 3×3) of each of the 10 SFT layers."""
 
+SFTMD_NOISE_CHANNEL_WEIGHTS = 33 * 2 * 32 * 9
+"""SFTMD's noise-level input (our addition): one more input channel in the first conv of the scale and
+shift branches (32 hidden, 3×3) of each of its 33 SFT layers (two per block of 16, and the last)."""
+
 PAPER_COUNTS = {
     ("manet", 4): 1_810_361,
     ("rrdb_sft", 4): 8_086_256 + NOISE_CHANNEL_WEIGHTS,  # the paper's count + the noise channel
-    ("sftmd", 4): 4_234_691,
+    ("sftmd", 4): 4_234_691 + SFTMD_NOISE_CHANNEL_WEIGHTS,  # the paper's count + the noise channel
     ("ikc_predictor", 4): 430_730,
     ("ikc_corrector", 4): 649_930,
 }
@@ -67,6 +71,28 @@ def test_noise_input_added_with_zero_weights_changes_nothing() -> None:
         model.groups[0].sft.shift[0].weight[:, -1] += 0.5
         assert not torch.allclose(model(lr, code, torch.zeros(1, 1, 12, 10)), model(lr, code, torch.full((1, 1, 12, 10), 15.0)))
     assert rrdb_sft.with_noise_input(model.state_dict(), model.code_len).keys() == model.state_dict().keys()
+
+
+def test_sftmd_weights_from_before_the_noise_input_load_with_it_at_zero() -> None:
+    """An SFTMD state without the noise channel loads (under a prefix too) with that channel at zero:
+    the same SR whatever the noise map; a noise weight then changes the output."""
+    model = build_network("sftmd", "tiny", 3, generator=_gen(5)).eval()
+    first_convs = [k for k in model.state_dict() if k.endswith(("scale.0.weight", "shift.0.weight"))]
+    assert len(first_convs) == 2 * 3  # tiny: one block (two SFT layers) and the last SFT layer, two branches each
+    old = {k: (v[:, :-1] if k in first_convs else v) for k, v in model.state_dict().items()}
+    loaded = build_network("sftmd", "tiny", 3, generator=_gen(9)).eval()
+    loaded.load_state_dict(old)
+    for k in first_convs:
+        assert torch.equal(loaded.state_dict()[k][:, :-1], old[k]) and not loaded.state_dict()[k][:, -1].any()
+    wrapped = nn.Sequential(build_network("sftmd", "tiny", 3, generator=_gen(9)))
+    wrapped.load_state_dict({f"0.{k}": v for k, v in old.items()})
+    assert torch.equal(wrapped[0].sft.scale[0].weight, loaded.sft.scale[0].weight)
+    lr, code, _ = example_inputs("sftmd", "tiny", 3, 1, 12, 10, _gen(4))
+    with torch.no_grad():
+        quiet = loaded(lr, code, torch.zeros(1, 1, 12, 10))
+        assert torch.equal(quiet, loaded(lr, code, torch.full((1, 1, 12, 10), 15.0)))
+        loaded.sft.shift[0].weight[:, -1] += 0.5
+        assert not torch.allclose(quiet, loaded(lr, code, torch.full((1, 1, 12, 10), 15.0)))
 
 
 def test_maconv_is_lighter_than_a_plain_conv() -> None:

@@ -256,3 +256,17 @@ def test_shipped_x4_corrector_card_names_its_correction_step():
     from engine.modelcards import find_card, ikc_correction_step_from_card
 
     assert ikc_correction_step_from_card(find_card("ikc_corrector", 4)) == "harmonic"
+
+
+def test_ikc_conditions_sftmd_on_the_images_noise_map(ikc_models):
+    from engine.noise import noise_map_255
+    from engine.pipeline.ikc import sftmd_sr
+
+    rng = np.random.default_rng(9)
+    lr = np.clip(lr_image(32, 40, seed=9) + rng.normal(0, 12 / 255, (32, 40, 3)), 0, 1).astype(np.float32)
+    final = run_ikc(lr, ikc_models, steps=1).final
+    by_estimate = sftmd_sr(lr, final.code, ikc_models)
+    assert np.array_equal(final.sr_rgb_f32, by_estimate)
+    assert np.array_equal(by_estimate, sftmd_sr(lr, final.code, ikc_models, noise_map_255=noise_map_255(lr)))
+    quiet = sftmd_sr(lr, final.code, ikc_models, noise_map_255=np.zeros((32, 40), np.float32))
+    assert np.abs(quiet - by_estimate).max() > 1e-4  # the tiny network's noise weights are not zero

@@ -7,6 +7,7 @@ kernels, and IKC's reduced-copy loop with lazily rendered iterations.
 import numpy as np
 import pytest
 
+from engine.noise import noise_map_255
 from engine.pipeline import blind
 from engine.pipeline import ikc as ikc_pipeline
 from engine.pipeline.blind import estimate_kernel_map, run_manet
@@ -125,7 +126,8 @@ def test_lazy_ikc_iterations_are_the_eager_images(ikc_models):
     np.testing.assert_array_equal(image_change, eager.changes()[0])
     y0, y1, x0, x1 = lazy.loop_box  # the image change is measured on the loop's crop
     crop = np.ascontiguousarray(lr[y0:y1, x0:x1])
-    sr2, sr3 = (ikc_pipeline.sftmd_sr(crop, lazy.iterations[i].code, ikc_models) for i in (2, 3))
+    noise = noise_map_255(lr)[y0:y1, x0:x1]  # SFTMD's noise condition: the whole image's map, cropped
+    sr2, sr3 = (ikc_pipeline.sftmd_sr(crop, lazy.iterations[i].code, ikc_models, noise_map_255=noise) for i in (2, 3))
     assert image_change[3] == pytest.approx(255 * np.mean(np.abs(sr3 - sr2)), rel=1e-5)
 
 

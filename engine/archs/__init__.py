@@ -85,7 +85,7 @@ NETWORKS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
     _network("rrdb_sft", rrdb_sft.PRESETS, rrdb_sft.build, (rrdb_sft.INPUT_NAMES, rrdb_sft.OUTPUT_NAMES),
              (("image", "code_map", "noise_map"), ("sr",))),
     _network("sftmd", ikc.SFTMD_PRESETS, ikc.build_sftmd, (ikc.SFTMD_INPUT_NAMES, ikc.SFTMD_OUTPUT_NAMES),
-             (("image", "code"), ("sr",))),
+             (("image", "code", "noise_map"), ("sr",))),
     _network("ikc_predictor", ikc.PREDICTOR_PRESETS, ikc.build_predictor,
              (ikc.PREDICTOR_INPUT_NAMES, ikc.PREDICTOR_OUTPUT_NAMES), (("image",), ("code",))),
     _network("ikc_corrector", ikc.CORRECTOR_PRESETS, ikc.build_corrector,

@@ -7,8 +7,13 @@ Three networks share this file because they only make sense together (the IKC lo
 
 Graph contracts (NCHW float32, RGB in [0, 1]; codes are isotropic-kernel PCA codes, L = 10):
 
-- ``sftmd``: ``lr_rgb`` (N, 3, h, w), ``kernel_code`` (N, L) → ``sr_rgb`` (N, 3, s·h, s·w) in [0, 1].
-  The code is stretched to an (N, L, h, w) map inside the network.
+- ``sftmd``: ``lr_rgb`` (N, 3, h, w), ``kernel_code`` (N, L), ``noise_sigma_255`` (N, 1, h, w) →
+  ``sr_rgb`` (N, 3, s·h, s·w) in [0, 1]. The code is stretched to an (N, L, h, w) map inside the
+  network; with the noise map (the input's estimated noise std per LR pixel on the 8-bit scale,
+  ``engine.noise``, divided by ``NOISE_UNIT_255``) it is the condition of every SFT layer. The noise
+  input is our addition, as in :mod:`engine.archs.rrdb_sft`: trained on noisy inputs without it,
+  SFTMD has to trade sharpness on clean input for denoising. Weights saved before it load with a
+  zero-weight noise channel (a ``load_state_dict`` pre-hook), which leaves the output unchanged.
 - ``ikc_predictor``: ``lr_rgb`` (N, 3, H, W) → ``kernel_code`` (N, L) (global average pooling).
 - ``ikc_corrector``: ``sr_rgb`` (N, 3, H, W), ``kernel_code`` (N, L) → ``code_delta`` (N, L).
 
@@ -31,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.archs.rrdb_sft import SFTLayer
+from engine.archs.rrdb_sft import NOISE_CHANNELS, NOISE_UNIT_255, SFTLayer
 from engine.detail import DETAIL_CELL_PX, DETAIL_FLOOR
 
-SFTMD_INPUT_NAMES: tuple[str, ...] = ("lr_rgb", "kernel_code")
+SFTMD_INPUT_NAMES: tuple[str, ...] = ("lr_rgb", "kernel_code", "noise_sigma_255")
 SFTMD_OUTPUT_NAMES: tuple[str, ...] = ("sr_rgb",)
 PREDICTOR_INPUT_NAMES: tuple[str, ...] = ("lr_rgb",)
 PREDICTOR_OUTPUT_NAMES: tuple[str, ...] = ("kernel_code",)
@@ -160,21 +165,37 @@ class SFTMD(nn.Module):
             nn.LeakyReLU(0.2),
             nn.Conv2d(nf, nf, 3, padding=1),
         )
-        self.blocks = nn.ModuleList([SFTResidualBlock(nf, code_len, sft_hidden) for _ in range(num_blocks)])
-        self.sft = SFTLayer(nf, code_len, sft_hidden)
+        cond = code_len + NOISE_CHANNELS
+        self.blocks = nn.ModuleList([SFTResidualBlock(nf, cond, sft_hidden) for _ in range(num_blocks)])
+        self.sft = SFTLayer(nf, cond, sft_hidden)
         self.trunk = nn.Conv2d(nf, nf, 3, padding=1)
         self.upsample = _upsampler(nf, scale)
         self.tail = nn.Conv2d(nf, 3, tail_kernel, padding=tail_kernel // 2)
+        self.register_load_state_dict_pre_hook(_load_without_noise_channel)  # weights from before the noise input
 
-    def forward(self, lr_rgb: torch.Tensor, kernel_code: torch.Tensor) -> torch.Tensor:
+    def forward(self, lr_rgb: torch.Tensor, kernel_code: torch.Tensor, noise_sigma_255: torch.Tensor) -> torch.Tensor:
         f = self.head(lr_rgb)
-        code_map = _stretch(kernel_code, f)
+        code_map = torch.cat([_stretch(kernel_code, f), noise_sigma_255 * (1.0 / NOISE_UNIT_255)], dim=1)
         x = f
         for block in self.blocks:
             x = block(x, code_map)
         x = self.trunk(self.sft(x, code_map)) + f
         sr = self.tail(self.upsample(x))
         return sr.clamp(0.0, 1.0) if self.clamp_output else sr
+
+
+def _load_without_noise_channel(module: SFTMD, state: dict, prefix: str, *_args) -> None:
+    """``load_state_dict`` pre-hook: the first conv of each SFT branch saved without the noise
+    channel (one input channel fewer than the layer has) gains it with zero weights, in place."""
+    for name, layer in module.named_modules():
+        if not isinstance(layer, SFTLayer):
+            continue
+        for branch in ("scale", "shift"):
+            key = f"{prefix}{name}.{branch}.0.weight"
+            tensor = state.get(key)
+            if tensor is not None and tensor.shape[1] == getattr(layer, branch)[0].in_channels - NOISE_CHANNELS:
+                zeros = tensor.new_zeros(tensor.shape[0], NOISE_CHANNELS, *tensor.shape[2:])
+                state[key] = torch.cat([tensor, zeros], dim=1)
 
 
 def build_sftmd(preset: str, scale: int, clamp_output: bool = True) -> SFTMD:

@@ -24,6 +24,7 @@ import numpy as np
 from engine.degradation.kernels import IKC_SIGMA_RANGE, isotropic_gaussian_kernels
 from engine.detail import detail_weight_sum
 from engine.modelcards import IKC_CORRECTION_STEPS, ikc_correction_step_from_card, ikc_steps_from_card
+from engine.noise import noise_map_255 as estimate_noise_map_255
 from engine.pca import KernelPCA
 from engine.pipeline.blind import _chw, _clip01, _context_for, _tile_for
 from engine.pipeline.models import ModelSet
@@ -188,17 +189,19 @@ def _pooled(fn, chw_inputs: list[np.ndarray], max_pixels: int,
 
 
 def _sftmd_hwc(lr_chw: np.ndarray, code: np.ndarray, models: ModelSet, tile: int | None,
-               progress: Progress) -> np.ndarray:
-    """SFTMD on a (3, h, w) LR array with one (d,) code for the whole image: (s·h, s·w, 3), unclipped."""
+               progress: Progress, noise_chw: np.ndarray) -> np.ndarray:
+    """SFTMD on a (3, h, w) LR array with one (d,) code for the whole image and the (1, h, w) noise
+    map of that array (:func:`engine.noise.noise_map_255`): (s·h, s·w, 3), unclipped."""
     sftmd = models.runner("sftmd")
     code = np.ascontiguousarray(np.asarray(code, np.float32).reshape(-1))
 
     def per_tile(crops):
-        return sftmd.run({"lr_rgb": crops[0][None], "kernel_code": code[None]})["sr_rgb"][0]
+        return sftmd.run({"lr_rgb": crops[0][None], "kernel_code": code[None],
+                          "noise_sigma_255": crops[1][None]})["sr_rgb"][0]
 
     context = _context_for(models, "sftmd", 16)
     return tiled_apply(
-        per_tile, [lr_chw], scale=models.scale, out_channels=3, tile=_tile_for("sftmd", models, tile, context, hw=lr_chw.shape[-2:]),
+        per_tile, [lr_chw, noise_chw], scale=models.scale, out_channels=3, tile=_tile_for("sftmd", models, tile, context, hw=lr_chw.shape[-2:]),
         context=context, progress=progress, channels_last=True,
     )
 
@@ -210,15 +213,25 @@ def sftmd_sr(
     *,
     tile: int | None = None,
     progress: Progress = NULL_PROGRESS,
+    noise_map_255: np.ndarray | None = None,
 ) -> np.ndarray:
     """Non-blind SFTMD with one kernel code for the whole image: SR ``rgb_f32`` (s·h, s·w, 3) in [0, 1].
 
     ``code`` is the (10,) IKC-basis PCA code of the kernel (``models.pca("sftmd").project(kernel)``).
     IKC runs this at every iteration; fed the true kernel's code it is the non-blind oracle.
+    ``noise_map_255``: the (h, w) noise std on the 8-bit scale; by default estimated from the LR image
+    (:func:`engine.noise.noise_map_255`), as the network was trained.
     """
-    sr = _clip01(_sftmd_hwc(_chw(lr_rgb_f32), code, models, tile, progress))
+    sr = _clip01(_sftmd_hwc(_chw(lr_rgb_f32), code, models, tile, progress, _noise_chw(lr_rgb_f32, noise_map_255)))
     progress.set_progress(1.0)
     return sr
+
+
+def _noise_chw(lr_rgb_f32: np.ndarray, noise_map_255: np.ndarray | None = None) -> np.ndarray:
+    """The (1, h, w) float32 noise map SFTMD is conditioned on: ``noise_map_255`` or its estimate."""
+    if noise_map_255 is None:
+        noise_map_255 = estimate_noise_map_255(np.asarray(lr_rgb_f32, np.float32))
+    return np.ascontiguousarray(np.asarray(noise_map_255, np.float32)[None])
 
 
 @dataclass(frozen=True)
@@ -330,6 +343,8 @@ def run_ikc(
     reduced = loop_max_pixels is not None and h * w > loop_max_pixels
     box = detail_box(lr_chw, loop_max_pixels) if reduced else (0, h, 0, w)
     loop_chw = np.ascontiguousarray(lr_chw[:, box[0] : box[1], box[2] : box[3]]) if reduced else lr_chw
+    noise_chw = _noise_chw(lr_rgb_f32)  # of the whole image; the loop's crop takes its part of it
+    loop_noise = np.ascontiguousarray(noise_chw[:, box[0] : box[1], box[2] : box[3]]) if reduced else noise_chw
 
     def predict(crops):
         return predictor.run({"lr_rgb": crops[0][None]})["kernel_code"][0]
@@ -339,7 +354,7 @@ def run_ikc(
     keep_f32 = n_stages * sr_bytes * 4 <= keep_images_max_bytes
 
     def renderer(code: np.ndarray) -> Callable[[], np.ndarray]:
-        return lambda: _clip01(_sftmd_hwc(lr_chw, code, models, tile, NULL_PROGRESS))
+        return lambda: _clip01(_sftmd_hwc(lr_chw, code, models, tile, NULL_PROGRESS, noise_chw))
 
     result = IkcResult(provider=models.provider, image_change=np.zeros(n_stages), loop_box=box if reduced else None)
     curve = _code_curve(pca, models.scale)
@@ -371,19 +386,20 @@ def run_ikc(
             sr = None
             if prev_sr is not None:
                 def last_change(prev=prev_sr, code=code.copy()) -> float:
-                    crop_sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, NULL_PROGRESS))
+                    crop_sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, NULL_PROGRESS, loop_noise))
                     return 255.0 * float(np.mean(np.abs(crop_sr - prev)))
 
                 result._last_change = last_change
         else:
-            sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, stage.sub_progress(0.0, 1.0, "super-resolving")))
+            sr = _clip01(_sftmd_hwc(loop_chw, code, models, tile, stage.sub_progress(0.0, 1.0, "super-resolving"),
+                                   loop_noise))
             if prev_sr is not None:
                 result.image_change[i] = 255.0 * float(np.mean(np.abs(sr - prev_sr)))
         kernel = pca.reconstruct(code, normalise=True)
         shown = sr
         if reduced:  # the chosen (final) iteration at full size now, the others when asked for
             final_stage = progress.sub_progress(loop_share, 1 - loop_share, "super-resolving the chosen iteration")
-            shown = None if not last else _clip01(_sftmd_hwc(lr_chw, code, models, tile, final_stage))
+            shown = None if not last else _clip01(_sftmd_hwc(lr_chw, code, models, tile, final_stage, noise_chw))
         result.iterations.append(IkcIteration(i, shown, code.copy(), kernel, render=renderer(code.copy()),
                                               keep_rendered=reduced and keep_f32))
         prev_sr = sr

@@ -167,12 +167,14 @@ def _sr_input_code(ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.T
 
 
 def _sr(model: nn.Module, ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """An SR network's output for a batch: SFTMD on the code, RRDB-SFT on the code map and the
+    """An SR network's output for a batch: SFTMD on the code, RRDB-SFT on the code map, each with the
     LR patches' estimated noise level (:func:`noise_condition`)."""
-    code = _sr_input_code(ctx, batch)
-    if ctx.spec.network == "rrdb_sft":
-        return model(batch["lr"], code, noise_condition(batch["lr"]))
-    return model(batch["lr"], code)
+    return model(batch["lr"], _sr_input_code(ctx, batch), noise_condition(batch["lr"]))
+
+
+def _sftmd(sftmd: nn.Module, lr: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    """SFTMD (frozen, or being trained) on LR patches, one code each, and their estimated noise level."""
+    return sftmd(lr, code, noise_condition(lr))
 
 
 def unroll_depths(ctx: StageContext, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -210,12 +212,12 @@ def _corrector_inputs(
             use = (batch["use_predictor"] < ctx.predictor_prob).unsqueeze(1)
             current = torch.where(use, predictor(batch["lr"]).float(), current)
         current = _on_curve(ctx, current)
-        sr = sftmd(batch["lr"], current).clamp(0.0, 1.0)
+        sr = _sftmd(sftmd, batch["lr"], current).clamp(0.0, 1.0)
         depths = unroll_depths(ctx, batch)
         for i in range(int(depths.max()) if corrector is not None else 0):
             moving = (depths > i).unsqueeze(1)
             current = torch.where(moving, _on_curve(ctx, current + corrector(sr, current).float()), current)
-            sr = torch.where(moving[:, :, None, None], sftmd(batch["lr"], current).clamp(0.0, 1.0), sr)
+            sr = torch.where(moving[:, :, None, None], _sftmd(sftmd, batch["lr"], current).clamp(0.0, 1.0), sr)
     return sr, current, true
 
 
@@ -243,7 +245,7 @@ def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor], ctx: StageCon
         step = model(sr, current).float()
         loss = F.mse_loss(step, true - current)
         if ctx.corrector_image_loss > 0:  # judge the step also by the image it leads to
-            corrected_sr = ctx.frozen["sftmd"](lr, current + step)
+            corrected_sr = _sftmd(ctx.frozen["sftmd"], lr, current + step)
             loss = loss + ctx.corrector_image_loss * F.l1_loss(corrected_sr.float(), batch["hr"])
         return loss
     raise KeyError(name)
@@ -313,7 +315,7 @@ def validate(model: nn.Module, ctx: StageContext, images: int = 5) -> float:
             else:  # a fixed perturbation of the true code
                 gen = torch.Generator().manual_seed(7)
                 current = true + torch.randn(true.shape, generator=gen).to(true.device) * ctx.code_std * ctx.code_noise
-            sr = ctx.frozen["sftmd"](case.lr, current).clamp(0.0, 1.0)
+            sr = _sftmd(ctx.frozen["sftmd"], case.lr, current).clamp(0.0, 1.0)
             corrected = current + model(sr, current)
             values.append(float(F.mse_loss(corrected, true)))
         else:
