@@ -23,6 +23,7 @@ from engine.paths import models_dir
 from engine.training.batches import Augment, IkcBatchMaker, ManetBatchMaker
 from engine.training.codes import codec_from_projector, load_codec
 from engine.training.config import ConfigError, TrainConfig, config_from_dict, load_yaml_config
+from engine.training.noise_level import noise_condition
 from engine.training.plot import plot_curves
 from engine.training.ship import ship
 from engine.training.trainer import CKPT_NAME, CURVE_NAME, LOG_NAME, train
@@ -314,10 +315,10 @@ def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
     with torch.no_grad():
         for i, depth in enumerate((0, 1, 2)):
             lr, h = batch["lr"][i:i + 1], start[i:i + 1]
-            s = sftmd(lr, h).clamp(0.0, 1.0)
+            s = sftmd(lr, h, noise_condition(lr)).clamp(0.0, 1.0)
             for _ in range(depth):
                 h = torch.as_tensor(curve.nearest((h + corrector(s, h))[0].numpy())[0])[None]
-                s = sftmd(lr, h).clamp(0.0, 1.0)
+                s = sftmd(lr, h, noise_condition(lr)).clamp(0.0, 1.0)
             torch.testing.assert_close(current[i:i + 1], h, atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(sr[i:i + 1], s, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(current[0], start[0])  # depth 0 is untouched
@@ -356,7 +357,7 @@ def test_corrector_image_loss_adds_the_sr_error_of_the_corrected_code(tmp_path, 
     both = compute_loss(corrector, batch, ctx)
     sr, current, _ = _corrector_inputs(ctx, batch, corrector)
     with torch.no_grad():
-        expect = F.l1_loss(ctx.frozen["sftmd"](batch["lr"], current + corrector(sr, current)), batch["hr"])
+        expect = F.l1_loss(ctx.frozen["sftmd"](batch["lr"], current + corrector(sr, current), noise_condition(batch["lr"])), batch["hr"])
     torch.testing.assert_close(both - code_only, lam * expect, atol=1e-5, rtol=1e-4)
     corrector.zero_grad()
     (both - code_only).backward()  # the image term alone moves the corrector's weights
