@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.archs.rrdb_sft import NOISE_CHANNELS, NOISE_UNIT_255, SFTLayer
+from engine.archs.rrdb_sft import NOISE_CHANNELS, NOISE_UNIT_255, SFTLayer, load_without_noise_channel
 from engine.detail import DETAIL_CELL_PX, DETAIL_FLOOR
 
 SFTMD_INPUT_NAMES: tuple[str, ...] = ("lr_rgb", "kernel_code", "noise_sigma_255")
@@ -171,7 +171,7 @@ class SFTMD(nn.Module):
         self.trunk = nn.Conv2d(nf, nf, 3, padding=1)
         self.upsample = _upsampler(nf, scale)
         self.tail = nn.Conv2d(nf, 3, tail_kernel, padding=tail_kernel // 2)
-        self.register_load_state_dict_pre_hook(_load_without_noise_channel)  # weights from before the noise input
+        self.register_load_state_dict_pre_hook(load_without_noise_channel)  # weights from before the noise input
 
     def forward(self, lr_rgb: torch.Tensor, kernel_code: torch.Tensor, noise_sigma_255: torch.Tensor) -> torch.Tensor:
         f = self.head(lr_rgb)
@@ -182,20 +182,6 @@ class SFTMD(nn.Module):
         x = self.trunk(self.sft(x, code_map)) + f
         sr = self.tail(self.upsample(x))
         return sr.clamp(0.0, 1.0) if self.clamp_output else sr
-
-
-def _load_without_noise_channel(module: SFTMD, state: dict, prefix: str, *_args) -> None:
-    """``load_state_dict`` pre-hook: the first conv of each SFT branch saved without the noise
-    channel (one input channel fewer than the layer has) gains it with zero weights, in place."""
-    for name, layer in module.named_modules():
-        if not isinstance(layer, SFTLayer):
-            continue
-        for branch in ("scale", "shift"):
-            key = f"{prefix}{name}.{branch}.0.weight"
-            tensor = state.get(key)
-            if tensor is not None and tensor.shape[1] == getattr(layer, branch)[0].in_channels - NOISE_CHANNELS:
-                zeros = tensor.new_zeros(tensor.shape[0], NOISE_CHANNELS, *tensor.shape[2:])
-                state[key] = torch.cat([tensor, zeros], dim=1)
 
 
 def build_sftmd(preset: str, scale: int, clamp_output: bool = True) -> SFTMD:

@@ -182,7 +182,7 @@ class RRDBSFT(nn.Module):
         )
         self.trunk = nn.Conv2d(nf, nf, 3, padding=1)
         self.upsample = nn.Sequential(nn.Conv2d(nf, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
-        self.register_load_state_dict_pre_hook(_load_without_noise_channel)  # weights from before the noise input
+        self.register_load_state_dict_pre_hook(load_without_noise_channel)  # weights from before the noise input
 
     def adapt_state_from_scale(self, state: dict[str, torch.Tensor], source_scale: int) -> dict[str, torch.Tensor]:
         """``state`` of an RRDB-SFT at ``source_scale`` → the same with the upsampling conv made for
@@ -234,9 +234,20 @@ def _widen_sft_inputs(state: dict[str, torch.Tensor], prefix: str, nf: int, code
             state[key] = torch.cat([tensor, zeros], dim=1)
 
 
-def _load_without_noise_channel(module: "RRDBSFT", state: dict, prefix: str, *_args) -> None:
-    """``load_state_dict`` pre-hook: weights saved before the noise input load with it at zero."""
-    _widen_sft_inputs(state, prefix, module.head.out_channels, module.code_len)
+def load_without_noise_channel(module: nn.Module, state: dict, prefix: str, *_args) -> None:
+    """``load_state_dict`` pre-hook of the networks whose SFT layers see a noise channel (RRDB-SFT,
+    SFTMD): in place, the first conv of each :class:`SFTLayer` branch saved without it (one input
+    channel fewer than the layer has) gains it with zero weights, so weights from before the noise
+    input load with the same output."""
+    for name, layer in module.named_modules():
+        if not isinstance(layer, SFTLayer):
+            continue
+        for branch in ("scale", "shift"):
+            key = f"{prefix}{name}.{branch}.0.weight"
+            tensor = state.get(key)
+            if tensor is not None and tensor.shape[1] == getattr(layer, branch)[0].in_channels - NOISE_CHANNELS:
+                zeros = tensor.new_zeros(tensor.shape[0], NOISE_CHANNELS, *tensor.shape[2:])
+                state[key] = torch.cat([tensor, zeros], dim=1)
 
 
 def subpixel_overlap(source_scale: int, scale: int) -> torch.Tensor:

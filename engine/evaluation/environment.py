@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.modelcards import ikc_correction_step_from_card
+
 
 
 def _cpu_name() -> str:
@@ -64,7 +66,5 @@ def describe_models(models: Any) -> list[dict[str, Any]]:
             "graph_sha256": card.graph_sha256,
         })
         if network == "ikc_corrector":  # how the loop applies its corrections (the card says)
-            from engine.modelcards import ikc_correction_step_from_card
-
             out[-1]["ikc_correction_step"] = ikc_correction_step_from_card(card)
     return out
