@@ -11,7 +11,6 @@ import numpy as np
 from engine.modelcards import ikc_correction_step_from_card
 
 
-
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
