@@ -284,16 +284,23 @@ def test_worker_processes_feed_batches(tmp_path, models_tmp):
     assert result.step == 2 and math.isfinite(result.loss)
 
 
-def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
+@pytest.mark.parametrize("unroll_step", ["full", "harmonic"])
+def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp, unroll_step):
     """With ``corrector_unroll`` the trained step starts from the corrector's own iterates (depth per
-    patch), every code moved to its nearest isotropic-Gaussian code as ``run_ikc`` does."""
+    patch), every code moved to its nearest isotropic-Gaussian code as ``run_ikc`` does; with the
+    ``harmonic`` step schedule the k-th of them moves the code by 1/k of the corrector's change."""
     from engine.pca import KernelPCA
     from engine.pipeline.ikc import IsotropicCodeCurve
     from engine.training.stage_table import get_stage
     from engine.training.stages import _corrector_inputs, build_context, unroll_depths
 
-    ctx = build_context(get_stage("ikc_corrector"), "tiny", 4, torch.device("cpu"), models_tmp, corrector_unroll=2)
-    corrector = build_network("ikc_corrector", "tiny", 4, generator=torch.Generator().manual_seed(5)).eval()
+    ctx = build_context(get_stage("ikc_corrector"), "tiny", 4, torch.device("cpu"), models_tmp, corrector_unroll=2,
+                        corrector_unroll_step=unroll_step)
+    random_corrector = build_network("ikc_corrector", "tiny", 4, generator=torch.Generator().manual_seed(5)).eval()
+
+    def corrector(sr, code):  # a random net's steps, shrunk to trained size: their targets keep clear nearest codes
+        return 0.05 * random_corrector(sr, code)
+
     gen = torch.Generator().manual_seed(0)
     kernels = np.stack([deg.isotropic_gaussian_kernel(s).reshape(-1) for s in (1.5, 3.0, 2.2)])
     batch = {
@@ -316,8 +323,9 @@ def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
         for i, depth in enumerate((0, 1, 2)):
             lr, h = batch["lr"][i:i + 1], start[i:i + 1]
             s = sftmd(lr, h, noise_condition(lr)).clamp(0.0, 1.0)
-            for _ in range(depth):
-                h = torch.as_tensor(curve.nearest((h + corrector(s, h))[0].numpy())[0])[None]
+            for k in range(1, depth + 1):
+                weight = 1.0 / k if unroll_step == "harmonic" else 1.0
+                h = torch.as_tensor(curve.nearest((h + weight * corrector(s, h))[0].numpy())[0])[None]
                 s = sftmd(lr, h, noise_condition(lr)).clamp(0.0, 1.0)
             torch.testing.assert_close(current[i:i + 1], h, atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(sr[i:i + 1], s, atol=1e-5, rtol=1e-5)
@@ -328,7 +336,10 @@ def test_corrector_unroll_applies_its_own_steps_per_patch(tmp_path, models_tmp):
     assert unroll_depths(off, batch).tolist() == [0, 0, 0]
     with pytest.raises(ConfigError, match="corrector_unroll"):
         tiny_config(tmp_path, models_tmp, stage="ikc_corrector", corrector_unroll=-1)
-    result = train(tiny_config(tmp_path, models_tmp, stage="ikc_corrector", name="unroll", corrector_unroll=3))
+    with pytest.raises(ConfigError, match="corrector_unroll_step"):
+        tiny_config(tmp_path, models_tmp, stage="ikc_corrector", corrector_unroll=2, corrector_unroll_step="half")
+    result = train(tiny_config(tmp_path, models_tmp, stage="ikc_corrector", name="unroll", corrector_unroll=3,
+                               corrector_unroll_step=unroll_step))
     assert result.step == 2 and math.isfinite(result.loss)
 
 

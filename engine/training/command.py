@@ -18,6 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from engine.modelcards import IKC_CORRECTION_STEPS
 from engine.training.config import STAGES, ConfigError, config_from_sources
 
 NAME = "train"
@@ -53,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), help="mixed precision (CUDA only)")
     parser.add_argument("--corrector-unroll", type=int,
                         help="corrector: up to N of its own steps before the trained one (default 0)")
+    parser.add_argument("--corrector-unroll-step", choices=IKC_CORRECTION_STEPS,
+                        help="corrector: how much of each unrolled step moves the code (default full)")
     parser.add_argument("--corrector-image-loss", type=float,
                         help="corrector: weight of L1(SFTMD SR with the corrected code, HR) added to the code loss (default 0)")
     parser.add_argument("--max-images", type=int, help="use only this many training images")
@@ -76,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 _KEYS = (
     "name", "stage", "preset", "scale", "steps", "batch_size", "patch_size", "lr", "milestones", "seed", "kernel_loss",
     "workers", "threads", "device", "amp", "max_images", "holdout_every", "ckpt_every", "val_every", "log_every", "val_images",
-    "corrector_unroll", "corrector_image_loss", "max_minutes", "runs_dir", "models_dir", "init_from_models", "init_from_scale", "ship", "progress_bar", "note",
+    "corrector_unroll", "corrector_unroll_step", "corrector_image_loss", "max_minutes", "runs_dir", "models_dir", "init_from_models", "init_from_scale", "ship", "progress_bar", "note",
 )
 
 

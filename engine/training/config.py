@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, get_args, get_origin, get_type_hints
 
 from engine.backends import DEVICES
+from engine.modelcards import IKC_CORRECTION_STEPS
 from engine.training.augment import CorruptionSettings
 from engine.training.stage_table import STAGE_SPECS
 
@@ -73,6 +74,8 @@ class TrainConfig(CorruptionSettings):
             by k steps of the corrector being trained (no gradients, its SR image re-made by the
             frozen SFTMD each time), k drawn per patch uniformly from 0..corrector_unroll; so the
             corrector also learns to correct its own iterates, as it meets them at inference (0: off).
+        corrector_unroll_step: corrector stage: how much of each unrolled step moves the code, as the
+            IKC loop's ``correction_step`` (``full``, or ``harmonic``: 1/k of the k-th step's change).
         corrector_image_loss: corrector stage: weight of a second loss term, the L1 distance between the
             HR patch and the frozen SFTMD's SR image made with the corrected code (gradients flow
             through SFTMD into the correction). The code L2 alone is blind to what a step does to the
@@ -119,6 +122,7 @@ class TrainConfig(CorruptionSettings):
     code_noise: float = 0.5
     predictor_prob: float = 0.5
     corrector_unroll: int = 0
+    corrector_unroll_step: str = "full"
     corrector_image_loss: float = 0.0
     log_every: int = 10
     ckpt_every: int = 200
@@ -155,6 +159,9 @@ class TrainConfig(CorruptionSettings):
             raise ConfigError(f"patch_size {self.patch_size} is not a multiple of the scale {self.scale}")
         if self.workers < 0 or self.threads < 0 or self.val_every < 0 or self.corrector_unroll < 0:
             raise ConfigError("workers, threads, val_every and corrector_unroll must be >= 0")
+        if self.corrector_unroll_step not in IKC_CORRECTION_STEPS:
+            raise ConfigError(f"corrector_unroll_step must be one of {', '.join(IKC_CORRECTION_STEPS)}, "
+                              f"got {self.corrector_unroll_step!r}")
         if not self.corrector_image_loss >= 0.0:
             raise ConfigError(f"corrector_image_loss must be >= 0, got {self.corrector_image_loss!r}")
         if self.holdout_every < 0 or self.holdout_every == 1:

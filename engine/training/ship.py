@@ -122,6 +122,8 @@ def _loss_words(cfg: TrainConfig, network: str) -> str:
         network, "L1 image")
     if network == "ikc_corrector" and cfg.corrector_unroll > 0:
         words += f" after 0..{cfg.corrector_unroll} of its own curve-projected steps"
+        if cfg.corrector_unroll_step != "full":
+            words += f" ({cfg.corrector_unroll_step}: 1/k of the k-th)"
     if network == "ikc_corrector" and cfg.corrector_image_loss > 0:
         words += f" + {cfg.corrector_image_loss:g} x L1(SFTMD SR with the corrected code, HR)"
     return words

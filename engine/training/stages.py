@@ -72,6 +72,9 @@ class StageContext:
         predictor_prob: corrector: probability of starting from the predictor's code.
         corrector_unroll: corrector: largest number of its own (gradient-free) steps applied to the
             starting code before the trained step (see ``TrainConfig.corrector_unroll``).
+        corrector_unroll_step: corrector: how much of each unrolled step is applied, as the IKC loop
+            does (one of :data:`engine.modelcards.IKC_CORRECTION_STEPS`: ``full``, or ``harmonic``: 1/k
+            of the corrector's change at its k-th step).
         kernel_loss: MANet: ``l1`` or ``l2`` (see ``TrainConfig.kernel_loss``).
         corrector_image_loss: corrector: weight of the image term (see ``TrainConfig.corrector_image_loss``).
         curve_codes: corrector with unrolling: (M, d) codes of isotropic Gaussians over the scale's σ
@@ -89,6 +92,7 @@ class StageContext:
     code_noise: float = 0.5
     predictor_prob: float = 0.5
     corrector_unroll: int = 0
+    corrector_unroll_step: str = "full"
     kernel_loss: str = "l1"
     corrector_image_loss: float = 0.0
     curve_codes: torch.Tensor | None = None
@@ -128,12 +132,14 @@ def build_context(
     code_noise: float = 0.5,
     predictor_prob: float = 0.5,
     corrector_unroll: int = 0,
+    corrector_unroll_step: str = "full",
     kernel_loss: str = "l1",
     corrector_image_loss: float = 0.0,
 ) -> StageContext:
     """Load the PCA codec and the frozen networks a stage needs (see :class:`StageContext` for the rest)."""
     ctx = StageContext(spec, scale, device, code_noise=code_noise, predictor_prob=predictor_prob,
-                       corrector_unroll=corrector_unroll, kernel_loss=kernel_loss,
+                       corrector_unroll=corrector_unroll, corrector_unroll_step=corrector_unroll_step,
+                       kernel_loss=kernel_loss,
                        corrector_image_loss=corrector_image_loss)
     if spec.pca is not None:
         ctx.codec = load_codec(models_dir / pca_file_name(spec.pca, scale)).to(device)
@@ -199,8 +205,9 @@ def _corrector_inputs(
 
     The starting code is the predictor's or a perturbed true code; with ``ctx.corrector_unroll``
     and the ``corrector`` being trained given, each patch's code then takes its unroll depth
-    (:func:`unroll_depths`) of that corrector's steps, the IKC loop of inference, every code
-    moved onto the isotropic curve as inference does (:func:`_on_curve`).
+    (:func:`unroll_depths`) of that corrector's steps, the IKC loop of inference (the k-th step
+    applied whole or, with ``ctx.corrector_unroll_step`` ``harmonic``, 1/k of it), every code moved
+    onto the isotropic curve as inference does (:func:`_on_curve`).
     """
     assert ctx.codec is not None and ctx.code_std is not None
     true = ctx.codec.project(batch["kernel"])
@@ -216,7 +223,8 @@ def _corrector_inputs(
         depths = unroll_depths(ctx, batch)
         for i in range(int(depths.max()) if corrector is not None else 0):
             moving = (depths > i).unsqueeze(1)
-            current = torch.where(moving, _on_curve(ctx, current + corrector(sr, current).float()), current)
+            weight = 1.0 / (i + 1) if ctx.corrector_unroll_step == "harmonic" else 1.0
+            current = torch.where(moving, _on_curve(ctx, current + weight * corrector(sr, current).float()), current)
             sr = torch.where(moving[:, :, None, None], _sftmd(sftmd, batch["lr"], current).clamp(0.0, 1.0), sr)
     return sr, current, true
 

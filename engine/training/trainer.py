@@ -243,6 +243,7 @@ def _start(cfg: TrainConfig, info: DistInfo, resume: bool, command: str) -> _Run
     model.to(device)
     ctx = build_context(spec, cfg.preset, cfg.scale, device, models_dir, code_noise=cfg.code_noise,
                         predictor_prob=cfg.predictor_prob, corrector_unroll=cfg.corrector_unroll,
+                        corrector_unroll_step=cfg.corrector_unroll_step,
                         kernel_loss=cfg.kernel_loss, corrector_image_loss=cfg.corrector_image_loss)
     betas = tuple(cfg.betas) if cfg.betas is not None else spec.betas
     optimizer = torch.optim.Adam(model.parameters(), lr=_initial_lr(cfg, spec), betas=betas)
