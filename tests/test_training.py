@@ -398,3 +398,32 @@ def test_a_x2_run_starts_from_the_x4_weights_where_shapes_match(tmp_path, models
     assert any(k not in state for k in source)  # the ×4 network's second upsampling stage
     with pytest.raises(ConfigError, match="init_from_scale"):
         tiny_config(tmp_path, models_tmp, stage="sftmd", scale=2, init_from_scale=4)  # without init_from_models
+
+
+def test_noise_channel_training_keeps_the_noise_free_output(tmp_path, models_tmp):
+    """``trainable: noise_channel`` moves only the SFT layers' noise-channel weights: after training on
+    noisy patches SFTMD's output with the noise input at 0 is bit-identical to the starting network's,
+    and with noise it differs."""
+    cfg = tiny_config(tmp_path, models_tmp, stage="sftmd", name="adapter", trainable="noise_channel",
+                      init_from_models=True, lr=1e-2, steps=3, noise_prob=1.0, noise_max_255=15.0)
+    result = train(cfg)
+    start = torch.load(models_tmp / "sftmd_tiny_x4.pt")
+    changed = {k for k, v in result.state.items() if not torch.equal(v, start[k])}
+    assert changed and all(k.endswith((".scale.0.weight", ".shift.0.weight")) for k in changed), changed
+    for key in changed:  # only the last input channel, the noise level, moved
+        torch.testing.assert_close(result.state[key][:, :-1], start[key][:, :-1], rtol=0, atol=0)
+
+    before = build_network("sftmd", "tiny", 4).eval()
+    before.load_state_dict(start)
+    after = build_network("sftmd", "tiny", 4).eval()
+    after.load_state_dict(result.state)
+    lr, code = torch.rand((1, 3, 12, 12), generator=torch.Generator().manual_seed(3)), torch.zeros((1, 10))
+    with torch.no_grad():
+        zero = torch.zeros((1, 1, 12, 12))
+        assert torch.equal(before(lr, code, zero), after(lr, code, zero))
+        noisy = torch.full((1, 1, 12, 12), 15.0)
+        assert not torch.allclose(before(lr, code, noisy), after(lr, code, noisy))
+    with pytest.raises(ConfigError, match="noise_channel"):
+        tiny_config(tmp_path, models_tmp, stage="ikc_predictor", trainable="noise_channel", init_from_models=True)
+    with pytest.raises(ConfigError, match="trainable"):
+        tiny_config(tmp_path, models_tmp, stage="sftmd", trainable="some")

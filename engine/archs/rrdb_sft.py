@@ -250,6 +250,30 @@ def load_without_noise_channel(module: nn.Module, state: dict, prefix: str, *_ar
                 state[key] = torch.cat([tensor, zeros], dim=1)
 
 
+def train_only_noise_channel(module: nn.Module) -> list[nn.Parameter]:
+    """Freeze ``module`` except the noise-channel weights of its SFT layers; returns those parameters.
+
+    What stays trainable is the first conv of each :class:`SFTLayer` branch, and of it only the
+    weights reading the noise channel (the last ``NOISE_CHANNELS`` input channels; a gradient hook
+    zeroes the rest, and the bias). A network so trained gives exactly its old output wherever the
+    noise input is 0: fine-tuning it on noisy inputs cannot cost it anything on noise-free ones.
+    """
+    for param in module.parameters():
+        param.requires_grad_(False)
+    trainable = []
+    for layer in module.modules():
+        if not isinstance(layer, SFTLayer):
+            continue
+        for branch in (layer.scale, layer.shift):
+            weight = branch[0].weight
+            mask = torch.zeros_like(weight)
+            mask[:, -NOISE_CHANNELS:] = 1.0
+            weight.requires_grad_(True)
+            weight.register_hook(lambda grad, mask=mask: grad * mask.to(grad.dtype))
+            trainable.append(weight)
+    return trainable
+
+
 def subpixel_overlap(source_scale: int, scale: int) -> torch.Tensor:
     """``(scale, source_scale)`` matrix: entry ``(a, k)`` is the share of output sub-pixel ``a``'s
     footprint ``[a/scale, (a+1)/scale)`` (in LR-pixel units) covered by source sub-pixel ``k``'s

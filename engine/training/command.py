@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from engine.modelcards import IKC_CORRECTION_STEPS
-from engine.training.config import STAGES, ConfigError, config_from_sources
+from engine.training.config import STAGES, TRAINABLE, ConfigError, config_from_sources
 
 NAME = "train"
 HELP = "Train a network stage on the training pool (checkpoints, CSV log, curve, --ship to models/)."
@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), help="mixed precision (CUDA only)")
     parser.add_argument("--corrector-unroll", type=int,
                         help="corrector: up to N of its own steps before the trained one (default 0)")
+    parser.add_argument("--trainable", choices=TRAINABLE,
+                        help="all parameters (default), or only SFTMD's/RRDB-SFT's noise-channel weights")
     parser.add_argument("--corrector-unroll-step", choices=IKC_CORRECTION_STEPS,
                         help="corrector: how much of each unrolled step moves the code (default full)")
     parser.add_argument("--corrector-image-loss", type=float,
@@ -79,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 _KEYS = (
     "name", "stage", "preset", "scale", "steps", "batch_size", "patch_size", "lr", "milestones", "seed", "kernel_loss",
     "workers", "threads", "device", "amp", "max_images", "holdout_every", "ckpt_every", "val_every", "log_every", "val_images",
-    "corrector_unroll", "corrector_unroll_step", "corrector_image_loss", "max_minutes", "runs_dir", "models_dir", "init_from_models", "init_from_scale", "ship", "progress_bar", "note",
+    "trainable", "corrector_unroll", "corrector_unroll_step", "corrector_image_loss", "max_minutes", "runs_dir",
+    "models_dir", "init_from_models", "init_from_scale", "ship", "progress_bar", "note",
 )
 
 

@@ -22,6 +22,7 @@ STAGES: tuple[str, ...] = tuple(STAGE_SPECS)
 """Training stages; each trains one network (see :mod:`engine.training.stages`)."""
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
+TRAINABLE: tuple[str, ...] = ("all", "noise_channel")
 
 
 class ConfigError(ValueError):
@@ -52,6 +53,9 @@ class TrainConfig(CorruptionSettings):
         device: ``auto``, ``cpu`` or ``cuda``.
         amp: mixed precision (``none``, ``bf16``, ``fp16``); on the CPU only ``bf16`` applies
             (``fp16`` is ignored there).
+        trainable: ``all`` parameters, or ``noise_channel``: only the weights by which SFTMD's or
+            RRDB-SFT's SFT layers read the noise input (``engine.archs.rrdb_sft.train_only_noise_channel``);
+            the network then keeps its exact output on noise-free input (needs ``init_from_models``).
         train_sets: training-pool sets (see ``engine.data.TRAIN_SETS``).
         max_images: use only this many pool images (tests, quick runs).
         holdout_every: leave every k-th pool image out of training (``engine.data.holdout_split``),
@@ -115,6 +119,7 @@ class TrainConfig(CorruptionSettings):
     threads: int = 1
     device: str = "auto"
     amp: str = "none"
+    trainable: str = "all"
     train_sets: list[str] = field(default_factory=lambda: ["bsds400", "t91", "sunhays80"])
     max_images: int | None = None
     holdout_every: int = 0
@@ -150,6 +155,12 @@ class TrainConfig(CorruptionSettings):
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.kernel_loss not in ("l1", "l2"):
             raise ConfigError(f"kernel_loss must be 'l1' or 'l2', got {self.kernel_loss!r}")
+        if self.trainable not in TRAINABLE:
+            raise ConfigError(f"trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
+        if self.trainable == "noise_channel" and (self.stage not in ("sftmd", "rrdb_sft", "rrdb_sft_blind")
+                                                  or not self.init_from_models):
+            raise ConfigError("trainable noise_channel fine-tunes a shipped SFTMD or RRDB-SFT: it needs one of "
+                              "those stages and init_from_models")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         for key in ("steps", "batch_size", "patch_size", "log_every", "ckpt_every"):

@@ -70,6 +70,9 @@ def ship(cfg: TrainConfig, result: TrainResult) -> Path:
         "noise": _noise_settings(cfg),
         "command": command,
     }
+    if cfg.trainable != "all":
+        run_entry["trainable"] = ("only the SFT layers' noise-channel weights (output on noise-free input "
+                                  "unchanged)" if cfg.trainable == "noise_channel" else cfg.trainable)
     if cfg.init_from_scale is not None and cfg.init_from_scale != cfg.scale:
         run_entry["init_from"] = (f"{card_id(spec.network, cfg.preset, cfg.init_from_scale)} weights "
                                   "(every tensor whose name and shape match; any other initialised afresh)")

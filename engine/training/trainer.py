@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from engine.archs import build_network
+from engine.archs.rrdb_sft import train_only_noise_channel
 from engine.archs.weights import load_card_weights, read_card_weights
 from engine.data import TrainPool, holdout_split, train_paths
 from engine.modelcards import find_card
@@ -246,7 +247,10 @@ def _start(cfg: TrainConfig, info: DistInfo, resume: bool, command: str) -> _Run
                         corrector_unroll_step=cfg.corrector_unroll_step,
                         kernel_loss=cfg.kernel_loss, corrector_image_loss=cfg.corrector_image_loss)
     betas = tuple(cfg.betas) if cfg.betas is not None else spec.betas
-    optimizer = torch.optim.Adam(model.parameters(), lr=_initial_lr(cfg, spec), betas=betas)
+    params = list(model.parameters())
+    if cfg.trainable == "noise_channel":
+        params = train_only_noise_channel(model)
+    optimizer = torch.optim.Adam(params, lr=_initial_lr(cfg, spec), betas=betas)
     run = _Run(
         cfg=cfg, spec=spec, info=info, device=device, run_dir=run_dir, models_dir=models_dir, model=model, ctx=ctx,
         optimizer=optimizer,
