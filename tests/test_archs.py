@@ -388,3 +388,26 @@ def test_detail_pooling_listens_to_the_textured_part_of_the_image() -> None:
         value = float(net(sr, torch.zeros(1, 10))[0, 0])
         assert low <= value <= high, (pooling, value)
     assert build_corrector("small", 4).detail_pooling and not build_corrector("small", 2).detail_pooling
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_rrdb_sft_widened_from_small_computes_the_same_image_and_can_learn(scale: int) -> None:
+    """``adapt_state_from_preset``: trained small weights in the wider ``medium`` preset give the same
+    output (new channels unconnected), and the zeroed connections get gradients, so training uses them."""
+    small = build_network("rrdb_sft", "small", scale, generator=_gen()).eval()
+    medium = build_network("rrdb_sft", "medium", scale, generator=torch.Generator().manual_seed(9)).eval()
+    medium.load_state_dict(medium.adapt_state_from_preset(small.state_dict(), "small"))
+    g = torch.Generator().manual_seed(4)
+    lr, code = torch.rand((1, 3, 12, 10), generator=g), torch.randn((1, 15, 12, 10), generator=g)
+    noise = torch.rand((1, 1, 12, 10), generator=g) * 15.0
+    with torch.no_grad():
+        torch.testing.assert_close(medium(lr, code, noise), small(lr, code, noise), atol=1e-5, rtol=0)
+    medium.clamp_output = False
+    medium(lr, code, noise).square().mean().backward()
+    trunk = medium.trunk.weight.grad  # old outputs (first 32) from new inputs (32..47): weights 0, gradient not
+    assert torch.count_nonzero(medium.trunk.weight[:32, 32:]) == 0
+    assert torch.count_nonzero(trunk[:32, 32:]) > 0
+    with pytest.raises(ValueError, match="narrower"):
+        small.adapt_state_from_preset(medium.state_dict(), "medium")
+    with pytest.raises(ValueError, match="depth"):
+        build_network("rrdb_sft", "paper", scale).adapt_state_from_preset(small.state_dict(), "small")

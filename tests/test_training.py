@@ -427,3 +427,30 @@ def test_noise_channel_training_keeps_the_noise_free_output(tmp_path, models_tmp
         tiny_config(tmp_path, models_tmp, stage="ikc_predictor", trainable="noise_channel", init_from_models=True)
     with pytest.raises(ConfigError, match="trainable"):
         tiny_config(tmp_path, models_tmp, stage="sftmd", trainable="some")
+
+
+def test_init_from_preset_starts_a_wider_rrdb_sft_from_the_shipped_narrower_one(tmp_path, models_tmp):
+    """``init_from_preset``: a medium RRDB-SFT starts as the small card's network (same output) and counts
+    its steps from 0; the blind stage's frozen MANet, which has no medium preset, is the card there is."""
+    from engine.archs.rrdb_sft import PRESETS, widen_state
+    from engine.export import tensor_specs
+
+    folder = tmp_path / "models"
+    shutil.copytree(models_tmp, folder)
+    small = build_network("rrdb_sft", "small", 4, generator=torch.Generator().manual_seed(7))
+    torch.save(small.state_dict(), folder / "rrdb_sft_small_x4.pt")
+    inputs, outputs = tensor_specs("rrdb_sft", "small", 4)
+    save_card(ModelCard(id="rrdb_sft_small_x4", network="rrdb_sft", preset="small", scale=4, graph="rrdb_sft_small_x4.onnx",
+                        graph_sha256="", inputs=inputs, outputs=outputs, weights="rrdb_sft_small_x4.pt",
+                        weights_sha256=sha256_file(folder / "rrdb_sft_small_x4.pt")), folder / "rrdb_sft_small_x4.json")
+    with pytest.raises(ConfigError, match="init_from_preset"):
+        tiny_config(tmp_path, folder, stage="rrdb_sft", preset="medium", init_from_preset="small")
+    cfg = tiny_config(tmp_path, folder, stage="rrdb_sft_blind", preset="medium", name="widen", steps=1, lr=1e-12,
+                      init_from_models=True, init_from_preset="small")
+    result = train(cfg)
+    assert result.base_steps == 0 and result.step == 1
+    medium = build_network("rrdb_sft", "medium", 4)
+    start = widen_state(small.state_dict(), PRESETS["small"], medium, PRESETS["medium"], 4)
+    for key in ("trunk.weight", "groups.0.rdbs.0.convs.4.weight"):  # one step at lr 1e-12: still the widened start
+        torch.testing.assert_close(result.state[key][:32, :32], start[key][:32, :32], atol=1e-9, rtol=0)
+        assert torch.count_nonzero(start[key][:32, 32:48]) == 0

@@ -142,6 +142,9 @@ class RRDBSFTConfig:
 PRESETS: dict[str, RRDBSFTConfig] = {
     "paper": RRDBSFTConfig(nf=64, gc=32, num_groups=10),  # 8,086,256 parameters at ×4 + 5,760 (noise input)
     "small": RRDBSFTConfig(nf=32, gc=16, num_groups=4, sft_hidden=16),
+    # small made 1.5x wider (about 2.2x the parameters and work); same depth and receptive field, so
+    # it can start as the trained small network exactly (widen_state) and a short run adds capacity
+    "medium": RRDBSFTConfig(nf=48, gc=24, num_groups=4, sft_hidden=24),
     "tiny": RRDBSFTConfig(nf=8, gc=4, num_groups=1, num_rdb=1, sft_hidden=8),
 }
 
@@ -182,7 +185,13 @@ class RRDBSFT(nn.Module):
         )
         self.trunk = nn.Conv2d(nf, nf, 3, padding=1)
         self.upsample = nn.Sequential(nn.Conv2d(nf, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.sizes = RRDBSFTConfig(nf, gc, num_groups, num_rdb, code_len, sft_hidden)
         self.register_load_state_dict_pre_hook(load_without_noise_channel)  # weights from before the noise input
+
+    def adapt_state_from_preset(self, state: dict[str, torch.Tensor], source_preset: str) -> dict[str, torch.Tensor]:
+        """``state`` of this network at the narrower ``source_preset`` → weights for this one with the
+        same output (:func:`widen_state`)."""
+        return widen_state(state, PRESETS[source_preset], self, self.sizes, self.scale)
 
     def adapt_state_from_scale(self, state: dict[str, torch.Tensor], source_scale: int) -> dict[str, torch.Tensor]:
         """``state`` of an RRDB-SFT at ``source_scale`` → the same with the upsampling conv made for
@@ -272,6 +281,68 @@ def train_only_noise_channel(module: nn.Module) -> list[nn.Parameter]:
             weight.register_hook(lambda grad, mask=mask: grad * mask.to(grad.dtype))
             trainable.append(weight)
     return trainable
+
+
+def _channel_segments(name: str, cfg: RRDBSFTConfig, scale: int) -> tuple[list[int], list[int]]:
+    """(output, input) channel segments of the conv ``name`` (a module path) of an RRDB-SFT of ``cfg``:
+    the sizes of the pieces its channels are made of, in order (a dense conv reads the block input and
+    each earlier conv's growth), so that the same piece can be found in a wider network."""
+    cond = cfg.code_len + NOISE_CHANNELS
+    if name == "head":
+        return [cfg.nf], [3]
+    if name == "trunk":
+        return [cfg.nf], [cfg.nf]
+    if name == "upsample.0":
+        return [3 * scale * scale], [cfg.nf]
+    parts = name.split(".")
+    if ".sft." in f".{name}.":  # groups.i.sft.{scale,shift}.{0,2}
+        return ([cfg.sft_hidden], [cfg.nf, cond]) if parts[-1] == "0" else ([cfg.nf], [cfg.sft_hidden])
+    if ".convs." in f".{name}.":  # groups.i.rdbs.j.convs.k
+        k = int(parts[-1])
+        return ([cfg.gc] if k < 4 else [cfg.nf]), [cfg.nf] + [cfg.gc] * k
+    raise KeyError(f"no channel layout for {name!r}")
+
+
+def _positions(small: list[int], wide: list[int]) -> torch.Tensor:
+    """Indices, in a wide layout, of the channels of the small layout (each piece's channels first)."""
+    out, start = [], 0
+    for n_small, n_wide in zip(small, wide):
+        if n_small > n_wide:
+            raise ValueError("the target network is narrower than the source")
+        out.append(torch.arange(start, start + n_small))
+        start += n_wide
+    return torch.cat(out)
+
+
+def widen_state(state: dict[str, torch.Tensor], source: RRDBSFTConfig, model: "RRDBSFT",
+                target: RRDBSFTConfig, scale: int) -> dict[str, torch.Tensor]:
+    """The weights of an RRDB-SFT of ``source`` sizes placed in ``model`` (``target`` sizes: as deep, at
+    least as wide) so that it computes exactly the same image.
+
+    Each old channel keeps its place at the start of its piece (:func:`_channel_segments`). New output
+    channels keep ``model``'s own initial weights; the weights from new input channels into old
+    outputs are zero, so the new channels change nothing until training moves those zeros (their
+    gradients are not zero: the new channels carry signal). Every residual adds old to old channels.
+    """
+    if (source.num_groups, source.num_rdb, source.code_len) != (target.num_groups, target.num_rdb, target.code_len):
+        raise ValueError("widening keeps the depth and the code length")
+    own = model.state_dict()
+    out = {}
+    for key, wide in own.items():
+        module, kind = key.rsplit(".", 1)
+        old = state[key]
+        out_small, in_small = _channel_segments(module, source, scale)
+        out_wide, in_wide = _channel_segments(module, target, scale)
+        rows = _positions(out_small, out_wide)
+        new = wide.clone()
+        if kind == "bias":
+            new[rows] = old
+        else:
+            cols = _positions(in_small, in_wide)
+            new[rows] = 0.0  # old outputs read nothing from new inputs ...
+            new[rows[:, None], cols] = old  # ... and exactly what they read before from old ones
+        out[key] = new
+    return out
 
 
 def subpixel_overlap(source_scale: int, scale: int) -> torch.Tensor:

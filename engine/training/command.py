@@ -72,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--note", help="text for the model card's training.note when shipping "
                         "(default: a continued run keeps the card's note)")
     _bool_flag(parser, "init-from-models", "start from the weights shipped in models/")
+    parser.add_argument("--init-from-preset",
+                        help="with --init-from-models: start from this narrower preset's weights, widened (same output)")
     parser.add_argument("--init-from-scale", type=int, choices=(2, 3, 4),
                         help="with --init-from-models: start from this other scale's weights (shapes that match)")
     _bool_flag(parser, "ship", "copy the final weights to models/, re-export the graph, update the card")
@@ -82,7 +84,7 @@ _KEYS = (
     "name", "stage", "preset", "scale", "steps", "batch_size", "patch_size", "lr", "milestones", "seed", "kernel_loss",
     "workers", "threads", "device", "amp", "max_images", "holdout_every", "ckpt_every", "val_every", "log_every", "val_images",
     "trainable", "corrector_unroll", "corrector_unroll_step", "corrector_image_loss", "max_minutes", "runs_dir",
-    "models_dir", "init_from_models", "init_from_scale", "ship", "progress_bar", "note",
+    "models_dir", "init_from_models", "init_from_scale", "init_from_preset", "ship", "progress_bar", "note",
 )
 
 

@@ -94,6 +94,9 @@ class TrainConfig(CorruptionSettings):
         init_from_scale: with ``init_from_models``, start from the shipped weights of this other
             scale (e.g. 4 for a first ×2 run): every tensor whose name and shape match is copied,
             the rest (the upsampler) keeps its fresh initialisation; the step count starts at 0.
+        init_from_preset: with ``init_from_models``, start from the shipped weights of this other
+            (narrower) preset, widened so that the network computes the same image (RRDB-SFT:
+            ``engine.archs.rrdb_sft.widen_state``); the step count starts at 0.
         ship: at the end, copy the weights into ``models/``, re-export the graph, update the card.
         runs_dir: folder of run folders.
         models_dir: models folder (``None``: ``engine.paths.models_dir()``).
@@ -136,6 +139,7 @@ class TrainConfig(CorruptionSettings):
     max_minutes: float = 0.0
     init_from_models: bool = False
     init_from_scale: int | None = None
+    init_from_preset: str | None = None
     ship: bool = False
     runs_dir: str = "runs"
     models_dir: str | None = None
@@ -188,6 +192,8 @@ class TrainConfig(CorruptionSettings):
             raise ConfigError(f"need 0 <= jpeg_min <= jpeg_max <= 100, got {self.jpeg_min}, {self.jpeg_max}")
         if self.init_from_scale is not None and (self.init_from_scale not in (2, 3, 4) or not self.init_from_models):
             raise ConfigError(f"init_from_scale must be 2, 3 or 4 and needs init_from_models, got {self.init_from_scale}")
+        if self.init_from_preset is not None and (not self.init_from_models or self.init_from_scale is not None):
+            raise ConfigError("init_from_preset needs init_from_models and no init_from_scale")
         if not self.name or "/" in self.name or "\\" in self.name:
             raise ConfigError(f"run name must be a plain folder name, got {self.name!r}")
 

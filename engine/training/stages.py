@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import degradation as deg
-from engine.archs import build_network
+from engine.archs import build_network, get_spec
 from engine.archs.manet import estimate_kernels
 from engine.archs.weights import load_card_weights
 from engine.data import build_test_set
@@ -114,8 +114,11 @@ def _codes_spread(codec: KernelCodec, scale: int, convention: str, n: int = 4096
 
 
 def load_frozen(network: str, preset: str, scale: int, models_dir: Path | None, device: torch.device) -> nn.Module:
-    """The shipped weights of ``network`` (card of this preset and scale), frozen, in eval mode."""
-    model = load_card_weights(find_card(network, scale, preset, models_dir), build_network(network, preset, scale))
+    """The shipped weights of ``network`` (card of this scale and of ``preset`` where ``network`` has such
+    a preset; otherwise the card :func:`find_card` prefers, e.g. MANet beside a ``medium`` RRDB-SFT),
+    frozen, in eval mode."""
+    card = find_card(network, scale, preset if preset in get_spec(network).presets else None, models_dir)
+    model = load_card_weights(card, build_network(network, card.preset, scale))
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -124,11 +124,21 @@ def _worker_init(_: int) -> None:
 def _load_start_weights(model: nn.Module, cfg: TrainConfig, network: str, models_dir: Path) -> int:
     """Load the shipped weights of the card (``init_from_models``); returns the card's steps.
 
-    With ``cfg.init_from_scale`` (another scale's card), copies every tensor whose name and shape
+    With ``cfg.init_from_preset`` (a narrower preset's card), loads those weights widened to this
+    preset (``adapt_state_from_preset``: same output) and returns 0. With ``cfg.init_from_scale``
+    (another scale's card), copies every tensor whose name and shape
     match, leaves the rest (the upsampler) as initialised, drops the source's extra tensors (a
     second upsampling stage) and returns 0: a new network's count.
     """
     source_scale = cfg.init_from_scale if cfg.init_from_scale is not None else cfg.scale
+    if cfg.init_from_preset is not None and cfg.init_from_preset != cfg.preset:
+        widen = getattr(model, "adapt_state_from_preset", None)
+        if widen is None:
+            raise ValueError(f"{network} cannot start from another preset's weights")
+        source = build_network(network, cfg.init_from_preset, cfg.scale)
+        load_card_weights(find_card(network, cfg.scale, cfg.init_from_preset, models_dir), source)
+        model.load_state_dict(widen(source.state_dict(), cfg.init_from_preset), strict=True)
+        return 0
     card = find_card(network, source_scale, cfg.preset, models_dir)
     if source_scale == cfg.scale:
         load_card_weights(card, model)
