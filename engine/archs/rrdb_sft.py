@@ -248,15 +248,19 @@ def load_without_noise_channel(module: nn.Module, state: dict, prefix: str, *_ar
     SFTMD): in place, the first conv of each :class:`SFTLayer` branch saved without it (one input
     channel fewer than the layer has) gains it with zero weights, so weights from before the noise
     input load with the same output."""
-    for name, layer in module.named_modules():
-        if not isinstance(layer, SFTLayer):
-            continue
-        for branch in ("scale", "shift"):
-            key = f"{prefix}{name}.{branch}.0.weight"
-            tensor = state.get(key)
-            if tensor is not None and tensor.shape[1] == getattr(layer, branch)[0].in_channels - NOISE_CHANNELS:
-                zeros = tensor.new_zeros(tensor.shape[0], NOISE_CHANNELS, *tensor.shape[2:])
-                state[key] = torch.cat([tensor, zeros], dim=1)
+    for name, conv in _sft_condition_convs(module):
+        key = f"{prefix}{name}.weight"
+        tensor = state.get(key)
+        if tensor is not None and tensor.shape[1] == conv.in_channels - NOISE_CHANNELS:
+            zeros = tensor.new_zeros(tensor.shape[0], NOISE_CHANNELS, *tensor.shape[2:])
+            state[key] = torch.cat([tensor, zeros], dim=1)
+
+
+def _sft_condition_convs(module: nn.Module) -> list[tuple[str, nn.Conv2d]]:
+    """``(module path, conv)`` of the first conv of every :class:`SFTLayer` branch in ``module``: the
+    convs that read ``[features, condition]``, the noise channel last."""
+    return [(f"{name}.{branch}.0", getattr(layer, branch)[0]) for name, layer in module.named_modules()
+            if isinstance(layer, SFTLayer) for branch in ("scale", "shift")]
 
 
 def train_only_noise_channel(module: nn.Module) -> list[nn.Parameter]:
@@ -270,16 +274,12 @@ def train_only_noise_channel(module: nn.Module) -> list[nn.Parameter]:
     for param in module.parameters():
         param.requires_grad_(False)
     trainable = []
-    for layer in module.modules():
-        if not isinstance(layer, SFTLayer):
-            continue
-        for branch in (layer.scale, layer.shift):
-            weight = branch[0].weight
-            mask = torch.zeros_like(weight)
-            mask[:, -NOISE_CHANNELS:] = 1.0
-            weight.requires_grad_(True)
-            weight.register_hook(lambda grad, mask=mask: grad * mask.to(grad.dtype))
-            trainable.append(weight)
+    for _name, conv in _sft_condition_convs(module):
+        mask = torch.zeros_like(conv.weight)
+        mask[:, -NOISE_CHANNELS:] = 1.0
+        conv.weight.requires_grad_(True)
+        conv.weight.register_hook(lambda grad, mask=mask: grad * mask.to(grad.dtype))
+        trainable.append(conv.weight)
     return trainable
 
 
