@@ -18,9 +18,10 @@ import torch
 from engine import degradation as deg
 from engine.archs import build_network
 from engine.data import TrainPool, train_paths
+from engine.degradation.kernels import kernel_centroid
 from engine.modelcards import ModelCard, load_card, save_card, sha256_file
 from engine.paths import models_dir
-from engine.training.batches import Augment, IkcBatchMaker, ManetBatchMaker
+from engine.training.batches import Augment, IkcBatchMaker, ManetBatchMaker, MixedBatchMaker, make_batch_maker
 from engine.training.codes import codec_from_projector, load_codec
 from engine.training.config import ConfigError, TrainConfig, config_from_dict, load_yaml_config
 from engine.training.noise_level import noise_condition
@@ -210,6 +211,48 @@ def test_batch_makers_follow_the_degradation_protocols():
     expect = deg.degrade_ikc(hr, ikc["kernel"][1].reshape(21, 21), 4, None)
     np.testing.assert_allclose(ikc["lr"][1].transpose(1, 2, 0), expect, atol=1e-6)
     assert ikc["code_noise"].shape == (2, 10) and ikc["use_predictor"].shape == (2,) and ikc["unroll_u"].shape == (2,)
+
+
+def test_mixed_batches_make_each_patch_one_way_or_the_other(tmp_path, models_tmp):
+    """The blind RRDB-SFT stage's mixed batches: each patch is a MANet-convention patch (blur + direct
+    subsampling with its MANet-centred kernel) or an IKC-convention one (centred isotropic kernel,
+    blur + bicubic ↓), both kinds occur, and share 0 keeps the MANet maker and its exact stream."""
+    pool = TrainPool(train_paths(["t91"]), max_images=3, min_size=48)
+    maker = MixedBatchMaker(pool, 16, 48, 4, with_hr=True, ikc_share=0.5)
+    batch = maker(np.random.default_rng(3))
+    kinds = []
+    for i in range(16):
+        hr, kernel = batch["hr"][i].transpose(1, 2, 0), batch["kernel"][i].reshape(21, 21)
+        row, col = kernel_centroid(kernel)
+        ikc_way = abs(float(row) - 10.0) < 0.05 and abs(float(col) - 10.0) < 0.05
+        expect = (deg.degrade_ikc if ikc_way else deg.degrade_manet)(hr, kernel, 4, None)
+        np.testing.assert_allclose(batch["lr"][i].transpose(1, 2, 0), expect, atol=1e-6)
+        kinds.append(ikc_way)
+    assert 3 <= sum(kinds) <= 13
+
+    cfg = tiny_config(tmp_path, models_tmp, stage="rrdb_sft_blind")
+    plain = make_batch_maker(cfg, "manet", pool, 4, with_hr=True, code_len=None)
+    assert type(plain) is ManetBatchMaker
+    reference = ManetBatchMaker(pool, 4, 32, 4, with_hr=True)(np.random.default_rng(5))
+    for key, value in plain(np.random.default_rng(5)).items():
+        np.testing.assert_array_equal(value, reference[key])
+    cfg.ikc_convention_share = 0.25
+    mixed = make_batch_maker(cfg, "manet", pool, 4, with_hr=True, code_len=None)
+    assert isinstance(mixed, MixedBatchMaker) and mixed.ikc_share == 0.25
+
+
+def test_ikc_convention_share_is_for_the_blind_rrdb_sft_stage_only(tmp_path, models_tmp):
+    with pytest.raises(ConfigError, match="rrdb_sft_blind"):
+        tiny_config(tmp_path, models_tmp, stage="manet", ikc_convention_share=0.5)
+    with pytest.raises(ConfigError, match="share in"):
+        tiny_config(tmp_path, models_tmp, stage="rrdb_sft_blind", ikc_convention_share=1.5)
+    from engine.training.ship import _degradation_words
+
+    cfg = tiny_config(tmp_path, models_tmp, stage="rrdb_sft_blind", ikc_convention_share=0.5)
+    assert _degradation_words(cfg, "manet") == ("50% of patches MANet anisotropic Gaussian, blur + direct "
+                                                "subsampling, 8-bit; 50% IKC isotropic Gaussian, blur + MATLAB bicubic, 8-bit")
+    cfg.ikc_convention_share = 0.0
+    assert _degradation_words(cfg, "manet") == "MANet anisotropic Gaussian, blur + direct subsampling, 8-bit"
 
 
 def test_augment_draws_noise_and_jpeg_only_when_asked():

@@ -7,6 +7,9 @@ Two degradation protocols (see :mod:`engine.degradation`):
 - **IKC** (:class:`IkcBatchMaker`): one isotropic Gaussian per patch (σ from
   ``sample_isotropic_sigma``), centred blur + MATLAB bicubic ``1/s``, 8-bit rounding.
 
+- **Mixed** (:class:`MixedBatchMaker`, the blind RRDB-SFT stage with ``ikc_convention_share``): MANet
+  batches in which that share of the patches is made the IKC way.
+
 A batch is a dict of float32 numpy arrays (NCHW for images):
 
 - ``lr``: (B, 3, P/s, P/s) RGB in [0, 1] on 8-bit levels;
@@ -112,13 +115,37 @@ class IkcBatchMaker(_MakerBase):
         return deg.degrade_ikc(hr, sigma, self.scale, rng, photo)
 
 
+@dataclass
+class MixedBatchMaker(ManetBatchMaker):
+    """MANet-convention batches in which each patch is, with probability ``ikc_share``, made the IKC
+    way instead (isotropic σ, centred blur + MATLAB bicubic ↓: an anti-aliased downsampling, as a
+    camera's). Those patches' ``kernel`` is the IKC-centred isotropic one, so only a stage that does not
+    read the true kernel (the blind RRDB-SFT stage, conditioned on MANet's estimate) may use it."""
+
+    ikc_share: float = 0.0
+
+    def _draw_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
+        if rng.random() < self.ikc_share:
+            return IkcBatchMaker._draw_kernel(self, rng)  # type: ignore[arg-type]
+        return super()._draw_kernel(rng)
+
+    def _degrade(self, hr: np.ndarray, kernel: np.ndarray, sigma: float | None, rng: np.random.Generator,
+                 photo: deg.PhotoCorruption) -> np.ndarray:
+        if sigma is not None:  # drawn the IKC way
+            return deg.degrade_ikc(hr, sigma, self.scale, rng, photo)
+        return super()._degrade(hr, kernel, sigma, rng, photo)
+
+
 def make_batch_maker(cfg: TrainConfig, protocol: str, pool: TrainPool, batch_size: int, *, with_hr: bool,
                      code_len: int | None) -> _MakerBase:
     """The batch maker of a run: ``protocol`` ``"manet"`` or ``"ikc"``, ``batch_size`` patches of
     ``cfg.patch_size`` HR px with ``cfg``'s corruptions; ``code_len`` adds the corrector's draws."""
+    common = dict(with_hr=with_hr, augment=cfg.augment(), code_len=code_len)
+    if protocol == "manet" and cfg.ikc_convention_share > 0:
+        return MixedBatchMaker(pool, batch_size, cfg.patch_size, cfg.scale, ikc_share=cfg.ikc_convention_share,
+                               **common)
     maker = ManetBatchMaker if protocol == "manet" else IkcBatchMaker
-    return maker(pool, batch_size, cfg.patch_size, cfg.scale, with_hr=with_hr, augment=cfg.augment(),
-                 code_len=code_len)
+    return maker(pool, batch_size, cfg.patch_size, cfg.scale, **common)
 
 
 def batch_stream(maker: BatchMaker, rng: np.random.Generator) -> Iterator[dict[str, np.ndarray]]:

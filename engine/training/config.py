@@ -68,6 +68,10 @@ class TrainConfig(CorruptionSettings):
         jpeg_max: highest JPEG quality.
         noise_per_channel_prob: probability that a noisy patch gets independent noise per colour
             channel (otherwise one noise plane shared by the three channels).
+        ikc_convention_share: blind RRDB-SFT stage (``rrdb_sft_blind``): the share of patches made the
+            IKC way instead of MANet's (isotropic σ over ``IKC_SIGMA_RANGE``, centred blur + MATLAB
+            bicubic ↓, i.e. an anti-aliased downsampling as a camera's), so the network also learns
+            MANet's codes of that kind of image; the photo corruptions apply to both (0: MANet's only).
         kernel_loss: MANet stage: ``l1`` (the paper's) or ``l2`` distance between estimated and true
             kernels (both summed over taps; ``l2`` gives error-proportional gradients that leave the
             constant mean-kernel solution faster on short runs).
@@ -126,6 +130,7 @@ class TrainConfig(CorruptionSettings):
     train_sets: list[str] = field(default_factory=lambda: ["bsds400", "t91", "sunhays80"])
     max_images: int | None = None
     holdout_every: int = 0
+    ikc_convention_share: float = 0.0
     kernel_loss: str = "l1"
     code_noise: float = 0.5
     predictor_prob: float = 0.5
@@ -177,6 +182,11 @@ class TrainConfig(CorruptionSettings):
         if self.corrector_unroll_step not in IKC_CORRECTION_STEPS:
             raise ConfigError(f"corrector_unroll_step must be one of {', '.join(IKC_CORRECTION_STEPS)}, "
                               f"got {self.corrector_unroll_step!r}")
+        if not 0.0 <= self.ikc_convention_share <= 1.0:
+            raise ConfigError(f"ikc_convention_share is a share in [0, 1], got {self.ikc_convention_share!r}")
+        if self.ikc_convention_share > 0 and self.stage != "rrdb_sft_blind":
+            raise ConfigError("ikc_convention_share mixes IKC-convention patches into the blind RRDB-SFT stage "
+                              "(rrdb_sft_blind) only: the other stages read each patch's true kernel")
         if not self.corrector_image_loss >= 0.0:
             raise ConfigError(f"corrector_image_loss must be >= 0, got {self.corrector_image_loss!r}")
         if self.holdout_every < 0 or self.holdout_every == 1:

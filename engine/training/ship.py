@@ -68,6 +68,7 @@ def ship(cfg: TrainConfig, result: TrainResult) -> Path:
         "final_loss": _round(loss),
         "set5_val": _round(val),
         "noise": _noise_settings(cfg),
+        "degradation": _degradation_words(cfg, spec.protocol),
         "command": command,
     }
     if cfg.trainable != "all":
@@ -92,8 +93,7 @@ def ship(cfg: TrainConfig, result: TrainResult) -> Path:
         "loss": _loss_words(cfg, spec.network),
         "datasets": [*cfg.train_sets, *([f"first {cfg.max_images} images only"] if cfg.max_images is not None else []),
                      *([f"every {cfg.holdout_every}th image held out"] if cfg.holdout_every else [])],
-        "degradation": "MANet anisotropic Gaussian, blur + direct subsampling, 8-bit"
-        if spec.protocol == "manet" else "IKC isotropic Gaussian, blur + MATLAB bicubic, 8-bit",
+        "degradation": _degradation_words(cfg, spec.protocol),
         "noise": _noise_settings(cfg),
         "wall_time_s": round(wall, 1),
         "device": result.device,
@@ -120,6 +120,18 @@ def ship(cfg: TrainConfig, result: TrainResult) -> Path:
     card = export_card(card)
     assert card.path is not None
     return card.path
+
+
+def _degradation_words(cfg: TrainConfig, protocol: str) -> str:
+    """The blur and downsampling a run's patches were made with, for the card."""
+    manet = "MANet anisotropic Gaussian, blur + direct subsampling, 8-bit"
+    ikc = "IKC isotropic Gaussian, blur + MATLAB bicubic, 8-bit"
+    if protocol != "manet":
+        return ikc
+    if cfg.ikc_convention_share > 0:
+        share = cfg.ikc_convention_share
+        return f"{1 - share:.0%} of patches {manet}; {share:.0%} {ikc}"
+    return manet
 
 
 def _loss_words(cfg: TrainConfig, network: str) -> str:
