@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     crops = training_centre_crops(args.images, args.crop, args.scale, args.sets)
     gaussian8 = GAUSSIAN8_SIGMAS_BY_SCALE[args.scale]
     sigmas = np.linspace(min(gaussian8), max(gaussian8), len(crops))
-    model_sets = [load_for_method("manet", args.scale, device="cpu", threads=1, models_dir=d) for d in args.models]
+    model_sets = [load_for_method("manet", args.scale, device="cpu", threads=1, models_dir=d, precision="fp32") for d in args.models]
     print(cond.header())
     print(f"{len(crops)} training crops of {args.crop} px, σ {sigmas[0]:.2f} … {sigmas[-1]:.2f}; x{args.scale}")
     print("| input | " + " | ".join(f"{d} ({m.cards['rrdb_sft'].id})" for d, m in zip(args.models, model_sets)) + " |")
