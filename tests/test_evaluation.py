@@ -417,3 +417,31 @@ def test_previous_results_are_copied_where_they_cover_the_run(shared_data, tiny_
     bad = [a if a != "1" else "2" for a in both]  # --ikc-steps 2 (and --max-images 2, fixed step 2)
     assert main(["evaluate", *bad, "--previous-results", str(before), "--previous-models", str(tiny_models_dir)]) == 1
     assert "made with ikc_steps 1, this run uses 2" in capsys.readouterr().err
+
+
+def test_an_unmet_ikc_step_bar_says_which_images_make_the_fall():
+    """The diagnosis line of an unmet 'IKC at t = 7 ≥ t = 1 − 0.02' bar lists the images by their mean
+    change from t = 1 to t = 7 (per-case records), most negative first."""
+    from engine.evaluation.bars import check_bars
+    from engine.evaluation.diagnosis import diagnosis, ikc_change_by_image
+
+    def record(image, t1, t7):
+        return {"image": image, "ikc": {"psnr": [t1 - 0.1, t1, t1, t1, t1, t1, t1, t7]}}
+
+    curve = [29.9, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 29.9]
+    results = {
+        "scale": 4,
+        "protocols": ["gaussian8", "gaussian8_n15"],
+        "cells": {"Set5": {"gaussian8": {"ikc": {"psnr_per_iteration": curve}}}},
+        "cases": {"Set5": {"gaussian8": [record("calm", 30.0, 30.0), record("soft", 31.0, 30.6),
+                                         record("soft", 31.0, 30.8), record("busy", 29.0, 29.05)]}},
+    }
+    assert ikc_change_by_image(results, "Set5", 1, 7) == (
+        " Mean PSNR-Y change t = 1 → 7 per image (over its kernels), most negative first: "
+        "soft -0.300, calm +0.000, busy +0.050 dB.")
+    assert "the 1 most negative of 3: soft -0.300 dB; together 120% of the set's total change" in \
+        ikc_change_by_image(results, "Set5", 1, 7, worst=1)
+    assert ikc_change_by_image(results, "BSD100", 1, 7) == ""
+    results["bars"] = check_bars(results)
+    line = next(x for x in diagnosis(results) if x.startswith("- Not met: IKC at t = 7"))
+    assert line.endswith("soft -0.300, calm +0.000, busy +0.050 dB.")

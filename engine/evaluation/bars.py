@@ -30,6 +30,7 @@ class Quantity:
     name: str
     bench: str
     read_at: Callable[[Mapping[str, Any], str], float | None]
+    ikc_step: int | None = None  # the IKC iteration it reads (None: not an IKC iteration)
 
     def read(self, results: Mapping[str, Any]) -> float | None:
         """A results dict → this quantity on :attr:`bench` (None: not measured)."""
@@ -61,7 +62,7 @@ def ikc_iteration(name: str, step: int, bench: str = "BSD100") -> Quantity:
         per = results["cells"].get(b, {}).get("gaussian8", {}).get("ikc", {}).get("psnr_per_iteration") or []
         return per[step] if len(per) > step else None
 
-    return Quantity(name, bench, read_at)
+    return Quantity(name, bench, read_at, ikc_step=step)
 
 
 @dataclass(frozen=True)

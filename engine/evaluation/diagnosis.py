@@ -32,6 +32,31 @@ def _ikc_corrector_effect(results: Mapping[str, Any], bench: str) -> str:
     return f" The corrector moves the kernel towards the truth ({moves}): train the predictor and corrector longer."
 
 
+def ikc_change_by_image(results: Mapping[str, Any], bench: str, first: int, last: int, worst: int = 5) -> str:
+    """Where IKC's PSNR-Y change from iteration ``first`` to ``last`` on ``bench`` Gaussian8 comes from.
+
+    Per image, the mean change over its kernels (read off the per-case records), the ``worst`` most
+    negative first, and what share of the set's mean change they make; empty without per-case records
+    for at least two images.
+    """
+    by_image: dict[str, list[float]] = {}
+    for record in results.get("cases", {}).get(bench, {}).get("gaussian8", []):
+        psnr = (record.get("ikc") or {}).get("psnr") or []
+        if len(psnr) > last and psnr[first] is not None and psnr[last] is not None:
+            by_image.setdefault(str(record.get("image")), []).append(psnr[last] - psnr[first])
+    if len(by_image) < 2:
+        return ""
+    means = sorted((sum(v) / len(v), name) for name, v in by_image.items())
+    total = sum(d for d, _ in means)
+    shown = means[:worst]
+    which = "most negative first" if len(shown) == len(means) else f"the {len(shown)} most negative of {len(means)}"
+    text = (f" Mean PSNR-Y change t = {first} → {last} per image (over its kernels), {which}: "
+            + ", ".join(f"{name} {d:+.3f}" for d, name in shown) + " dB")
+    if total < 0 and len(shown) < len(means):
+        text += f"; together {sum(d for d, _ in shown) / total:.0%} of the set's total change"
+    return text + "."
+
+
 def _ikc_lines(results: Mapping[str, Any], bars: Mapping[str, Any], steps: Mapping[str, Any],
                presets: Mapping[str, Any]) -> list[str]:
     out = []
@@ -115,6 +140,9 @@ def diagnosis(results: Mapping[str, Any]) -> list[str]:
         known = BAR_BY_ID.get(bar.get("id"))
         if known is not None and known.issue == PHOTO_ISSUE and bar["met"] is False:
             out.append(f"- Not met: {bar['bar']} ({bar['detail']}).")
+            steps = (known.reference.ikc_step if known.reference is not None else None, known.measured.ikc_step)
+            if None not in steps:
+                out[-1] += ikc_change_by_image(results, known.measured.bench, *steps)
     if len(out) == 2:
         out.append("- Every measured bar is met.")
     out.append("")
