@@ -132,7 +132,7 @@ class MixedBatchMaker(ManetBatchMaker):
     def _degrade(self, hr: np.ndarray, kernel: np.ndarray, sigma: float | None, rng: np.random.Generator,
                  photo: deg.PhotoCorruption) -> np.ndarray:
         if sigma is not None:  # drawn the IKC way
-            return deg.degrade_ikc(hr, sigma, self.scale, rng, photo)
+            return IkcBatchMaker._degrade(self, hr, kernel, sigma, rng, photo)  # type: ignore[arg-type]
         return super()._degrade(hr, kernel, sigma, rng, photo)
 
 
