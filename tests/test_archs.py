@@ -411,3 +411,27 @@ def test_rrdb_sft_widened_from_small_computes_the_same_image_and_can_learn(scale
         small.adapt_state_from_preset(medium.state_dict(), "medium")
     with pytest.raises(ValueError, match="depth"):
         build_network("rrdb_sft", "paper", scale).adapt_state_from_preset(small.state_dict(), "small")
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_sftmd_deepened_from_small_computes_the_same_image_and_can_learn(scale: int) -> None:
+    """SFTMD ``adapt_state_from_preset``: trained small weights in the deeper ``medium`` preset give the
+    same output (each added residual block's last conv is zero), and those convs get gradients."""
+    small = build_network("sftmd", "small", scale, generator=_gen()).eval()
+    medium = build_network("sftmd", "medium", scale, generator=torch.Generator().manual_seed(9)).eval()
+    assert len(medium.blocks) == 2 * len(small.blocks)
+    medium.load_state_dict(medium.adapt_state_from_preset(small.state_dict(), "small"))
+    g = torch.Generator().manual_seed(4)
+    lr, code = torch.rand((1, 3, 12, 10), generator=g), torch.randn((1, 10), generator=g)
+    noise = torch.rand((1, 1, 12, 10), generator=g) * 15.0
+    with torch.no_grad():
+        torch.testing.assert_close(medium(lr, code, noise), small(lr, code, noise), atol=1e-5, rtol=0)
+    medium.clamp_output = False
+    medium(lr, code, noise).square().mean().backward()
+    added = medium.blocks[len(small.blocks)]
+    assert torch.count_nonzero(added.conv2.weight) == 0 and torch.count_nonzero(added.conv2.weight.grad) > 0
+    assert torch.count_nonzero(added.conv1.weight) > 0  # the rest of an added block starts as initialised
+    with pytest.raises(ValueError, match="deepening"):
+        small.adapt_state_from_preset(medium.state_dict(), "medium")
+    with pytest.raises(ValueError, match="deepening"):
+        build_network("sftmd", "paper", scale).adapt_state_from_preset(small.state_dict(), "small")

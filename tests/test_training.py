@@ -497,3 +497,25 @@ def test_init_from_preset_starts_a_wider_rrdb_sft_from_the_shipped_narrower_one(
     for key in ("trunk.weight", "groups.0.rdbs.0.convs.4.weight"):  # one step at lr 1e-12: still the widened start
         torch.testing.assert_close(result.state[key][:32, :32], start[key][:32, :32], atol=1e-9, rtol=0)
         assert torch.count_nonzero(start[key][:32, 32:48]) == 0
+
+
+def test_init_from_preset_starts_a_deeper_sftmd_from_the_shipped_small_one(tmp_path, models_tmp):
+    """``init_from_preset`` for SFTMD: the medium network starts as the small card's (its blocks at the
+    same indices, the added ones' last convs zero) and counts its steps from 0."""
+    from engine.export import tensor_specs
+
+    folder = tmp_path / "models"
+    shutil.copytree(models_tmp, folder)
+    small = build_network("sftmd", "small", 4, generator=torch.Generator().manual_seed(8))
+    torch.save(small.state_dict(), folder / "sftmd_small_x4.pt")
+    inputs, outputs = tensor_specs("sftmd", "small", 4)
+    save_card(ModelCard(id="sftmd_small_x4", network="sftmd", preset="small", scale=4, graph="sftmd_small_x4.onnx",
+                        graph_sha256="", inputs=inputs, outputs=outputs, weights="sftmd_small_x4.pt",
+                        weights_sha256=sha256_file(folder / "sftmd_small_x4.pt")), folder / "sftmd_small_x4.json")
+    cfg = tiny_config(tmp_path, folder, stage="sftmd", preset="medium", name="deepen", steps=1, lr=1e-12,
+                      init_from_models=True, init_from_preset="small")
+    result = train(cfg)
+    assert result.base_steps == 0 and result.step == 1
+    for key in ("head.0.weight", "blocks.5.conv2.weight", "tail.weight"):  # one step at lr 1e-12
+        torch.testing.assert_close(result.state[key], small.state_dict()[key], atol=1e-9, rtol=0)
+    assert float(result.state["blocks.6.conv2.weight"].abs().max()) < 1e-6

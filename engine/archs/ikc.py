@@ -120,6 +120,9 @@ class SFTMDConfig:
 SFTMD_PRESETS: dict[str, SFTMDConfig] = {
     "paper": SFTMDConfig(nf=64, num_blocks=16),  # 4,234,691 parameters at ×4
     "small": SFTMDConfig(nf=32, num_blocks=6, sft_hidden=16, tail_kernel=3),
+    # small with twice the SFT residual blocks (868k parameters at ×4): room for clean and noisy
+    # inputs at once; starts from a trained small network exactly (SFTMD.adapt_state_from_preset)
+    "medium": SFTMDConfig(nf=32, num_blocks=12, sft_hidden=16, tail_kernel=3),
     "tiny": SFTMDConfig(nf=8, num_blocks=1, sft_hidden=8, tail_kernel=3),
 }
 
@@ -183,9 +186,37 @@ class SFTMD(nn.Module):
         sr = self.tail(self.upsample(x))
         return sr.clamp(0.0, 1.0) if self.clamp_output else sr
 
+    def adapt_state_from_preset(self, state: dict[str, torch.Tensor], source_preset: str) -> dict[str, torch.Tensor]:
+        """``state`` of an SFTMD of the shallower ``source_preset`` → weights for this one with the
+        same output (:func:`deepen_state`)."""
+        return deepen_state(state, SFTMD_PRESETS[source_preset], self)
+
+
+def deepen_state(state: dict[str, torch.Tensor], source: SFTMDConfig, model: SFTMD) -> dict[str, torch.Tensor]:
+    """The weights of an SFTMD of ``source`` sizes placed in ``model`` (as wide, at least as many
+    residual blocks) so that it computes exactly the same image.
+
+    The source's blocks keep their indices; every added block keeps ``model``'s own initial weights
+    except its last conv, which is zeroed, so the block adds nothing (``x + 0``) until training moves
+    that conv (its gradient is not zero: the block's first half carries signal).
+    """
+    own = model.state_dict()
+    widths = {key: tuple(t.shape) for key, t in own.items() if not key.startswith("blocks.")}
+    if any(tuple(state[key].shape) != shape for key, shape in widths.items()) or source.num_blocks > len(model.blocks):
+        raise ValueError("deepening keeps every width and only adds residual blocks")
+    out = {}
+    for key, tensor in own.items():
+        if key in state:
+            out[key] = state[key]
+        elif key.startswith("blocks.") and ".conv2." in key:
+            out[key] = torch.zeros_like(tensor)
+        else:
+            out[key] = tensor.clone()
+    return out
+
 
 def build_sftmd(preset: str, scale: int, clamp_output: bool = True) -> SFTMD:
-    """An SFTMD of the named preset (``paper``, ``small``, ``tiny``) at ``scale`` (2, 3, 4)."""
+    """An SFTMD of the named preset (``paper``, ``medium``, ``small``, ``tiny``) at ``scale`` (2, 3, 4)."""
     _check_scale(scale)
     cfg = SFTMD_PRESETS[preset]
     return SFTMD(scale, cfg.nf, cfg.num_blocks, cfg.code_len, cfg.sft_hidden, cfg.tail_kernel, clamp_output)

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue runs/<name>/ckpt_last.pt exactly")
     parser.add_argument("--name", help="run name (folder under runs/)")
     parser.add_argument("--stage", choices=STAGES, help="what to train")
-    parser.add_argument("--preset", help="network size: paper, small or tiny")
+    parser.add_argument("--preset", help="network size: paper, medium (RRDB-SFT, SFTMD), small or tiny")
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="SR factor")
     parser.add_argument("--steps", type=int, help="optimiser steps of this run")
     parser.add_argument("--batch-size", type=int, help="patches per step (global)")
