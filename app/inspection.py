@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from app.geometry import HoverHit
-from app.session import METHOD_SHORT
+from app.session import METHOD_SHORT, file_text
 
 
 
@@ -32,6 +32,8 @@ class Inspection(QtCore.QObject):
         self.inspector.show_info(None, self.session.inspector_title(), "move the mouse over either view",
                                  self.session.inspector_source(self.window.ikc_panel.current()))
         self.inspector.show_noise(None, None)
+        current = self.session.current
+        self.inspector.show_file(file_text(current.image) if current is not None else None)
         self.inspector.show_other(None, "")
 
     @QtCore.Slot(object, str)

@@ -217,9 +217,13 @@ class KernelInspector(QtWidgets.QWidget):
         self.noise = QtWidgets.QLabel("–")
         self.noise.setToolTip("Estimated sensor noise of the input (standard deviation on the 8-bit scale),\n"
                               "here (16 LR px block) and for the whole image. Fine texture can read as noise.")
+        self.file = QtWidgets.QLabel("–")
+        self.file.setToolTip("The input file's format; for a JPEG, how strongly it was compressed, read from its\n"
+                             "quantisation table: the IJG quality setting (standard tables) or the nearest one\n"
+                             "(a camera's or editor's own tables). Low qualities leave 8×8 blocks that no method removes.")
         self.where.setWordWrap(True)
         self.noise.setWordWrap(True)
-        for w in (self.sigma1, self.sigma2, self.theta, self.where, self.source, self.noise):
+        for w in (self.sigma1, self.sigma2, self.theta, self.where, self.source, self.noise, self.file):
             w.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         form = QtWidgets.QFormLayout()
         form.addRow(_form_label("σ1"), self.sigma1)
@@ -228,6 +232,7 @@ class KernelInspector(QtWidgets.QWidget):
         form.addRow(_form_label("at"), self.where)
         form.addRow(_form_label("from"), self.source)
         form.addRow(_form_label("noise"), self.noise)
+        form.addRow(_form_label("file"), self.file)
         self.compare_view = KernelView(96)
         self.compare_caption = QtWidgets.QLabel("")
         self.compare_caption.setWordWrap(True)
@@ -278,6 +283,10 @@ class KernelInspector(QtWidgets.QWidget):
             self.noise.setText("–")
         else:
             self.noise.setText(f"σ ≈ {here_255:.1f}/255 here · {image_255:.1f}/255 image")
+
+    def show_file(self, text: str | None) -> None:
+        """The input file's format and JPEG quality (:func:`app.inspection.file_text`); None: no image."""
+        self.file.setText(text or "–")
 
     def show_other(self, info, method_name: str) -> None:
         """The other blind method's kernel for the same spot, side by side (None hides it)."""

@@ -44,6 +44,14 @@ METHOD_SHORT = {m: METHOD_TABLE[m].short for m in methods_for(UPSCALE)}
 """Short method names for titles and pickers (the run panel's long labels live in ``app.panels``)."""
 
 
+def file_text(image: Image) -> str:
+    """The inspector's "file" line: ``"JPEG q 75"`` (:meth:`engine.imageio.jpegquality.JpegQuality.describe`),
+    or the format of a file without JPEG tables (``"PNG"``), or ``"–"`` for an image made in memory."""
+    if image.jpeg_quality is not None:
+        return image.jpeg_quality.describe()
+    return (image.source_format or "–").upper()
+
+
 def device_name(provider: str) -> str:
     """"CPU", "CUDA", "TensorRT" from an onnxruntime provider name ("CPUExecutionProvider", ...)."""
     return provider.removesuffix("ExecutionProvider") or provider

@@ -16,7 +16,7 @@ from app.main import freeze_startup_objects  # noqa: E402
 from app.window import MainWindow  # noqa: E402
 from engine.degradation.degrade import blur_subsample_variant, quantize_u8  # noqa: E402
 from engine.degradation.fields import region_field  # noqa: E402
-from engine.imageio import Image, read_image, write_image  # noqa: E402
+from engine.imageio import Image, read_image, to_u8, write_image  # noqa: E402
 from engine.paths import resources_dir  # noqa: E402
 from tests.qtwait import wait_until  # noqa: E402
 
@@ -509,3 +509,14 @@ def test_lab_reports_an_unreadable_file_and_keeps_its_image(window, qtbot, tmp_p
     assert "Lab: could not open broken.png" in window.notice.label.text()
     np.testing.assert_array_equal(window.lab.hr_rgb_f32, before)
     assert not window.entries  # the lab's image never joins the studio queue
+
+
+def test_inspector_file_line_names_the_shown_inputs_format_and_jpeg_quality(window, qtbot, small_lr, tmp_path):
+    from PIL import Image as PILImage
+
+    jpeg = tmp_path / "photo.jpg"
+    PILImage.fromarray(to_u8(read_image(small_lr).rgb_f32)).save(jpeg, quality=72)
+    read_and_wait(qtbot, window, lambda: window.open_path(jpeg))
+    assert window.inspector.file.text() == "JPEG q 72"
+    read_and_wait(qtbot, window, lambda: window.open_path(small_lr))
+    assert window.inspector.file.text() == "PNG"

@@ -102,3 +102,14 @@ def test_estimate_writes_map_and_overview(tmp_path, tiny_models, capsys):
 def test_unknown_input_and_bad_tile_exit_codes(tmp_path, tiny_models):
     assert main(["upscale", str(tmp_path / "nope.png"), "--no-progress"]) == 1
     assert main(["upscale", str(tmp_path), "--tile", "3", "--no-progress"]) == 2
+
+
+def test_estimate_prints_and_stores_a_jpeg_inputs_quality(tmp_path, tiny_models, capsys):
+    from PIL import Image as PILImage
+
+    src = tmp_path / "photo.jpg"
+    PILImage.fromarray((smooth_rgb(40, 48) * 255).round().astype(np.uint8)).save(src, quality=85)
+    assert main(["estimate", str(src)]) == 0
+    data = np.load(tmp_path / "photo_kernels.npz")
+    assert int(data["jpeg_quality"]) == 85 and bool(data["jpeg_standard_tables"])
+    assert "compression: JPEG q 85 " in capsys.readouterr().out

@@ -5,6 +5,8 @@ Writes ``<stem>_kernels.npz`` (PCA codes per LR pixel + basis; see
 the local kernel drawn on a lattice, as in the MANet paper) into ``--out`` (default: beside IN).
 It also estimates the image's noise level (:func:`engine.noise.estimate_noise`), prints it in σ/255
 units and stores it in the ``.npz`` (``noise_sigma_255``, per-block ``noise_map_255``, ``noise_block_px``).
+For a JPEG input it prints how strongly the file was compressed (:class:`engine.imageio.jpegquality.JpegQuality`)
+and stores it too (``jpeg_quality``, ``jpeg_standard_tables``).
 """
 
 from __future__ import annotations
@@ -77,10 +79,13 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     overview = kernel_lattice_overview(image.rgb_f32, kmap, step_lr=args.step)
     noise = estimate_noise(image.rgb_f32)
+    extra = {"noise_sigma_255": np.float32(noise.sigma_255), "noise_map_255": noise.map_255,
+             "noise_block_px": np.int32(noise.block_px)}
+    if image.jpeg_quality is not None:
+        extra.update(jpeg_quality=np.int32(image.jpeg_quality.quality),
+                     jpeg_standard_tables=np.bool_(image.jpeg_quality.standard))
     try:
-        kmap.save_npz(npz, overwrite=args.overwrite,
-                      extra={"noise_sigma_255": np.float32(noise.sigma_255), "noise_map_255": noise.map_255,
-                             "noise_block_px": np.int32(noise.block_px)})
+        kmap.save_npz(npz, overwrite=args.overwrite, extra=extra)
         write_image(png, Image(rgb_f32=overview.astype(np.float32) / 255.0), overwrite=args.overwrite)
     except ImageIOError as exc:
         return fail(str(exc))
@@ -88,4 +93,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"kernel map of {w}×{h} LR px on {models.provider} → {npz}, overview → {png}")
     print(f"noise level ≈ {noise.sigma_255:.1f}/255 per channel (blocks of {noise.block_px} px: "
           f"{float(noise.map_255.min()):.1f}–{float(noise.map_255.max()):.1f}/255)")
+    if image.jpeg_quality is not None:
+        print(f"compression: {image.jpeg_quality.describe()} (read from the file's luma quantisation table)")
     return 0

@@ -18,6 +18,7 @@ class Header(NamedTuple):
     exif: bytes | None  # normalised: b"Exif\0\0" + TIFF structure
     orientation: int  # EXIF orientation 1..8
     grey: bool  # the file stores one colour channel
+    jpeg_luma_qtable: tuple[int, ...] | None = None  # a JPEG's first quantisation table, 64 steps in natural order
 
 
 class Pixels(NamedTuple):

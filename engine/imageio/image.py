@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from engine.imageio.convert import uint_to_float
+from engine.imageio.jpegquality import JpegQuality
 
 
 @dataclass(frozen=True, eq=False, repr=False, kw_only=True)
@@ -65,11 +66,15 @@ class Image(CarriedMetadata):
         bit_depth: bits per channel of the source, 8 or 16 (float TIFF sources count as 16).
         icc_profile, exif, source_path, source_format, was_grey: keyword-only, see
             :class:`CarriedMetadata`.
+        jpeg_quality: keyword-only; for a JPEG source, how strongly it was compressed
+            (:class:`~engine.imageio.jpegquality.JpegQuality`), else ``None``. A fact of the file read, so
+            images made from this one (:meth:`with_pixels`) do not carry it.
     """
 
     rgb_f32: np.ndarray
     alpha_f32: np.ndarray | None = None
     bit_depth: int = 8
+    jpeg_quality: JpegQuality | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         rgb = self.rgb_f32
@@ -108,9 +113,10 @@ class Image(CarriedMetadata):
     def with_pixels(self, rgb_f32: np.ndarray, alpha_f32: np.ndarray | None = None) -> Image:
         """A copy with new pixels (e.g. the upscaled result) and this image's metadata and source.
 
-        Keeping ``source_path`` means the result can never be written over the input file.
+        Keeping ``source_path`` means the result can never be written over the input file. The
+        source file's ``jpeg_quality`` is not this copy's, so it is dropped.
         """
-        return replace(self, rgb_f32=rgb_f32, alpha_f32=alpha_f32)
+        return replace(self, rgb_f32=rgb_f32, alpha_f32=alpha_f32, jpeg_quality=None)
 
 
 @dataclass(frozen=True, eq=False, repr=False)

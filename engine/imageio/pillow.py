@@ -50,6 +50,7 @@ def read_header_pillow(data: bytes, fmt: str, label: str | os.PathLike[str]) -> 
                 icc = im.info.get("icc_profile") or None
                 raw_exif = im.info.get("exif") or None
                 tiff_orientation = None
+                qtable = _first_qtable(im) if fmt == "jpeg" else None
                 if fmt == "tiff":
                     tiff_orientation = getattr(im, "tag_v2", {}).get(TIFF_ORIENTATION_TAG)
     except PILImage.DecompressionBombError:
@@ -75,7 +76,17 @@ def read_header_pillow(data: bytes, fmt: str, label: str | os.PathLike[str]) -> 
     grey = mode in _PIL_GREY_MODES
     if fmt == "png":
         grey = grey or png_stores_grey(data)
-    return Header(width, height, mode, icc, exif, orientation, grey)
+    return Header(width, height, mode, icc, exif, orientation, grey, qtable)
+
+
+def _first_qtable(im: PILImage.Image) -> tuple[int, ...] | None:
+    """A JPEG's quantisation table 0 (the luma one in every camera JPEG) as 64 ints in natural
+    order, as Pillow reports it; ``None`` when there is none or it is not 64 entries."""
+    tables = getattr(im, "quantization", None) or {}
+    table = tables.get(0)
+    if table is None or len(table) != 64:
+        return None
+    return tuple(int(v) for v in table)
 
 
 def decode_pillow(data: bytes, header: Header) -> Pixels | None:

@@ -43,6 +43,7 @@ from engine.imageio.formats import describe_unsupported, sniff_format
 from engine.imageio.header import Header, Pixels, valid_pixels
 from engine.imageio.image import Image
 from engine.imageio.jpeg import check_jpeg_structure
+from engine.imageio.jpegquality import JpegQuality
 from engine.imageio.pillow import decode_pillow, read_header_pillow
 from engine.imageio.png import decode_png, png_is_animated, png_structure_plausible
 from engine.imageio.tiff import check_tiff_faithful, decode_tifffile, read_header_tifffile
@@ -231,4 +232,5 @@ def _to_image(pixels: Pixels, header: Header, fmt: str, source_path: Path | None
         source_path=source_path,
         source_format=fmt,
         was_grey=was_grey,
+        jpeg_quality=None if header.jpeg_luma_qtable is None else JpegQuality.from_qtable(header.jpeg_luma_qtable),
     )
