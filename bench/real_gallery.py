@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = (", alpha ignored" if image.alpha_f32 is not None else "") + (
             ", 16-bit" if image.bit_depth == 16 else "") + (", greyscale" if image.was_grey else "")
         entries.append({"stem": stem, "name": path.name, "width": image.width, "height": image.height,
-                        "format": (image.source_format or "?").upper(), "extra": extra, "x": x, "y": y, "side": side,
+                        "format": image.jpeg_quality.describe() if image.jpeg_quality else (image.source_format or "?").upper(),
+                        "extra": extra, "x": x, "y": y, "side": side,
                         "noise": noise.sigma_255, "titles": titles,
                         "files": files})
         print(f"{path.name}: window {side} px at ({x}, {y}), {time.perf_counter() - t1:.1f} s", flush=True)

@@ -472,20 +472,29 @@ def test_noise_channel_training_keeps_the_noise_free_output(tmp_path, models_tmp
         tiny_config(tmp_path, models_tmp, stage="sftmd", trainable="some")
 
 
-def test_init_from_preset_starts_a_wider_rrdb_sft_from_the_shipped_narrower_one(tmp_path, models_tmp):
-    """``init_from_preset``: a medium RRDB-SFT starts as the small card's network (same output) and counts
-    its steps from 0; the blind stage's frozen MANet, which has no medium preset, is the card there is."""
-    from engine.archs.rrdb_sft import PRESETS, widen_state
+def _with_small_card(tmp_path: Path, models_tmp: Path, network: str, seed: int) -> tuple[Path, torch.nn.Module]:
+    """A copy of ``models_tmp`` with a freshly initialised ``small`` ×4 ``network`` shipped in it
+    (weights and card, no graph): the source an ``init_from_preset`` run starts from."""
     from engine.export import tensor_specs
 
     folder = tmp_path / "models"
     shutil.copytree(models_tmp, folder)
-    small = build_network("rrdb_sft", "small", 4, generator=torch.Generator().manual_seed(7))
-    torch.save(small.state_dict(), folder / "rrdb_sft_small_x4.pt")
-    inputs, outputs = tensor_specs("rrdb_sft", "small", 4)
-    save_card(ModelCard(id="rrdb_sft_small_x4", network="rrdb_sft", preset="small", scale=4, graph="rrdb_sft_small_x4.onnx",
-                        graph_sha256="", inputs=inputs, outputs=outputs, weights="rrdb_sft_small_x4.pt",
-                        weights_sha256=sha256_file(folder / "rrdb_sft_small_x4.pt")), folder / "rrdb_sft_small_x4.json")
+    small = build_network(network, "small", 4, generator=torch.Generator().manual_seed(seed))
+    stem = f"{network}_small_x4"
+    torch.save(small.state_dict(), folder / f"{stem}.pt")
+    inputs, outputs = tensor_specs(network, "small", 4)
+    save_card(ModelCard(id=stem, network=network, preset="small", scale=4, graph=f"{stem}.onnx", graph_sha256="",
+                        inputs=inputs, outputs=outputs, weights=f"{stem}.pt",
+                        weights_sha256=sha256_file(folder / f"{stem}.pt")), folder / f"{stem}.json")
+    return folder, small
+
+
+def test_init_from_preset_starts_a_wider_rrdb_sft_from_the_shipped_narrower_one(tmp_path, models_tmp):
+    """``init_from_preset``: a medium RRDB-SFT starts as the small card's network (same output) and counts
+    its steps from 0; the blind stage's frozen MANet, which has no medium preset, is the card there is."""
+    from engine.archs.rrdb_sft import PRESETS, widen_state
+
+    folder, small = _with_small_card(tmp_path, models_tmp, "rrdb_sft", seed=7)
     with pytest.raises(ConfigError, match="init_from_preset"):
         tiny_config(tmp_path, folder, stage="rrdb_sft", preset="medium", init_from_preset="small")
     cfg = tiny_config(tmp_path, folder, stage="rrdb_sft_blind", preset="medium", name="widen", steps=1, lr=1e-12,
@@ -502,16 +511,7 @@ def test_init_from_preset_starts_a_wider_rrdb_sft_from_the_shipped_narrower_one(
 def test_init_from_preset_starts_a_deeper_sftmd_from_the_shipped_small_one(tmp_path, models_tmp):
     """``init_from_preset`` for SFTMD: the medium network starts as the small card's (its blocks at the
     same indices, the added ones' last convs zero) and counts its steps from 0."""
-    from engine.export import tensor_specs
-
-    folder = tmp_path / "models"
-    shutil.copytree(models_tmp, folder)
-    small = build_network("sftmd", "small", 4, generator=torch.Generator().manual_seed(8))
-    torch.save(small.state_dict(), folder / "sftmd_small_x4.pt")
-    inputs, outputs = tensor_specs("sftmd", "small", 4)
-    save_card(ModelCard(id="sftmd_small_x4", network="sftmd", preset="small", scale=4, graph="sftmd_small_x4.onnx",
-                        graph_sha256="", inputs=inputs, outputs=outputs, weights="sftmd_small_x4.pt",
-                        weights_sha256=sha256_file(folder / "sftmd_small_x4.pt")), folder / "sftmd_small_x4.json")
+    folder, small = _with_small_card(tmp_path, models_tmp, "sftmd", seed=8)
     cfg = tiny_config(tmp_path, folder, stage="sftmd", preset="medium", name="deepen", steps=1, lr=1e-12,
                       init_from_models=True, init_from_preset="small")
     result = train(cfg)
