@@ -78,3 +78,18 @@ def test_card_metrics_name_the_report_they_come_from(photo):
     block = card_metrics(photo, "rrdb_sft", "docs/RESULTS_PHOTO.md, docs/results_photo.json")
     assert block["source"] == "kernelscope-cli evaluate (docs/RESULTS_PHOTO.md, docs/results_photo.json)"
     assert "results.json" in card_metrics(photo, "rrdb_sft")["source"]
+
+
+def test_the_model_table_lists_the_cards_of_the_taken_methods_only(photo):
+    """A file taken for MANet only does not bring its IKC cards: after a retrained SFTMD (a new card id),
+    the report lists the new card, not the stale one the older file also names."""
+    retrained = json.loads(json.dumps(photo))
+    for card in retrained["models"]:
+        if card["network"] == "sftmd":
+            card["id"] = "sftmd_retrained_x4"
+    merged = merge_results([(parse_merge_source(f"{RESULTS}:bicubic,manet"), photo),
+                            (parse_merge_source(f"{RESULTS}:ikc,sftmd_oracle"), retrained)], command="merge")
+    ids = {m["id"]: m["network"] for m in merged["models"]}
+    assert "sftmd_retrained_x4" in ids and ids["sftmd_retrained_x4"] == "sftmd"
+    assert not any(i != "sftmd_retrained_x4" and n == "sftmd" for i, n in ids.items())
+    assert {"manet", "rrdb_sft", "ikc_predictor", "ikc_corrector"} <= set(ids.values())

@@ -23,6 +23,7 @@ from typing import Any
 from engine.data import ALL_PROTOCOLS, BENCHMARKS
 from engine.evaluation.aggregate import aggregate
 from engine.evaluation.config import ALL_METHODS, FORMAT, PREVIOUS_METHODS, EvalConfig, not_applicable
+from engine.methods import networks_for
 
 __all__ = ["MergeSource", "parse_merge_source", "load_merge_source", "merge_results"]
 
@@ -125,8 +126,10 @@ def merge_results(sources: Sequence[tuple[MergeSource, Mapping[str, Any]]], *, c
         takes_current = any(t in ALL_METHODS and t not in PREVIOUS_METHODS for t in targets.values())
         previous = [m for m, t in targets.items() if t in PREVIOUS_METHODS]  # methods that make "previous" rows
         takes_previous_as_current = any(m not in PREVIOUS_METHODS for m in previous)
-        if takes_current:
-            models.update({m["id"]: m for m in results.get("models", [])})
+        if takes_current:  # the cards of the networks the taken methods ran, not every card the file lists
+            networks = {n for m, t in targets.items() if t in ALL_METHODS and t not in PREVIOUS_METHODS
+                        for n in networks_for(m)}
+            models.update({m["id"]: m for m in results.get("models", []) if m.get("network") in networks})
         if takes_previous_as_current:
             models_previous.update({m["id"]: m for m in results.get("models", [])})
             previous_from.append(str(source.path))

@@ -75,8 +75,9 @@ def ship(cfg: TrainConfig, result: TrainResult) -> Path:
         run_entry["trainable"] = ("only the SFT layers' noise-channel weights (output on noise-free input "
                                   "unchanged)" if cfg.trainable == "noise_channel" else cfg.trainable)
     if cfg.init_from_preset is not None and cfg.init_from_preset != cfg.preset:
-        run_entry["init_from"] = (f"{card_id(spec.network, cfg.init_from_preset, cfg.scale)} weights, widened "
-                                  "to this preset with the same output (new channels start unconnected)")
+        run_entry["init_from"] = (f"{card_id(spec.network, cfg.init_from_preset, cfg.scale)} weights, grown to "
+                                  "this preset with the same output (added channels or residual blocks start "
+                                  "contributing nothing)")
     if cfg.init_from_scale is not None and cfg.init_from_scale != cfg.scale:
         run_entry["init_from"] = (f"{card_id(spec.network, cfg.preset, cfg.init_from_scale)} weights "
                                   "(every tensor whose name and shape match; any other initialised afresh)")
