@@ -51,7 +51,8 @@ def test_selftest_passes_on_shipped_models(small_sample):
 def test_selftest_names_a_corrupted_graph(tmp_path, small_sample):
     folder = tmp_path / "models"
     shutil.copytree(models_dir(), folder, ignore=shutil.ignore_patterns("*.pt", "__pycache__"))
-    graph = folder / "sftmd_small_x4.onnx"
+    card = find_card("sftmd", 4, models_dir=folder)  # whichever preset ships
+    graph = card.graph_path
     data = bytearray(graph.read_bytes())
     data[len(data) // 2] ^= 0xFF
     graph.write_bytes(bytes(data))
@@ -60,7 +61,7 @@ def test_selftest_names_a_corrupted_graph(tmp_path, small_sample):
     code = selftest.run_selftest(folder, small_sample, device="cpu", out=out)
     text = out.getvalue()
     assert code == 1
-    assert "SELFTEST FAILED: model cards: ModelError" in text and "sftmd_small_x4" in text
+    assert "SELFTEST FAILED: model cards: ModelError" in text and card.id in text
     assert "SELFTEST FAILED: upscale ikc" in text  # IKC needs SFTMD
     assert "upscale manet x4: 40x32 -> 160x128" in text  # MANet does not: still checked and reported
     assert "SELFTEST PASSED" not in text
