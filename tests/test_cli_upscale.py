@@ -113,30 +113,3 @@ def test_estimate_prints_and_stores_a_jpeg_inputs_quality(tmp_path, tiny_models,
     data = np.load(tmp_path / "photo_kernels.npz")
     assert int(data["jpeg_quality"]) == 85 and bool(data["jpeg_standard_tables"])
     assert "compression: JPEG q 85 " in capsys.readouterr().out
-
-
-def test_upscale_advises_the_photo_trained_method_for_a_clean_trained_one_on_a_jpeg(tmp_path, tiny_models, capsys,
-                                                                                    monkeypatch):
-    """The tiny networks' cards record no noise training (clean-trained); with a MANet whose cards do,
-    IKC on a JPEG q 70 gets an advice line (exit status 0), and on a PNG none."""
-    from dataclasses import replace
-
-    from PIL import Image as PILImage
-
-    import engine.advice
-    from engine.modelcards import find_card
-
-    photo = {"prob": 0.5, "jpeg_prob": 0.3}
-    monkeypatch.setattr(engine.advice, "shipped_cards", lambda method, scale: {
-        n: replace(find_card(n, scale), training={"noise": photo}) for n in ("manet", "rrdb_sft")})
-    y, x = np.mgrid[0:16, 0:24]
-    pixels = np.stack([60 + 4 * x, 80 + 5 * y, 120 + 2 * (x + y)], axis=2).astype(np.uint8)  # no noise
-    PILImage.fromarray(pixels).save(tmp_path / "photo.jpg", quality=70)
-    write_image(tmp_path / "clean.png", Image(rgb_f32=pixels.astype(np.float32) / 255))
-    args = ["--method", "ikc", "--ikc-steps", "1", "--out", str(tmp_path / "o"), "--no-progress"]
-    assert main(["upscale", str(tmp_path / "photo.jpg"), *args]) == 0
-    err = capsys.readouterr().err
-    assert "advice:" in err and "photo.jpg: IKC ×4 was trained on clean images only" in err
-    assert "JPEG q 70" in err and err.rstrip().splitlines()[-2].endswith("(--method manet)")
-    assert main(["upscale", str(tmp_path / "clean.png"), *args]) == 0
-    assert "advice:" not in capsys.readouterr().err

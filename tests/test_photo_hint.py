@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image as PILImage
 
-from engine.advice import photo_input_hint
+from app.jobs import photo_input_hint
 from engine.degradation.degrade import add_gaussian_noise, quantize_u8
 from engine.errors import ModelError
 from engine.imageio import Image, decode_image_bytes
@@ -20,10 +21,10 @@ PHOTO = {"prob": 0.5, "max_sigma_255": 15.0, "jpeg_prob": 0.3, "jpeg_q": [70, 10
 CLEAN = {"prob": 0.0, "max_sigma_255": 15.0, "jpeg_prob": 0.0, "jpeg_q": [70, 100]}
 
 
-def _models(**noise_by_network) -> dict:
-    """Cards by network (the shipped ×4 MANet card, renamed) that record ``noise``."""
+def _models(**noise_by_network) -> SimpleNamespace:
+    """A stand-in ModelSet whose cards (the shipped ×4 MANet card, renamed) record ``noise``."""
     base = find_card("manet", 4)
-    return {n: replace(base, network=n, training={"noise": v}) for n, v in noise_by_network.items()}
+    return SimpleNamespace(cards={n: replace(base, network=n, training={"noise": v}) for n, v in noise_by_network.items()})
 
 
 def _smooth(h: int = 40, w: int = 48) -> np.ndarray:

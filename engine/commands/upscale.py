@@ -222,7 +222,6 @@ def run(args: argparse.Namespace) -> int:
     files, missing = expand_inputs(args.inputs, args.recursive)
     failures: list[tuple[str, str]] = list(missing)
     noticed: list[tuple[str, str]] = []  # skipped without --skip-existing: an output appeared meanwhile
-    advice: list[tuple[str, str]] = []  # engine.advice lines, e.g. clean-trained networks on a noisy JPEG
     if args.out is not None and files:
         problem = make_out_folder(args.out)
         if problem:
@@ -304,9 +303,6 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 bar.close()
             overall.update(1)
-            hint = _advice(args.method, args.scale, image, result, models)
-            if hint:
-                advice.append((str(src), hint))
             try:
                 write_image(dst, result.image, quality=args.quality, overwrite=args.overwrite)
             except InterruptedAfterWrite:
@@ -337,27 +333,13 @@ def run(args: argparse.Namespace) -> int:
     overall.close()
     worker.shutdown()
     summary = f"{written} written, {skipped} skipped, {len(failures)} failed"
-    for title, entries in (("advice:", advice), ("skipped:", noticed), ("failed:", failures)):
+    for title, entries in (("skipped:", noticed), ("failed:", failures)):
         if entries:
             print(title, file=sys.stderr)
             for name, reason in entries:
                 print(f"  {name}: {reason}", file=sys.stderr)
     print(summary, file=sys.stderr)
     return 1 if failures or (noticed and not args.skip_existing) else 0
-
-
-def _advice(method: str, scale: int, image, result, models) -> str | None:
-    """:func:`engine.advice.photo_input_hint` for one result (None without networks or for the method it
-    would point to), naming the ``--method`` to use."""
-    from engine.advice import PHOTO_METHOD, photo_input_hint, shipped_cards
-    from engine.noise import estimate_noise
-
-    if models is None or method == PHOTO_METHOD:
-        return None
-    noise = result.noise if result.noise is not None else estimate_noise(image.rgb_f32)
-    hint = photo_input_hint(method, scale, image, noise,
-                            lambda m, s: models.cards if m == method else shipped_cards(m, s))
-    return None if hint is None else f"{hint} (--method {PHOTO_METHOD})"
 
 
 def _save_kernels(result, target: Path, *, overwrite: bool) -> None:
