@@ -464,8 +464,6 @@ class StudioSession:
                 self.select(entry)
         self.view.show_status(f"{self.view.method_label(result.method)} ×{result.scale} in {result.seconds:.2f} s "
                               f"on {device_name(result.provider)}", 10_000)
-        if output.hint:
-            self.view.notify(output.hint)
         self.view.refresh_region_stats()
 
     def _batch_done(self, _job_id: int, job: Job, written: Path) -> None:

@@ -166,18 +166,6 @@ class ModelCard:
             return 0
 
     @property
-    def trained_on_photo_degradations(self) -> bool:
-        """Training added sensor-like noise or JPEG to some inputs (the ``training.noise`` record the
-        trainer writes: a share of patches above zero for either); False for clean-only training."""
-        noise = self.training.get("noise")
-        if not isinstance(noise, dict):
-            return False
-        try:
-            return float(noise.get("prob", 0) or 0) > 0 or float(noise.get("jpeg_prob", 0) or 0) > 0
-        except (TypeError, ValueError):
-            return False
-
-    @property
     def precision(self) -> str:
         """The precision of this card's graph: ``fp32``, or the one :meth:`at_precision` selected."""
         return str(self.extra.get("precision", "fp32"))
