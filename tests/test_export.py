@@ -16,7 +16,7 @@ from engine import export  # noqa: E402
 from engine.archs import NETWORKS, build_network, count_parameters  # noqa: E402
 from engine.commands import export as export_cmd  # noqa: E402
 from engine.errors import ModelError  # noqa: E402
-from engine.modelcards import load_card, sha256_file  # noqa: E402
+from engine.modelcards import find_cards, load_card, sha256_file  # noqa: E402
 from engine.paths import models_dir  # noqa: E402
 
 # scales chosen so that PixelShuffle(3), two PixelShuffle(2) and ConvTranspose all get exported
@@ -170,11 +170,12 @@ def test_parity_detects_a_mismatched_graph(tiny_models: Path) -> None:
     assert export.parity(card.graph_path, model, "rrdb_sft", "tiny", 3, SIZES[0], torch.Generator().manual_seed(0)) > 1e-3
 
 
-@pytest.mark.parametrize(("network", "preset", "scale"), export.INITIAL_ARTIFACTS)
-def test_shipped_artifacts_are_consistent(network: str, preset: str, scale: int) -> None:
-    """The graphs in models/ match their cards and the weights the cards name."""
-    card = load_card(models_dir() / f"{export.card_id(network, preset, scale)}.json")
-    assert (card.network, card.preset, card.scale) == (network, preset, scale)
+@pytest.mark.parametrize("card_id", sorted(c.id for c in find_cards(models_dir())))
+def test_shipped_artifacts_are_consistent(card_id: str) -> None:
+    """Every graph in models/ matches its card and the weights the card names."""
+    card = load_card(models_dir() / f"{card_id}.json")
+    network, preset, scale = card.network, card.preset, card.scale
+    assert card.id == export.card_id(network, preset, scale)
     assert sha256_file(card.graph_path) == card.graph_sha256
     assert sha256_file(card.weights_path) == card.weights_sha256
     assert card.opset >= 17 and card.extra.get("exporter") in ("dynamo", "torchscript")
