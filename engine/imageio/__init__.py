@@ -1,7 +1,7 @@
 """Robust image reading and writing: PNG, JPEG, TIFF, BMP and WebP, 8 and 16 bit.
 
 Everything the rest of Kernelscope sees of an image file is one :class:`Image`: RGB pixels as
-``float32``  in [0, 1] (H×W×3, RGB order), an optional alpha plane (H×W, [0, 1], straight, not
+``float32`` in [0, 1] (H×W×3, RGB order), an optional alpha plane (H×W, [0, 1], straight, not
 premultiplied), and the metadata worth carrying to the output (ICC profile, EXIF).
 
 One job per module; import the names below from this package:
